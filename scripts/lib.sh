@@ -1,0 +1,91 @@
+# shellcheck shell=bash
+# Shared by scripts/demo and scripts/test: make sure the Rust toolchain is there and that
+# PostgreSQL and Redis run on 127.0.0.1. On a Debian/Ubuntu machine, missing services are
+# installed from the distribution's packages and started; services that already run (on
+# this machine or elsewhere, reachable on the usual ports) are left as they are.
+
+PG_PORT=5432
+REDIS_PORT=6379
+# The account the scripts use; a fresh install gets this password for `postgres`.
+PG_ADMIN_URL="postgres://postgres:postgres@127.0.0.1:${PG_PORT}/postgres"
+
+say() { printf 'boxoffice: %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else say "needs root for: $*"; return 1
+  fi
+}
+
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "$* missing, and this is not a Debian/Ubuntu machine: install it yourself, then run this again"
+    return 1
+  fi
+  if [ -z "${BOXOFFICE_APT_UPDATED:-}" ]; then
+    as_root apt-get update -qq
+    BOXOFFICE_APT_UPDATED=1
+  fi
+  say "installing $* from the distribution's packages"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for_port() {
+  local port=$1 what=$2 i
+  for i in $(seq 1 60); do
+    port_open "$port" && return 0
+    sleep 0.5
+  done
+  say "$what did not start listening on 127.0.0.1:$port"
+  return 1
+}
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    say "needs the Rust toolchain (1.85 or newer): install it with rustup (rustup.rs), then run this again"
+    return 1
+  fi
+}
+
+ensure_postgres() {
+  command -v psql >/dev/null 2>&1 || apt_install postgresql-client
+  if ! port_open "$PG_PORT"; then
+    if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+      apt_install postgresql postgresql-contrib
+    fi
+    local version
+    version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+    if ! ls "/etc/postgresql/$version/main" >/dev/null 2>&1; then
+      as_root pg_createcluster "$version" main >/dev/null
+    fi
+    say "starting PostgreSQL $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || as_root service postgresql start
+    wait_for_port "$PG_PORT" PostgreSQL
+  fi
+  if ! psql "$PG_ADMIN_URL" -qAtc 'SELECT 1' >/dev/null 2>&1; then
+    # A fresh Debian cluster asks local TCP clients for a password that `postgres` lacks.
+    say "giving the postgres role the password the scripts use"
+    as_root runuser -u postgres -- psql -qc "ALTER ROLE postgres PASSWORD 'postgres'" >/dev/null
+    psql "$PG_ADMIN_URL" -qAtc 'SELECT 1' >/dev/null || { say "cannot log in to PostgreSQL as $PG_ADMIN_URL"; return 1; }
+  fi
+}
+
+ensure_redis() {
+  port_open "$REDIS_PORT" && return 0
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  say "starting Redis"
+  as_root redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no >/dev/null
+  wait_for_port "$REDIS_PORT" Redis
+}
+
+ensure_all() {
+  ensure_rust
+  ensure_postgres
+  ensure_redis
+}

@@ -1,0 +1,258 @@
+//! All settings, read from the environment once at start-up.
+//!
+//! Every setting has a documented default (see the README's Configuration table). A value
+//! that is present but malformed stops start-up with one line naming the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rand::RngCore;
+
+/// A setting that could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("configuration: {name} {problem}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `BOXOFFICE_BIND`: address and port to listen on. Port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// `DATABASE_URL`: the PostgreSQL database (created if missing).
+    pub database_url: String,
+    /// `BOXOFFICE_DB_MAX_CONNECTIONS`: size of the connection pool.
+    pub db_max_connections: u32,
+    /// `REDIS_URL`: optional; enables hold mirroring, durable queues and cross-node fan-out.
+    pub redis_url: Option<String>,
+    /// `BOXOFFICE_JWT_SECRET`: key that signs account and admission tokens (≥ 32 bytes).
+    pub jwt_secret: Vec<u8>,
+    /// Whether `jwt_secret` was generated at start-up (tokens will not survive a restart).
+    pub jwt_secret_generated: bool,
+    /// `BOXOFFICE_TOKEN_TTL_MINUTES`: lifetime of an account token.
+    pub token_ttl: Duration,
+    /// `BOXOFFICE_HOLD_MINUTES`: default hold duration for on-sales that do not set one.
+    pub default_hold_minutes: i64,
+    /// `BOXOFFICE_WORKERS`: HTTP worker threads (default: one per core).
+    pub workers: usize,
+    /// `BOXOFFICE_MAX_BODY_BYTES`: the largest JSON body accepted.
+    pub max_body_bytes: usize,
+    /// `BOXOFFICE_AUTH_RATE_PER_MINUTE`: sign-up and login attempts allowed per client IP.
+    pub auth_rate_per_minute: u32,
+    /// `BOXOFFICE_SHUTDOWN_SECONDS`: how long in-flight requests get on SIGTERM.
+    pub shutdown_timeout: Duration,
+    /// `BOXOFFICE_WEB_DIR`: the static pages served at `/`.
+    pub web_dir: PathBuf,
+    /// `BOXOFFICE_LOG_FORMAT`: `pretty` or `json`. (`RUST_LOG` sets the levels.)
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can supply their own environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let bind = parse_or(
+            &get,
+            "BOXOFFICE_BIND",
+            "127.0.0.1:8080".parse().ok(),
+            "must be an address such as 127.0.0.1:8080",
+        )?;
+        let database_url = get("DATABASE_URL")
+            .unwrap_or_else(|| "postgres://postgres:postgres@127.0.0.1:5432/boxoffice".to_owned());
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(ConfigError {
+                name: "DATABASE_URL",
+                problem: "must be a postgres:// URL".into(),
+            });
+        }
+        let redis_url = get("REDIS_URL");
+        if let Some(url) = &redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(ConfigError {
+                    name: "REDIS_URL",
+                    problem: "must be a redis:// URL".into(),
+                });
+            }
+        }
+        let (jwt_secret, jwt_secret_generated) = match get("BOXOFFICE_JWT_SECRET") {
+            Some(secret) if secret.len() >= 32 => (secret.into_bytes(), false),
+            Some(_) => {
+                return Err(ConfigError {
+                    name: "BOXOFFICE_JWT_SECRET",
+                    problem: "must be at least 32 bytes long".into(),
+                })
+            }
+            None => {
+                let mut secret = vec![0u8; 32];
+                rand::thread_rng().fill_bytes(&mut secret);
+                (secret, true)
+            }
+        };
+        let workers = match get("BOXOFFICE_WORKERS") {
+            None => std::thread::available_parallelism().map_or(2, usize::from),
+            Some(_) => bounded(&get, "BOXOFFICE_WORKERS", 2, 1, 256)? as usize,
+        };
+        let log_format = match get("BOXOFFICE_LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(_) => {
+                return Err(ConfigError {
+                    name: "BOXOFFICE_LOG_FORMAT",
+                    problem: "must be pretty or json".into(),
+                })
+            }
+        };
+
+        Ok(Settings {
+            bind,
+            database_url,
+            db_max_connections: bounded(&get, "BOXOFFICE_DB_MAX_CONNECTIONS", 20, 1, 1000)? as u32,
+            redis_url,
+            jwt_secret,
+            jwt_secret_generated,
+            token_ttl: Duration::from_secs(
+                60 * bounded(
+                    &get,
+                    "BOXOFFICE_TOKEN_TTL_MINUTES",
+                    24 * 60,
+                    1,
+                    60 * 24 * 90,
+                )?,
+            ),
+            default_hold_minutes: bounded(&get, "BOXOFFICE_HOLD_MINUTES", 10, 1, 60)? as i64,
+            workers,
+            max_body_bytes: bounded(
+                &get,
+                "BOXOFFICE_MAX_BODY_BYTES",
+                2 * 1024 * 1024,
+                1024,
+                64 * 1024 * 1024,
+            )? as usize,
+            auth_rate_per_minute: bounded(&get, "BOXOFFICE_AUTH_RATE_PER_MINUTE", 30, 1, 1_000_000)?
+                as u32,
+            shutdown_timeout: Duration::from_secs(bounded(
+                &get,
+                "BOXOFFICE_SHUTDOWN_SECONDS",
+                30,
+                0,
+                3600,
+            )?),
+            web_dir: get("BOXOFFICE_WEB_DIR").map_or_else(|| PathBuf::from("web"), PathBuf::from),
+            log_format,
+        })
+    }
+
+    /// The same database server, another database (tests and the demo use their own).
+    pub fn with_database(mut self, name: &str) -> Settings {
+        if let Some((server, _)) = self.database_url.rsplit_once('/') {
+            self.database_url = format!("{server}/{name}");
+        }
+        self
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: Option<T>,
+    problem: &str,
+) -> Result<T, ConfigError> {
+    match get(name) {
+        Some(value) => value.trim().parse().map_err(|_| ConfigError {
+            name,
+            problem: format!("{problem} (got {value:?})"),
+        }),
+        None => default.ok_or_else(|| ConfigError {
+            name,
+            problem: "is required".into(),
+        }),
+    }
+}
+
+fn bounded(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let value = parse_or(
+        get,
+        name,
+        Some(default),
+        &format!("must be a whole number from {min} to {max}"),
+    )?;
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError {
+            name,
+            problem: format!("must be a whole number from {min} to {max} (got {value})"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let s = settings(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.bind.port(), 8080);
+        assert_eq!(s.default_hold_minutes, 10);
+        assert!(s.redis_url.is_none());
+        assert!(s.jwt_secret_generated && s.jwt_secret.len() == 32);
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable() {
+        for (name, value) in [
+            ("BOXOFFICE_BIND", "nowhere"),
+            ("DATABASE_URL", "mysql://x"),
+            ("REDIS_URL", "http://x"),
+            ("BOXOFFICE_JWT_SECRET", "short"),
+            ("BOXOFFICE_HOLD_MINUTES", "0"),
+            ("BOXOFFICE_HOLD_MINUTES", "ten"),
+            ("BOXOFFICE_LOG_FORMAT", "xml"),
+            ("BOXOFFICE_WORKERS", "-1"),
+        ] {
+            let error = settings(&[(name, value)]).err();
+            assert_eq!(error.map(|e| e.name), Some(name), "{name}={value}");
+        }
+    }
+
+    #[test]
+    fn another_database_on_the_same_server() {
+        let s = settings(&[("DATABASE_URL", "postgres://u:p@h:1/main")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.with_database("other").database_url,
+            "postgres://u:p@h:1/other"
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! Plain types and rules of the ticketing domain: ids, money, accounts, venues and their
+//! seating plans, events, prices and on-sale schedules.
+//!
+//! Nothing here knows about actix, sqlx or HTTP. Values are built through `parse`, so an
+//! invalid one (a negative price, an end before its start, a seat-less section) cannot
+//! exist past the edge of the system.
+
+pub mod account;
+pub mod event;
+pub mod money;
+pub mod onsale;
+pub mod pricing;
+pub mod validation;
+pub mod venue;
+
+pub use validation::FieldErrors;

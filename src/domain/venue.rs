@@ -1,0 +1,666 @@
+//! Venues and their seating plans.
+//!
+//! A venue's layout is a list of sections, each either seated (rows of numbered seats with
+//! map coordinates) or general admission (a standing capacity). Organizers describe seated
+//! sections compactly (rows × seats per row, rows lettered or numbered) or seat by seat;
+//! [`SeatingPlan::parse`] turns either into the exact seats, positions and coordinates
+//! that the database stores and the seat map draws.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::validation::{text, FieldErrors};
+
+pub const MAX_SECTIONS: usize = 100;
+pub const MAX_SEATS_PER_SECTION: i64 = 20_000;
+pub const MAX_VENUE_CAPACITY: i64 = 200_000;
+const MAX_ROWS: i64 = 500;
+const MAX_SEATS_PER_ROW: i64 = 500;
+
+/// Horizontal distance between seat centres on the map, in map units.
+const SEAT_PITCH: f32 = 1.0;
+/// Vertical distance between rows on the map.
+const ROW_PITCH: f32 = 1.2;
+/// Space left between two automatically placed sections.
+const SECTION_GAP: f32 = 4.0;
+
+/// The kind of place (seed 000's venue types, plus stadium and club).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VenueType {
+    Arena,
+    Stadium,
+    ConferenceCenter,
+    Theater,
+    Club,
+    Outdoor,
+}
+
+impl VenueType {
+    pub const ALL: [VenueType; 6] = [
+        VenueType::Arena,
+        VenueType::Stadium,
+        VenueType::ConferenceCenter,
+        VenueType::Theater,
+        VenueType::Club,
+        VenueType::Outdoor,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VenueType::Arena => "ARENA",
+            VenueType::Stadium => "STADIUM",
+            VenueType::ConferenceCenter => "CONFERENCE_CENTER",
+            VenueType::Theater => "THEATER",
+            VenueType::Club => "CLUB",
+            VenueType::Outdoor => "OUTDOOR",
+        }
+    }
+
+    /// Accepts the upper-case name, in any case.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let upper = value.trim().to_ascii_uppercase();
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == upper)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|t| t.as_str()).collect();
+                format!("must be one of {}", names.join(", "))
+            })
+    }
+}
+
+/// A latitude in degrees, -90 to 90.
+pub fn latitude(value: f64) -> Result<f64, String> {
+    if value.is_finite() && (-90.0..=90.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err("must be a latitude between -90 and 90".into())
+    }
+}
+
+/// A longitude in degrees, -180 to 180.
+pub fn longitude(value: f64) -> Result<f64, String> {
+    if value.is_finite() && (-180.0..=180.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err("must be a longitude between -180 and 180".into())
+    }
+}
+
+/// An IANA time-zone name such as `Europe/Paris` or `UTC` (its shape is checked here).
+pub fn timezone(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let shaped = !value.is_empty()
+        && value.len() <= 64
+        && !value.starts_with('/')
+        && !value.ends_with('/')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'));
+    if shaped {
+        Ok(value.to_owned())
+    } else {
+        Err("must be an IANA time-zone name such as Europe/Paris".into())
+    }
+}
+
+/// Whether a section's tickets are for numbered seats or standing room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SectionKind {
+    Seated,
+    GeneralAdmission,
+}
+
+impl SectionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SectionKind::Seated => "seated",
+            SectionKind::GeneralAdmission => "general_admission",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "seated" => Ok(SectionKind::Seated),
+            "general_admission" => Ok(SectionKind::GeneralAdmission),
+            other => Err(format!("unknown section kind {other}")),
+        }
+    }
+}
+
+/// How the rows of a generated section are named.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RowLabels {
+    /// A, B, … Z, AA, AB, …
+    #[default]
+    Letters,
+    /// 1, 2, 3, …
+    Numbers,
+}
+
+impl RowLabels {
+    /// The label of the row at `index` (0-based).
+    pub fn label(self, index: usize) -> String {
+        match self {
+            RowLabels::Numbers => (index + 1).to_string(),
+            RowLabels::Letters => {
+                // Bijective base 26: 0 → A, 25 → Z, 26 → AA.
+                let mut n = index + 1;
+                let mut label = Vec::new();
+                while n > 0 {
+                    let rem = (n - 1) % 26;
+                    label.push(b'A' + rem as u8);
+                    n = (n - 1) / 26;
+                }
+                label.reverse();
+                String::from_utf8_lossy(&label).into_owned()
+            }
+        }
+    }
+}
+
+/// A point on the venue map.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MapPoint {
+    pub x: f64,
+    pub y: f64,
+}
+
+/// One seat given explicitly.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeatSpec {
+    pub row: String,
+    pub number: i64,
+    /// Map coordinates; give them for every seat of the section or for none.
+    pub x: Option<f64>,
+    pub y: Option<f64>,
+}
+
+/// A section as the organizer describes it. A `seated` section gives either `rows` and
+/// `seats_per_row` (with `row_labels`), or an explicit `seats` list; a `general_admission`
+/// section gives its `capacity`. (A flat struct rather than a tagged enum, so that a bad
+/// field is reported with its exact path.)
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SectionSpec {
+    pub name: String,
+    pub kind: SectionKind,
+    pub rows: Option<i64>,
+    pub seats_per_row: Option<i64>,
+    #[serde(default)]
+    pub row_labels: RowLabels,
+    pub seats: Option<Vec<SeatSpec>>,
+    /// Where the section's first seat sits on the map; placed automatically if absent.
+    pub origin: Option<MapPoint>,
+    /// Standing places of a general-admission section.
+    pub capacity: Option<i64>,
+}
+
+/// A venue's whole layout as the organizer describes it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutSpec {
+    pub sections: Vec<SectionSpec>,
+}
+
+/// A seat ready to store: its place in the section's order and on the map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedSeat {
+    pub row_label: String,
+    pub seat_number: i32,
+    pub position: i32,
+    pub x: f32,
+    pub y: f32,
+}
+
+/// A validated section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedSection {
+    pub name: String,
+    pub kind: SectionKind,
+    pub capacity: i32,
+    pub seats: Vec<PlannedSeat>,
+}
+
+/// A validated layout: every seat named once, every count within bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeatingPlan {
+    pub sections: Vec<PlannedSection>,
+}
+
+impl SeatingPlan {
+    /// Validates a layout, naming each bad field under `field` (e.g. `layout`).
+    pub fn parse(spec: &LayoutSpec, field: &str) -> Result<SeatingPlan, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        if spec.sections.is_empty() {
+            errors.add(
+                format!("{field}.sections"),
+                "a venue needs at least one section",
+            );
+        }
+        if spec.sections.len() > MAX_SECTIONS {
+            errors.add(
+                format!("{field}.sections"),
+                format!("at most {MAX_SECTIONS} sections"),
+            );
+            return Err(errors);
+        }
+
+        let mut names = HashSet::new();
+        let mut sections = Vec::with_capacity(spec.sections.len());
+        let mut next_x: f32 = 0.0;
+        for (index, section) in spec.sections.iter().enumerate() {
+            let at = format!("{field}.sections[{index}]");
+            let planned = match section.kind {
+                SectionKind::GeneralAdmission => plan_general_admission(section, &at, &mut errors),
+                SectionKind::Seated => {
+                    let origin = section
+                        .origin
+                        .map_or((next_x, 0.0), |p| (p.x as f32, p.y as f32));
+                    let planned = plan_seated(section, origin, &at, &mut errors);
+                    if let Some(section) = &planned {
+                        let right = section.seats.iter().map(|s| s.x).fold(origin.0, f32::max);
+                        next_x = next_x.max(right + SECTION_GAP);
+                    }
+                    planned
+                }
+            };
+            if let Some(section) = planned {
+                if !names.insert(section.name.to_lowercase()) {
+                    errors.add(
+                        format!("{at}.name"),
+                        "section names must be unique in a venue",
+                    );
+                }
+                sections.push(section);
+            }
+        }
+
+        let capacity: i64 = sections.iter().map(|s| i64::from(s.capacity)).sum();
+        if capacity > MAX_VENUE_CAPACITY {
+            errors.add(
+                format!("{field}.sections"),
+                format!("a venue holds at most {MAX_VENUE_CAPACITY} people"),
+            );
+        }
+        errors.finish(SeatingPlan { sections })
+    }
+
+    /// Everyone the venue holds: seats plus standing capacity.
+    pub fn capacity(&self) -> i32 {
+        self.sections.iter().map(|s| s.capacity).sum()
+    }
+}
+
+fn plan_general_admission(
+    spec: &SectionSpec,
+    at: &str,
+    errors: &mut FieldErrors,
+) -> Option<PlannedSection> {
+    let name = errors.take(&format!("{at}.name"), text(&spec.name, 100));
+    for (field, given) in [
+        ("rows", spec.rows.is_some()),
+        ("seats_per_row", spec.seats_per_row.is_some()),
+        ("seats", spec.seats.is_some()),
+    ] {
+        errors.check(
+            !given,
+            format!("{at}.{field}"),
+            "a general-admission section has a capacity, not seats",
+        );
+    }
+    let Some(capacity) = spec
+        .capacity
+        .filter(|c| (1..=MAX_VENUE_CAPACITY).contains(c))
+    else {
+        errors.add(
+            format!("{at}.capacity"),
+            format!("must be between 1 and {MAX_VENUE_CAPACITY}"),
+        );
+        return None;
+    };
+    Some(PlannedSection {
+        name: name?,
+        kind: SectionKind::GeneralAdmission,
+        capacity: i32::try_from(capacity).ok()?,
+        seats: Vec::new(),
+    })
+}
+
+fn plan_seated(
+    spec: &SectionSpec,
+    origin: (f32, f32),
+    at: &str,
+    errors: &mut FieldErrors,
+) -> Option<PlannedSection> {
+    let name = errors.take(&format!("{at}.name"), text(&spec.name, 100));
+    errors.check(
+        spec.capacity.is_none(),
+        format!("{at}.capacity"),
+        "a seated section's capacity is its seats",
+    );
+    let planned = match (spec.rows, spec.seats_per_row, spec.seats.as_deref()) {
+        (Some(rows), Some(per_row), None) => {
+            generate_grid(rows, per_row, spec.row_labels, origin, at, errors)
+        }
+        (None, None, Some(seats)) => explicit_seats(seats, origin, at, errors),
+        _ => {
+            errors.add(
+                at.to_owned(),
+                "a seated section needs either rows and seats_per_row, or a seats list",
+            );
+            None
+        }
+    }?;
+    let capacity = i32::try_from(planned.len()).ok()?;
+    Some(PlannedSection {
+        name: name?,
+        kind: SectionKind::Seated,
+        capacity,
+        seats: planned,
+    })
+}
+
+fn generate_grid(
+    rows: i64,
+    per_row: i64,
+    labels: RowLabels,
+    origin: (f32, f32),
+    at: &str,
+    errors: &mut FieldErrors,
+) -> Option<Vec<PlannedSeat>> {
+    let rows_ok = (1..=MAX_ROWS).contains(&rows);
+    let per_row_ok = (1..=MAX_SEATS_PER_ROW).contains(&per_row);
+    errors.check(
+        rows_ok,
+        format!("{at}.rows"),
+        format!("must be between 1 and {MAX_ROWS}"),
+    );
+    errors.check(
+        per_row_ok,
+        format!("{at}.seats_per_row"),
+        format!("must be between 1 and {MAX_SEATS_PER_ROW}"),
+    );
+    if !rows_ok || !per_row_ok {
+        return None;
+    }
+    if rows * per_row > MAX_SEATS_PER_SECTION {
+        errors.add(
+            at.to_owned(),
+            format!("a section holds at most {MAX_SEATS_PER_SECTION} seats"),
+        );
+        return None;
+    }
+    let mut seats = Vec::with_capacity(usize::try_from(rows * per_row).ok()?);
+    for row in 0..rows {
+        let row_label = labels.label(usize::try_from(row).ok()?);
+        for number in 1..=per_row {
+            let position = i32::try_from(seats.len()).ok()?;
+            seats.push(PlannedSeat {
+                row_label: row_label.clone(),
+                seat_number: i32::try_from(number).ok()?,
+                position,
+                x: origin.0 + (number - 1) as f32 * SEAT_PITCH,
+                y: origin.1 + row as f32 * ROW_PITCH,
+            });
+        }
+    }
+    Some(seats)
+}
+
+fn explicit_seats(
+    specs: &[SeatSpec],
+    origin: (f32, f32),
+    at: &str,
+    errors: &mut FieldErrors,
+) -> Option<Vec<PlannedSeat>> {
+    if specs.is_empty() || specs.len() as i64 > MAX_SEATS_PER_SECTION {
+        errors.add(
+            format!("{at}.seats"),
+            format!("must list between 1 and {MAX_SEATS_PER_SECTION} seats"),
+        );
+        return None;
+    }
+    let with_coordinates = specs
+        .iter()
+        .filter(|s| s.x.is_some() && s.y.is_some())
+        .count();
+    if with_coordinates != 0 && with_coordinates != specs.len() {
+        errors.add(
+            format!("{at}.seats"),
+            "give x and y for every seat or for none",
+        );
+        return None;
+    }
+
+    let mut seen = HashSet::new();
+    let mut row_order: Vec<String> = Vec::new();
+    let mut seats = Vec::with_capacity(specs.len());
+    let mut ok = true;
+    for (index, spec) in specs.iter().enumerate() {
+        let field = format!("{at}.seats[{index}]");
+        let row = match text(&spec.row, 10) {
+            Ok(row) => row,
+            Err(reason) => {
+                errors.add(format!("{field}.row"), reason);
+                ok = false;
+                continue;
+            }
+        };
+        let Some(number) = i32::try_from(spec.number)
+            .ok()
+            .filter(|n| (1..=9999).contains(n))
+        else {
+            errors.add(format!("{field}.number"), "must be between 1 and 9999");
+            ok = false;
+            continue;
+        };
+        if !seen.insert((row.clone(), number)) {
+            errors.add(field, format!("seat {row}-{number} is listed twice"));
+            ok = false;
+            continue;
+        }
+        let row_index = match row_order.iter().position(|r| *r == row) {
+            Some(i) => i,
+            None => {
+                row_order.push(row.clone());
+                row_order.len() - 1
+            }
+        };
+        let (x, y) = match (spec.x, spec.y) {
+            (Some(x), Some(y)) if x.is_finite() && y.is_finite() => (x as f32, y as f32),
+            (Some(_), Some(_)) => {
+                errors.add(field, "coordinates must be finite numbers");
+                ok = false;
+                continue;
+            }
+            _ => (
+                origin.0 + (number - 1) as f32 * SEAT_PITCH,
+                origin.1 + row_index as f32 * ROW_PITCH,
+            ),
+        };
+        seats.push(PlannedSeat {
+            row_label: row,
+            seat_number: number,
+            position: 0,
+            x,
+            y,
+        });
+    }
+    if !ok {
+        return None;
+    }
+    for (position, seat) in seats.iter_mut().enumerate() {
+        seat.position = i32::try_from(position).ok()?;
+    }
+    Some(seats)
+}
+
+/// How a seat is named to a person: row and number, e.g. `B-12`.
+pub fn seat_label(row_label: &str, seat_number: i32) -> String {
+    format!("{row_label}-{seat_number}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn layout(json: serde_json::Value) -> LayoutSpec {
+        serde_json::from_value(json).unwrap_or_else(|e| panic!("bad test layout: {e}"))
+    }
+
+    #[test]
+    fn row_letters_continue_past_z() {
+        let labels: Vec<_> = [0, 1, 25, 26, 27, 51, 52, 701, 702]
+            .iter()
+            .map(|&i| RowLabels::Letters.label(i))
+            .collect();
+        assert_eq!(labels, ["A", "B", "Z", "AA", "AB", "AZ", "BA", "ZZ", "AAA"]);
+        assert_eq!(RowLabels::Numbers.label(0), "1");
+    }
+
+    #[test]
+    fn a_grid_section_has_rows_times_seats() {
+        let spec = layout(serde_json::json!({"sections": [
+            {"name": "Floor", "kind": "general_admission", "capacity": 500},
+            {"name": "101", "kind": "seated", "rows": 3, "seats_per_row": 4},
+        ]}));
+        let plan = SeatingPlan::parse(&spec, "layout").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(plan.capacity(), 512);
+        let seated = &plan.sections[1];
+        assert_eq!(seated.seats.len(), 12);
+        assert_eq!(
+            seat_label(&seated.seats[11].row_label, seated.seats[11].seat_number),
+            "C-4"
+        );
+        let positions: Vec<_> = seated.seats.iter().map(|s| s.position).collect();
+        assert_eq!(positions, (0..12).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn sections_are_placed_side_by_side() {
+        let spec = layout(serde_json::json!({"sections": [
+            {"name": "A", "kind": "seated", "rows": 1, "seats_per_row": 10},
+            {"name": "B", "kind": "seated", "rows": 1, "seats_per_row": 10},
+        ]}));
+        let plan = SeatingPlan::parse(&spec, "layout").unwrap_or_else(|e| panic!("{e:?}"));
+        let right_of_a = plan.sections[0]
+            .seats
+            .iter()
+            .map(|s| s.x)
+            .fold(f32::MIN, f32::max);
+        let left_of_b = plan.sections[1]
+            .seats
+            .iter()
+            .map(|s| s.x)
+            .fold(f32::MAX, f32::min);
+        assert!(left_of_b > right_of_a);
+    }
+
+    #[test]
+    fn explicit_seats_keep_their_order_and_refuse_duplicates() {
+        let ok = layout(
+            serde_json::json!({"sections": [{"name": "Box", "kind": "seated",
+            "seats": [{"row": "A", "number": 2}, {"row": "A", "number": 1}, {"row": "B", "number": 1}]}]}),
+        );
+        let plan = SeatingPlan::parse(&ok, "layout").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(plan.sections[0].seats[0].seat_number, 2);
+        assert_eq!(plan.sections[0].seats[2].y, ROW_PITCH);
+
+        let dup = layout(
+            serde_json::json!({"sections": [{"name": "Box", "kind": "seated",
+            "seats": [{"row": "A", "number": 1}, {"row": "A", "number": 1}]}]}),
+        );
+        let errors = SeatingPlan::parse(&dup, "layout")
+            .err()
+            .map(FieldErrors::into_inner)
+            .unwrap_or_default();
+        assert!(
+            errors.contains_key("layout.sections[0].seats[1]"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn bad_sections_name_their_field() {
+        let spec = layout(serde_json::json!({"sections": [
+            {"name": "A", "kind": "seated", "rows": 0, "seats_per_row": 10},
+            {"name": "B", "kind": "general_admission", "capacity": -5},
+            {"name": "a", "kind": "seated", "rows": 2},
+            {"name": "", "kind": "seated", "rows": 1, "seats_per_row": 1},
+        ]}));
+        let errors = SeatingPlan::parse(&spec, "layout")
+            .err()
+            .map(FieldErrors::into_inner)
+            .unwrap_or_default();
+        for field in [
+            "layout.sections[0].rows",
+            "layout.sections[1].capacity",
+            "layout.sections[2]",
+            "layout.sections[3].name",
+        ] {
+            assert!(
+                errors.contains_key(field),
+                "{field} missing from {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_layout_is_refused() {
+        assert!(SeatingPlan::parse(&LayoutSpec { sections: vec![] }, "layout").is_err());
+    }
+
+    #[test]
+    fn section_names_are_unique_regardless_of_case() {
+        let spec = layout(serde_json::json!({"sections": [
+            {"name": "Floor", "kind": "general_admission", "capacity": 5},
+            {"name": "FLOOR", "kind": "general_admission", "capacity": 5},
+        ]}));
+        assert!(SeatingPlan::parse(&spec, "layout").is_err());
+    }
+
+    #[test]
+    fn venue_types_parse_in_any_case() {
+        assert_eq!(VenueType::parse("arena"), Ok(VenueType::Arena));
+        assert_eq!(
+            VenueType::parse("CONFERENCE_CENTER"),
+            Ok(VenueType::ConferenceCenter)
+        );
+        assert!(VenueType::parse("castle").is_err());
+    }
+
+    #[test]
+    fn coordinates_and_timezones_are_checked() {
+        assert!(latitude(91.0).is_err());
+        assert!(latitude(f64::NAN).is_err());
+        assert!(longitude(-180.0).is_ok());
+        assert!(timezone("Europe/Paris").is_ok());
+        assert!(timezone("Not a zone").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn generated_grids_have_unique_seats_and_dense_positions(rows in 1i64..40, per_row in 1i64..40) {
+            let spec = LayoutSpec { sections: vec![SectionSpec {
+                name: "S".into(), kind: SectionKind::Seated, rows: Some(rows), seats_per_row: Some(per_row),
+                row_labels: RowLabels::Letters, seats: None, origin: None, capacity: None }] };
+            let plan = SeatingPlan::parse(&spec, "layout").map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            let seats = &plan.sections[0].seats;
+            prop_assert_eq!(seats.len() as i64, rows * per_row);
+            let unique: HashSet<_> = seats.iter().map(|s| (s.row_label.clone(), s.seat_number)).collect();
+            prop_assert_eq!(unique.len(), seats.len());
+            for (i, seat) in seats.iter().enumerate() {
+                prop_assert_eq!(seat.position as usize, i);
+            }
+        }
+    }
+}

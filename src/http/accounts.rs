@@ -1,0 +1,112 @@
+//! Sign-up and login.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::Json;
+use super::AppState;
+use crate::domain::account::{Email, Password, Role};
+use crate::domain::validation::text;
+use crate::domain::FieldErrors;
+use crate::persistence::{accounts, WriteError};
+use crate::security;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    pub email: String,
+    /// 8 to 128 characters.
+    pub password: String,
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SignupResponse {
+    pub user_id: Uuid,
+    pub role: Role,
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// Creates an organizer or buyer account and signs it in.
+#[utoipa::path(post, path = "/api/v1/auth/signup", tag = "accounts", request_body = SignupRequest,
+    responses((status = 201, body = SignupResponse), (status = 409, description = "e-mail taken", body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[tracing::instrument(skip(state, req, body))]
+pub async fn signup(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Json<SignupRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth_limiter.check(&req)?;
+    let body = body.0;
+    let mut errors = FieldErrors::new();
+    let email = errors.take("email", Email::parse(&body.email));
+    let password = errors.take("password", Password::parse(&body.password));
+    let name = errors.take("name", text(&body.name, 200));
+    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
+        return Err(errors.into());
+    };
+
+    let password_hash = web::block(move || security::hash_password(password.expose()))
+        .await
+        .map_err(|e| ApiError::Unexpected(e.into()))??;
+    let user_id = accounts::insert_user(&state.pool, &email, &password_hash, &name, body.role)
+        .await
+        .map_err(|error| match error {
+            WriteError::Conflict(_) => {
+                ApiError::conflict("email_taken", "an account with this e-mail already exists")
+            }
+            WriteError::Other(e) => ApiError::Unexpected(e),
+        })?;
+    let token = state.tokens.issue(user_id, body.role)?;
+    Ok(HttpResponse::Created().json(SignupResponse {
+        user_id,
+        role: body.role,
+        token,
+    }))
+}
+
+/// Exchanges an e-mail and password for a token.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = LoginRequest,
+    responses((status = 200, body = SignupResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[tracing::instrument(skip(state, req, body))]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth_limiter.check(&req)?;
+    let wrong = || ApiError::Unauthorized("wrong e-mail or password".into());
+    let user = match Email::parse(&body.0.email) {
+        Ok(email) => accounts::find_by_email(&state.pool, &email).await?,
+        Err(_) => None,
+    };
+    let stored = user.as_ref().map_or_else(
+        || security::decoy_hash().to_owned(),
+        |u| u.password_hash.clone(),
+    );
+    let password = body.0.password;
+    let matches = web::block(move || security::verify_password(&password, &stored))
+        .await
+        .map_err(|e| ApiError::Unexpected(e.into()))??;
+    let user = user.filter(|_| matches).ok_or_else(wrong)?;
+    let role = Role::parse(&user.role).map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)))?;
+    let token = state.tokens.issue(user.user_id, role)?;
+    Ok(HttpResponse::Ok().json(SignupResponse {
+        user_id: user.user_id,
+        role,
+        token,
+    }))
+}

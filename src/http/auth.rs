@@ -1,0 +1,92 @@
+//! Who is calling: extractors for a signed-in account, an organizer, or anyone.
+
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::domain::account::Role;
+
+/// A caller with a valid account token.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub role: Role,
+}
+
+fn caller(req: &HttpRequest) -> Result<Option<Caller>, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+        })?;
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("application state is missing")))?;
+    let claims = state.tokens.verify(token).map_err(|_| {
+        ApiError::Unauthorized("the token is invalid or has expired; log in again".into())
+    })?;
+    Ok(Some(Caller {
+        user_id: claims.sub,
+        role: claims.role,
+    }))
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(caller(req).and_then(|c| {
+            c.ok_or_else(|| ApiError::Unauthorized("sign in first: no bearer token".into()))
+        }))
+    }
+}
+
+/// A caller who may or may not be signed in; a token that is present must be valid.
+#[derive(Debug, Clone, Copy)]
+pub struct MaybeCaller(pub Option<Caller>);
+
+impl FromRequest for MaybeCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(caller(req).map(MaybeCaller))
+    }
+}
+
+/// A signed-in organizer.
+#[derive(Debug, Clone, Copy)]
+pub struct Organizer {
+    pub user_id: Uuid,
+}
+
+impl FromRequest for Organizer {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        ready(Caller::from_request(req, payload).into_inner().and_then(
+            |caller| match caller.role {
+                Role::Organizer => Ok(Organizer {
+                    user_id: caller.user_id,
+                }),
+                Role::Buyer => Err(ApiError::Forbidden("only organizers may do this".into())),
+            },
+        ))
+    }
+}

@@ -1,0 +1,495 @@
+//! Public catalog: the event list with filters, an event's details with prices and counts,
+//! and the seat map.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::auth::MaybeCaller;
+use super::error::{ApiError, ErrorBody};
+use super::AppState;
+use crate::domain::event::{Category, EventStatus};
+use crate::domain::venue::{seat_label, SectionKind};
+use crate::domain::FieldErrors;
+use crate::persistence::catalog::{self as store, CatalogFilter};
+use crate::persistence::events::{self, EventRow, OnSaleRow};
+use crate::persistence::venues;
+
+const DEFAULT_PER_PAGE: i64 = 20;
+const MAX_PER_PAGE: i64 = 100;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogQuery {
+    /// Words in the title, a performer or the venue's name.
+    pub q: Option<String>,
+    /// CONCERT, CONFERENCE, SPORTS, FESTIVAL, THEATER, COMEDY or OTHER.
+    pub category: Option<String>,
+    pub city: Option<String>,
+    /// Events still running at or after this time (RFC 3339). Default: now.
+    pub from: Option<String>,
+    /// Events starting before this time (RFC 3339).
+    pub to: Option<String>,
+    /// 1-based.
+    pub page: Option<String>,
+    /// 1 to 100; default 20.
+    pub per_page: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VenueBrief {
+    pub venue_id: Uuid,
+    pub name: String,
+    pub city: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventSummary {
+    pub event_id: Uuid,
+    pub title: String,
+    pub category: String,
+    pub status: EventStatus,
+    pub performers: Vec<String>,
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
+    pub venue: VenueBrief,
+    pub currency: String,
+    pub min_price_cents: Option<i64>,
+    /// Tickets left, as far as confirmed sales go (holds in progress are not counted).
+    pub available: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventPage {
+    pub events: Vec<EventSummary>,
+    pub next_page: Option<i64>,
+}
+
+fn parse_time(field: &str, value: Option<&str>, errors: &mut FieldErrors) -> Option<DateTime<Utc>> {
+    let value = value?;
+    errors.take(
+        field,
+        DateTime::parse_from_rfc3339(value.trim())
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| "must be an RFC 3339 time such as 2026-05-01T20:00:00Z".to_owned()),
+    )
+}
+
+fn parse_number(
+    field: &str,
+    value: Option<&str>,
+    range: std::ops::RangeInclusive<i64>,
+    errors: &mut FieldErrors,
+) -> Option<i64> {
+    let value = value?;
+    let parsed = value
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| range.contains(n));
+    errors.take(
+        field,
+        parsed.ok_or_else(|| {
+            format!(
+                "must be a whole number from {} to {}",
+                range.start(),
+                range.end()
+            )
+        }),
+    )
+}
+
+/// Published events, soonest first, with filters and pages.
+#[utoipa::path(get, path = "/api/v1/events", tag = "catalog", params(CatalogQuery),
+    responses((status = 200, body = EventPage), (status = 400, body = ErrorBody)))]
+#[tracing::instrument(skip(state, query))]
+pub async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<CatalogQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let mut errors = FieldErrors::new();
+    let category = query
+        .category
+        .as_deref()
+        .and_then(|c| errors.take("category", Category::parse(c)));
+    let from = parse_time("from", query.from.as_deref(), &mut errors);
+    let to = parse_time("to", query.to.as_deref(), &mut errors);
+    let page = parse_number("page", query.page.as_deref(), 1..=100_000, &mut errors).unwrap_or(1);
+    let per_page = parse_number(
+        "per_page",
+        query.per_page.as_deref(),
+        1..=MAX_PER_PAGE,
+        &mut errors,
+    )
+    .unwrap_or(DEFAULT_PER_PAGE);
+    let keyword = query
+        .q
+        .map(|q| q.trim().to_owned())
+        .filter(|q| !q.is_empty());
+    if keyword.as_ref().is_some_and(|k| k.chars().count() > 200) {
+        errors.add("q", "must be at most 200 characters");
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::malformed(
+            "some query parameters are invalid",
+            errors.into_inner(),
+        ));
+    }
+    let filter = CatalogFilter {
+        keyword,
+        category,
+        city: query
+            .city
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty()),
+        from: Some(from.unwrap_or_else(Utc::now)),
+        to,
+    };
+    let mut rows =
+        store::list_events(&state.pool, &filter, per_page, (page - 1) * per_page).await?;
+    let next_page = (rows.len() as i64 > per_page).then_some(page + 1);
+    rows.truncate(usize::try_from(per_page).unwrap_or(0));
+    let events = rows
+        .into_iter()
+        .map(|row| EventSummary {
+            event_id: row.event_id,
+            title: row.title,
+            category: row.category,
+            status: EventStatus::parse(&row.status).unwrap_or(EventStatus::Published),
+            performers: row.performers,
+            start_time: row.start_time,
+            end_time: row.end_time,
+            venue: VenueBrief {
+                venue_id: row.venue_id,
+                name: row.venue_name,
+                city: row.venue_city,
+            },
+            currency: row.currency,
+            min_price_cents: row.min_price_cents,
+            available: row.available.max(0),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(EventPage { events, next_page }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VenueInfo {
+    pub venue_id: Uuid,
+    pub name: String,
+    pub address: String,
+    pub city: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub timezone: String,
+    pub venue_type: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WaitingRoomView {
+    pub queue_opens_at: DateTime<Utc>,
+    pub admission_per_minute: i32,
+    pub admission_paused: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OnSaleView {
+    pub sale_starts_at: DateTime<Utc>,
+    pub sale_ends_at: DateTime<Utc>,
+    pub hold_minutes: i32,
+    pub max_per_order: i32,
+    pub waiting_room: Option<WaitingRoomView>,
+}
+
+impl From<OnSaleRow> for OnSaleView {
+    fn from(row: OnSaleRow) -> Self {
+        let waiting_room = match (row.queue_opens_at, row.admission_per_minute) {
+            (Some(queue_opens_at), Some(admission_per_minute)) => Some(WaitingRoomView {
+                queue_opens_at,
+                admission_per_minute,
+                admission_paused: row.admission_paused,
+            }),
+            _ => None,
+        };
+        OnSaleView {
+            sale_starts_at: row.sale_starts_at,
+            sale_ends_at: row.sale_ends_at,
+            hold_minutes: row.hold_minutes,
+            max_per_order: row.max_per_order,
+            waiting_room,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SectionView {
+    pub section_id: Uuid,
+    pub name: String,
+    pub kind: SectionKind,
+    /// The seat price of a seated section, the lowest tier price of a standing one; absent
+    /// when the section is not on sale for this event.
+    pub price_cents: Option<i64>,
+    pub capacity: i32,
+    pub available: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TierView {
+    pub tier_id: Uuid,
+    pub section_id: Uuid,
+    pub name: String,
+    pub price_cents: i64,
+    pub quantity: i32,
+    pub available: i32,
+    pub max_per_order: i32,
+    pub sale_starts_at: Option<DateTime<Utc>>,
+    pub sale_ends_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventDetail {
+    pub event_id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub category: String,
+    pub performers: Vec<String>,
+    pub status: EventStatus,
+    pub doors_open: Option<DateTime<Utc>>,
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
+    pub age_restriction: Option<i16>,
+    pub cover_image_url: Option<String>,
+    pub currency: String,
+    pub venue: VenueInfo,
+    pub onsale: Option<OnSaleView>,
+    pub sections: Vec<SectionView>,
+    pub tiers: Vec<TierView>,
+    pub min_price_cents: Option<i64>,
+    pub available: i64,
+}
+
+/// The event as the public sees it; a draft is shown to its organizer only.
+#[utoipa::path(get, path = "/api/v1/events/{event_id}", tag = "catalog", params(("event_id" = Uuid, Path)),
+    responses((status = 200, body = EventDetail), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip(state, caller))]
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: MaybeCaller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let event = visible_event(&state, caller, *path).await?;
+    Ok(HttpResponse::Ok().json(detail(&state, event).await?))
+}
+
+/// Loads an event the caller may see: listed events for all, drafts for their organizer.
+pub async fn visible_event(
+    state: &AppState,
+    caller: MaybeCaller,
+    event_id: Uuid,
+) -> Result<EventRow, ApiError> {
+    let event = events::find_event(&state.pool, event_id).await?;
+    let is_owner = |e: &EventRow| caller.0.is_some_and(|c| c.user_id == e.organizer_id);
+    event
+        .filter(|e| e.status().is_listed() || is_owner(e))
+        .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))
+}
+
+/// The full view of an event: venue, on-sale, sections and tiers with their counts.
+pub async fn detail(state: &AppState, event: EventRow) -> Result<EventDetail, ApiError> {
+    let venue = venues::find_venue(&state.pool, event.venue_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Unexpected(anyhow::anyhow!("event {} has no venue", event.event_id))
+        })?;
+    let onsale = events::find_onsale(&state.pool, event.event_id)
+        .await?
+        .map(OnSaleView::from);
+    let tier_rows = events::tiers(&state.pool, event.event_id).await?;
+    let tiers: Vec<TierView> = tier_rows
+        .into_iter()
+        .map(|t| TierView {
+            tier_id: t.tier_id,
+            section_id: t.section_id,
+            name: t.name,
+            price_cents: t.price_cents,
+            quantity: t.quantity,
+            available: (t.quantity - t.sold_quantity).max(0),
+            max_per_order: t.max_per_order,
+            sale_starts_at: t.sale_starts_at,
+            sale_ends_at: t.sale_ends_at,
+        })
+        .collect();
+    let sections: Vec<SectionView> = store::section_availability(&state.pool, event.event_id)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let kind = SectionKind::parse(&s.kind).unwrap_or(SectionKind::Seated);
+            let (price_cents, available) = match kind {
+                SectionKind::Seated => (
+                    s.price_cents,
+                    s.price_cents
+                        .map_or(0, |_| i64::from(s.capacity) - s.sold - s.blocked),
+                ),
+                SectionKind::GeneralAdmission => {
+                    let own = tiers.iter().filter(|t| t.section_id == s.section_id);
+                    (
+                        own.clone().map(|t| t.price_cents).min(),
+                        own.map(|t| i64::from(t.available)).sum(),
+                    )
+                }
+            };
+            SectionView {
+                section_id: s.section_id,
+                name: s.name,
+                kind,
+                price_cents,
+                capacity: s.capacity,
+                available: available.max(0),
+            }
+        })
+        .collect();
+    let min_price_cents = sections.iter().filter_map(|s| s.price_cents).min();
+    let available = sections.iter().map(|s| s.available).sum();
+    Ok(EventDetail {
+        event_id: event.event_id,
+        status: event.status(),
+        title: event.title,
+        description: event.description,
+        category: event.category,
+        performers: event.performers,
+        doors_open: event.doors_open,
+        start_time: event.start_time,
+        end_time: event.end_time,
+        age_restriction: event.age_restriction,
+        cover_image_url: event.cover_image_url,
+        currency: event.currency,
+        venue: VenueInfo {
+            venue_id: venue.venue_id,
+            name: venue.name,
+            address: venue.address,
+            city: venue.city,
+            latitude: venue.latitude,
+            longitude: venue.longitude,
+            timezone: venue.timezone,
+            venue_type: venue.venue_type,
+        },
+        onsale,
+        sections,
+        tiers,
+        min_price_cents,
+        available,
+    })
+}
+
+/// Seat states on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatState {
+    Available,
+    Held,
+    Sold,
+    Blocked,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MapSeat {
+    pub seat_id: Uuid,
+    pub number: i32,
+    /// Row and number, e.g. `B-12`.
+    pub label: String,
+    pub x: f32,
+    pub y: f32,
+    pub price_cents: Option<i64>,
+    /// As of the last confirmed sale; the live seat map carries holds as they happen.
+    pub state: SeatState,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MapRow {
+    pub label: String,
+    pub seats: Vec<MapSeat>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MapSection {
+    pub section_id: Uuid,
+    pub name: String,
+    pub kind: SectionKind,
+    pub capacity: i32,
+    pub price_cents: Option<i64>,
+    /// Seated sections only; empty for general admission.
+    pub rows: Vec<MapRow>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SeatMap {
+    pub event_id: Uuid,
+    pub sections: Vec<MapSection>,
+}
+
+/// The venue's layout for this event: sections, rows and seats with coordinates, prices
+/// and states. Seats are listed in seat-map order, the order of the live map's packed states.
+#[utoipa::path(get, path = "/api/v1/events/{event_id}/seatmap", tag = "catalog", params(("event_id" = Uuid, Path)),
+    responses((status = 200, body = SeatMap), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip(state, caller))]
+pub async fn seatmap(
+    state: web::Data<AppState>,
+    caller: MaybeCaller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let event = visible_event(&state, caller, *path).await?;
+    let sections = store::section_availability(&state.pool, event.event_id).await?;
+    let seats = store::seats(&state.pool, event.event_id).await?;
+    let mut map: Vec<MapSection> = sections
+        .into_iter()
+        .map(|s| MapSection {
+            section_id: s.section_id,
+            kind: SectionKind::parse(&s.kind).unwrap_or(SectionKind::Seated),
+            name: s.name,
+            capacity: s.capacity,
+            price_cents: s.price_cents,
+            rows: Vec::new(),
+        })
+        .collect();
+    let mut index = 0;
+    for seat in seats {
+        while map
+            .get(index)
+            .is_some_and(|s| s.section_id != seat.section_id)
+        {
+            index += 1;
+        }
+        let Some(section) = map.get_mut(index) else {
+            break;
+        };
+        let state = if seat.sold {
+            SeatState::Sold
+        } else if seat.blocked || section.price_cents.is_none() {
+            SeatState::Blocked
+        } else {
+            SeatState::Available
+        };
+        let map_seat = MapSeat {
+            seat_id: seat.seat_id,
+            number: seat.seat_number,
+            label: seat_label(&seat.row_label, seat.seat_number),
+            x: seat.x,
+            y: seat.y,
+            price_cents: section.price_cents,
+            state,
+        };
+        match section.rows.last_mut() {
+            Some(row) if row.label == seat.row_label => row.seats.push(map_seat),
+            _ => section.rows.push(MapRow {
+                label: seat.row_label,
+                seats: vec![map_seat],
+            }),
+        }
+    }
+    Ok(HttpResponse::Ok().json(SeatMap {
+        event_id: event.event_id,
+        sections: map,
+    }))
+}

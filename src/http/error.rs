@@ -1,0 +1,171 @@
+//! The one error type of the HTTP layer. Every error answer is
+//! `{"error": {"code": "<snake_case>", "message": "<for a person>", ...details}}`.
+//!
+//! Unexpected failures are logged with their cause and answered with a bare 500: details
+//! of an internal failure never leave the server.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::domain::FieldErrors;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 for a body or query that could not be read, 422 for values that break a rule.
+    #[error("validation failed: {message}")]
+    Validation {
+        status: StatusCode,
+        message: String,
+        fields: BTreeMap<String, String>,
+    },
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// 409: the request is well-formed but the resource's state refuses it.
+    #[error("{code}: {message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        details: Map<String, Value>,
+    },
+    /// Any other answer with its own status and code (413, 415, 402, 502, …).
+    #[error("{code}: {message}")]
+    Other {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    #[error("rate limited; retry after {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// 422 naming each field that broke a rule.
+    pub fn invalid(fields: FieldErrors) -> ApiError {
+        ApiError::Validation {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: "some fields are invalid".into(),
+            fields: fields.into_inner(),
+        }
+    }
+
+    /// 422 for one field.
+    pub fn invalid_field(field: &str, reason: impl Into<String>) -> ApiError {
+        ApiError::invalid(FieldErrors::single(field, reason))
+    }
+
+    /// 400: the request could not be read at all.
+    pub fn malformed(message: impl Into<String>, fields: BTreeMap<String, String>) -> ApiError {
+        ApiError::Validation {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            fields,
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Conflict {
+            code,
+            message: message.into(),
+            details: Map::new(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Validation { .. } => "validation_failed",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict { code, .. } | ApiError::Other { code, .. } => code,
+            ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::Unexpected(_) => "internal_error",
+        }
+    }
+}
+
+impl From<FieldErrors> for ApiError {
+    fn from(fields: FieldErrors) -> Self {
+        ApiError::invalid(fields)
+    }
+}
+
+/// The error body, for the OpenAPI document.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, snake_case: what clients branch on.
+    pub code: String,
+    /// For a person.
+    pub message: String,
+    /// With `validation_failed`: each bad field and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeMap<String, String>>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Validation { status, .. } | ApiError::Other { status, .. } => *status,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = Map::new();
+        body.insert("code".into(), Value::from(self.code()));
+        let message = match self {
+            ApiError::Validation {
+                message, fields, ..
+            } => {
+                body.insert(
+                    "fields".into(),
+                    serde_json::to_value(fields).unwrap_or_default(),
+                );
+                message.clone()
+            }
+            ApiError::Unauthorized(m) | ApiError::Forbidden(m) | ApiError::NotFound(m) => m.clone(),
+            ApiError::Conflict {
+                message, details, ..
+            } => {
+                body.extend(details.clone());
+                message.clone()
+            }
+            ApiError::Other { message, .. } => message.clone(),
+            ApiError::TooManyRequests { retry_after_secs } => {
+                body.insert("retry_after_seconds".into(), Value::from(*retry_after_secs));
+                "too many requests; slow down".into()
+            }
+            ApiError::Unexpected(error) => {
+                tracing::error!(error = ?error, "request failed unexpectedly");
+                "something went wrong on our side".into()
+            }
+        };
+        body.insert("message".into(), Value::from(message));
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::TooManyRequests { retry_after_secs } = self {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+        }
+        response.json(serde_json::json!({ "error": body }))
+    }
+}

@@ -1,0 +1,509 @@
+//! Organizer endpoints for events: create, update, price, schedule, publish, cancel.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::Organizer;
+use super::catalog::{detail, EventDetail, OnSaleView};
+use super::error::{ApiError, ErrorBody};
+use super::extract::Json;
+use super::AppState;
+use crate::domain::event::{EventDetails, EventInput, EventStatus};
+use crate::domain::money::Currency;
+use crate::domain::onsale::{OnSaleInput, OnSaleSchedule};
+use crate::domain::pricing::{Pricing, SectionPriceInput, TierInput, VenueSection};
+use crate::domain::venue::SectionKind;
+use crate::domain::FieldErrors;
+use crate::persistence::events::{
+    self as store, BookingMargins, EventRow, VENUE_BOOKING_CONSTRAINT,
+};
+use crate::persistence::{venues, WriteError};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEventRequest {
+    pub venue_id: Uuid,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// CONCERT, CONFERENCE, SPORTS, FESTIVAL, THEATER, COMEDY or OTHER.
+    pub category: String,
+    #[serde(default)]
+    pub performers: Vec<String>,
+    pub doors_open: Option<DateTime<Utc>>,
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
+    pub age_restriction: Option<i64>,
+    pub cover_image_url: Option<String>,
+    /// ISO 4217; default USD. Also settable with the prices.
+    pub currency: Option<String>,
+    /// Hours the venue is booked before the start (setup) and after the end (teardown).
+    pub setup_hours: Option<i64>,
+    pub teardown_hours: Option<i64>,
+}
+
+/// Every field optional: what is given replaces what was there.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEventRequest {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub performers: Option<Vec<String>>,
+    pub doors_open: Option<DateTime<Utc>>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub age_restriction: Option<i64>,
+    pub cover_image_url: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SectionPriceRequest {
+    pub section_id: Uuid,
+    pub price_cents: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierRequest {
+    /// A general-admission section of the venue.
+    pub section_id: Uuid,
+    /// GENERAL, VIP, EARLY_BIRD, BACKSTAGE, or any other name.
+    pub name: String,
+    pub price_cents: i64,
+    pub quantity: i64,
+    pub max_per_order: i64,
+    pub sale_starts_at: Option<DateTime<Utc>>,
+    pub sale_ends_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PricingRequest {
+    #[serde(default)]
+    pub sections: Vec<SectionPriceRequest>,
+    #[serde(default)]
+    pub tiers: Vec<TierRequest>,
+    pub currency: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitingRoomRequest {
+    pub queue_opens_at: DateTime<Utc>,
+    pub admission_per_minute: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnSaleRequest {
+    pub sale_starts_at: DateTime<Utc>,
+    pub sale_ends_at: DateTime<Utc>,
+    /// Default: the server's `BOXOFFICE_HOLD_MINUTES`.
+    pub hold_minutes: Option<i64>,
+    pub max_per_order: i64,
+    pub waiting_room: Option<WaitingRoomRequest>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrganizerEvents {
+    pub events: Vec<EventDetail>,
+}
+
+/// Creates a draft event at one of the organizer's active venues, booking the venue.
+#[utoipa::path(post, path = "/api/v1/events", tag = "organizer", security(("bearer" = [])),
+    request_body = CreateEventRequest,
+    responses((status = 201, body = EventDetail), (status = 403, body = ErrorBody),
+              (status = 409, description = "the venue is booked then", body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip(state, body))]
+pub async fn create(
+    state: web::Data<AppState>,
+    organizer: Organizer,
+    body: Json<CreateEventRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let mut errors = FieldErrors::new();
+    let details = EventDetails::parse(EventInput {
+        title: &body.title,
+        description: &body.description,
+        category: &body.category,
+        performers: &body.performers,
+        doors_open: body.doors_open,
+        start_time: body.start_time,
+        end_time: body.end_time,
+        age_restriction: body.age_restriction,
+        cover_image_url: body.cover_image_url.as_deref(),
+    })
+    .map_err(|e| {
+        e.into_inner()
+            .into_iter()
+            .for_each(|(f, r)| errors.add(f, r))
+    })
+    .ok();
+    errors.check(
+        body.start_time > Utc::now(),
+        "start_time",
+        "must be in the future",
+    );
+    let currency = errors.take(
+        "currency",
+        Currency::parse(body.currency.as_deref().unwrap_or("USD")),
+    );
+    let margin = |field: &str, value: Option<i64>, errors: &mut FieldErrors| {
+        let hours = value.unwrap_or(0);
+        errors.check(
+            (0..=168).contains(&hours),
+            field,
+            "must be between 0 and 168 hours",
+        );
+        i32::try_from(hours).unwrap_or(0)
+    };
+    let margins = BookingMargins {
+        setup_hours: margin("setup_hours", body.setup_hours, &mut errors),
+        teardown_hours: margin("teardown_hours", body.teardown_hours, &mut errors),
+    };
+    match venues::find_venue(&state.pool, body.venue_id).await? {
+        None => errors.add("venue_id", "no such venue"),
+        Some(v) if v.organizer_id != organizer.user_id => {
+            return Err(ApiError::Forbidden(
+                "this venue belongs to another organizer".into(),
+            ))
+        }
+        Some(v) => errors.check(v.is_active, "venue_id", "the venue is deactivated"),
+    }
+    let (Some(details), Some(currency)) = (details, currency) else {
+        return Err(errors.into());
+    };
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let event_id = store::insert_event(
+        &state.pool,
+        organizer.user_id,
+        body.venue_id,
+        &details,
+        currency.as_str(),
+        margins,
+    )
+    .await
+    .map_err(booking_conflict)?;
+    let event = load(&state, event_id).await?;
+    Ok(HttpResponse::Created().json(detail(&state, event).await?))
+}
+
+fn booking_conflict(error: WriteError) -> ApiError {
+    match error {
+        WriteError::Conflict(constraint) if constraint == VENUE_BOOKING_CONSTRAINT => {
+            ApiError::conflict(
+                "venue_booked",
+                "the venue is already booked for an overlapping time (setup and teardown included)",
+            )
+        }
+        WriteError::Conflict(constraint) => {
+            ApiError::Unexpected(anyhow::anyhow!("unexpected conflict on {constraint}"))
+        }
+        WriteError::Other(e) => ApiError::Unexpected(e),
+    }
+}
+
+/// The organizer's own events, drafts included.
+#[utoipa::path(get, path = "/api/v1/organizer/events", tag = "organizer", security(("bearer" = [])),
+    responses((status = 200, body = OrganizerEvents), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[tracing::instrument(skip(state))]
+pub async fn list_own(
+    state: web::Data<AppState>,
+    organizer: Organizer,
+) -> Result<HttpResponse, ApiError> {
+    let rows = store::list_for_organizer(&state.pool, organizer.user_id).await?;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        events.push(detail(&state, row).await?);
+    }
+    Ok(HttpResponse::Ok().json(OrganizerEvents { events }))
+}
+
+/// Changes an event's details (not its venue). Closed events take no changes.
+#[utoipa::path(patch, path = "/api/v1/events/{event_id}", tag = "organizer", security(("bearer" = [])),
+    params(("event_id" = Uuid, Path)), request_body = UpdateEventRequest,
+    responses((status = 200, body = EventDetail), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip(state, body))]
+pub async fn update(
+    state: web::Data<AppState>,
+    organizer: Organizer,
+    path: web::Path<Uuid>,
+    body: Json<UpdateEventRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let event = owned(&state, organizer, *path).await?;
+    refuse_if_closed(&event)?;
+    let body = body.0;
+    let performers = body.performers.unwrap_or_else(|| event.performers.clone());
+    let details = EventDetails::parse(EventInput {
+        title: body.title.as_deref().unwrap_or(&event.title),
+        description: body.description.as_deref().unwrap_or(&event.description),
+        category: body.category.as_deref().unwrap_or(&event.category),
+        performers: &performers,
+        doors_open: body.doors_open.or(event.doors_open),
+        start_time: body.start_time.unwrap_or(event.start_time),
+        end_time: body.end_time.unwrap_or(event.end_time),
+        age_restriction: body
+            .age_restriction
+            .or(event.age_restriction.map(i64::from)),
+        cover_image_url: body
+            .cover_image_url
+            .as_deref()
+            .or(event.cover_image_url.as_deref()),
+    })?;
+    store::update_event(&state.pool, event.event_id, &details)
+        .await
+        .map_err(booking_conflict)?;
+    let event = load(&state, event.event_id).await?;
+    Ok(HttpResponse::Ok().json(detail(&state, event).await?))
+}
+
+/// Replaces the price list: one price per seated section, tiers for standing sections.
+/// Allowed until the sale starts.
+#[utoipa::path(put, path = "/api/v1/events/{event_id}/pricing", tag = "organizer", security(("bearer" = [])),
+    params(("event_id" = Uuid, Path)), request_body = PricingRequest,
+    responses((status = 200, body = EventDetail), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "the sale has started", body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip(state, body))]
+pub async fn set_pricing(
+    state: web::Data<AppState>,
+    organizer: Organizer,
+    path: web::Path<Uuid>,
+    body: Json<PricingRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let event = owned(&state, organizer, *path).await?;
+    refuse_once_selling(&state, &event).await?;
+    let venue: Vec<VenueSection> = venues::sections(&state.pool, event.venue_id)
+        .await?
+        .into_iter()
+        .map(|s| VenueSection {
+            section_id: s.section_id,
+            kind: SectionKind::parse(&s.kind).unwrap_or(SectionKind::Seated),
+            capacity: s.capacity,
+        })
+        .collect();
+    let body = body.0;
+    let sections: Vec<_> = body
+        .sections
+        .iter()
+        .map(|s| SectionPriceInput {
+            section_id: s.section_id,
+            price_cents: s.price_cents,
+        })
+        .collect();
+    let tiers: Vec<_> = body
+        .tiers
+        .into_iter()
+        .map(|t| TierInput {
+            section_id: t.section_id,
+            name: t.name,
+            price_cents: t.price_cents,
+            quantity: t.quantity,
+            max_per_order: t.max_per_order,
+            sale_starts_at: t.sale_starts_at,
+            sale_ends_at: t.sale_ends_at,
+        })
+        .collect();
+    let pricing = Pricing::parse(&body.currency, &sections, &tiers, &venue)?;
+    store::replace_pricing(&state.pool, event.event_id, &pricing).await?;
+    let event = load(&state, event.event_id).await?;
+    Ok(HttpResponse::Ok().json(detail(&state, event).await?))
+}
+
+/// Schedules the on-sale, with a waiting room or without. Allowed until the sale starts.
+#[utoipa::path(put, path = "/api/v1/events/{event_id}/onsale", tag = "organizer", security(("bearer" = [])),
+    params(("event_id" = Uuid, Path)), request_body = OnSaleRequest,
+    responses((status = 200, body = OnSaleView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "the sale has started", body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip(state, body))]
+pub async fn set_onsale(
+    state: web::Data<AppState>,
+    organizer: Organizer,
+    path: web::Path<Uuid>,
+    body: Json<OnSaleRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let event = owned(&state, organizer, *path).await?;
+    refuse_once_selling(&state, &event).await?;
+    let body = body.0;
+    let schedule = OnSaleSchedule::parse(
+        OnSaleInput {
+            sale_starts_at: body.sale_starts_at,
+            sale_ends_at: body.sale_ends_at,
+            hold_minutes: body
+                .hold_minutes
+                .unwrap_or(state.settings.default_hold_minutes),
+            max_per_order: body.max_per_order,
+            waiting_room: body
+                .waiting_room
+                .map(|w| (w.queue_opens_at, w.admission_per_minute)),
+        },
+        event.end_time,
+        Utc::now(),
+    )?;
+    store::upsert_onsale(&state.pool, event.event_id, &schedule).await?;
+    let saved = store::find_onsale(&state.pool, event.event_id)
+        .await?
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("on-sale vanished after saving")))?;
+    Ok(HttpResponse::Ok().json(OnSaleView::from(saved)))
+}
+
+/// DRAFT → PUBLISHED: the event enters the catalog. It needs prices and an on-sale.
+#[utoipa::path(post, path = "/api/v1/events/{event_id}/publish", tag = "organizer", security(("bearer" = [])),
+    params(("event_id" = Uuid, Path)),
+    responses((status = 200, body = EventDetail), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "not a draft, or not ready", body = ErrorBody)))]
+#[tracing::instrument(skip(state))]
+pub async fn publish(
+    state: web::Data<AppState>,
+    organizer: Organizer,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let event = owned(&state, organizer, *path).await?;
+    let status = event.status();
+    if !status.can_become(EventStatus::Published) {
+        return Err(invalid_transition(status, EventStatus::Published));
+    }
+    let mut missing = Vec::new();
+    let priced = !store::section_prices(&state.pool, event.event_id)
+        .await?
+        .is_empty()
+        || !store::tiers(&state.pool, event.event_id).await?.is_empty();
+    if !priced {
+        missing.push("prices (PUT /pricing)");
+    }
+    if store::find_onsale(&state.pool, event.event_id)
+        .await?
+        .is_none()
+    {
+        missing.push("an on-sale schedule (PUT /onsale)");
+    }
+    if event.start_time <= Utc::now() {
+        missing.push("a start time in the future");
+    }
+    if !missing.is_empty() {
+        let mut error = ApiError::conflict(
+            "event_not_ready",
+            format!("the event needs {}", missing.join(" and ")),
+        );
+        if let ApiError::Conflict { details, .. } = &mut error {
+            details.insert("missing".into(), serde_json::json!(missing));
+        }
+        return Err(error);
+    }
+    if !store::transition(
+        &state.pool,
+        event.event_id,
+        &[EventStatus::Draft],
+        EventStatus::Published,
+    )
+    .await?
+    {
+        return Err(ApiError::conflict(
+            "invalid_transition",
+            "the event changed status meanwhile; reload it",
+        ));
+    }
+    let event = load(&state, event.event_id).await?;
+    Ok(HttpResponse::Ok().json(detail(&state, event).await?))
+}
+
+/// Any status that is not final → CANCELLED; the venue booking is freed.
+#[utoipa::path(post, path = "/api/v1/events/{event_id}/cancel", tag = "organizer", security(("bearer" = [])),
+    params(("event_id" = Uuid, Path)),
+    responses((status = 200, body = EventDetail), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "already cancelled or completed", body = ErrorBody)))]
+#[tracing::instrument(skip(state))]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    organizer: Organizer,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let event = owned(&state, organizer, *path).await?;
+    let status = event.status();
+    if !status.can_become(EventStatus::Cancelled) {
+        return Err(invalid_transition(status, EventStatus::Cancelled));
+    }
+    let from = [
+        EventStatus::Draft,
+        EventStatus::Published,
+        EventStatus::OnSale,
+        EventStatus::SoldOut,
+    ];
+    if !store::transition(&state.pool, event.event_id, &from, EventStatus::Cancelled).await? {
+        return Err(ApiError::conflict(
+            "invalid_transition",
+            "the event changed status meanwhile; reload it",
+        ));
+    }
+    let event = load(&state, event.event_id).await?;
+    Ok(HttpResponse::Ok().json(detail(&state, event).await?))
+}
+
+fn invalid_transition(from: EventStatus, to: EventStatus) -> ApiError {
+    ApiError::conflict(
+        "invalid_transition",
+        format!(
+            "an event that is {} cannot become {}",
+            from.as_str(),
+            to.as_str()
+        ),
+    )
+}
+
+fn refuse_if_closed(event: &EventRow) -> Result<(), ApiError> {
+    if event.status().is_final() {
+        return Err(ApiError::conflict(
+            "event_closed",
+            format!("the event is {}", event.status().as_str()),
+        ));
+    }
+    Ok(())
+}
+
+/// Prices and the schedule are fixed once buyers may buy: in a draft, or published before
+/// the sale opens, they may change.
+async fn refuse_once_selling(state: &AppState, event: &EventRow) -> Result<(), ApiError> {
+    refuse_if_closed(event)?;
+    let started = match event.status() {
+        EventStatus::Draft => false,
+        EventStatus::Published => store::find_onsale(&state.pool, event.event_id)
+            .await?
+            .is_some_and(|o| o.sale_starts_at <= Utc::now()),
+        _ => true,
+    };
+    if started {
+        return Err(ApiError::conflict(
+            "sale_started",
+            "prices and the on-sale cannot change once the sale has started",
+        ));
+    }
+    Ok(())
+}
+
+async fn load(state: &AppState, event_id: Uuid) -> Result<EventRow, ApiError> {
+    store::find_event(&state.pool, event_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))
+}
+
+/// The event, if it exists and belongs to the organizer (404 and 403 otherwise).
+pub async fn owned(
+    state: &AppState,
+    organizer: Organizer,
+    event_id: Uuid,
+) -> Result<EventRow, ApiError> {
+    let event = load(state, event_id).await?;
+    if event.organizer_id != organizer.user_id {
+        return Err(ApiError::Forbidden(
+            "this event belongs to another organizer".into(),
+        ));
+    }
+    Ok(event)
+}

@@ -1,0 +1,169 @@
+//! Request extractors that answer every malformed input with the project's JSON errors:
+//! a JSON body read with the path of the bad field, and handlers for malformed paths and
+//! query strings.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::{PathError, QueryPayloadError};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// A JSON body. Unlike `web::Json`, a bad body names the field that was wrong
+/// (`layout.sections[1].rows`), and every failure is an [`ApiError`].
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !is_json {
+                return Err(ApiError::Other {
+                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    code: "unsupported_media_type",
+                    message: "send the body as application/json".into(),
+                });
+            }
+            let bytes = bytes.await.map_err(|error| {
+                if error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::Other {
+                        status: StatusCode::PAYLOAD_TOO_LARGE,
+                        code: "payload_too_large",
+                        message: "the body is larger than this server accepts".into(),
+                    }
+                } else {
+                    ApiError::malformed(
+                        format!("the body could not be read: {error}"),
+                        BTreeMap::new(),
+                    )
+                }
+            })?;
+            parse(&bytes).map(Json)
+        })
+    }
+}
+
+/// Deserializes `bytes`, naming the path of the first bad field.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let reason = strip_position(&inner.to_string());
+        let mut fields = BTreeMap::new();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::malformed(format!("the body is not valid JSON: {reason}"), fields);
+        }
+        // serde names an unknown or missing field inside its message; point at it.
+        let field = match (path.as_str(), backticked(&reason)) {
+            (".", Some(name)) => name,
+            (".", None) => "body".to_owned(),
+            (path, Some(name)) if reason.starts_with("missing field") => format!("{path}.{name}"),
+            (path, _) => path.to_owned(),
+        };
+        fields.insert(field, reason.clone());
+        ApiError::malformed(format!("the body does not fit: {reason}"), fields)
+    })
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn backticked(message: &str) -> Option<String> {
+    if !(message.starts_with("unknown field") || message.starts_with("missing field")) {
+        return None;
+    }
+    let start = message.find('`')? + 1;
+    let end = start + message[start..].find('`')?;
+    Some(message[start..end].to_owned())
+}
+
+/// A malformed path segment (an id that is not a UUID) is a 400 naming the segment.
+pub fn path_error(error: PathError, _req: &HttpRequest) -> actix_web::Error {
+    let mut fields = BTreeMap::new();
+    fields.insert(
+        "path".to_owned(),
+        "ids in the path must be UUIDs".to_owned(),
+    );
+    ApiError::malformed(format!("the path is malformed: {error}"), fields).into()
+}
+
+/// A malformed query string is a 400 naming the parameter where serde says which.
+pub fn query_error(error: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let mut fields = BTreeMap::new();
+    let reason = error.to_string();
+    let field = reason.split('`').nth(1).unwrap_or("query").to_owned();
+    fields.insert(field, reason.clone());
+    ApiError::malformed(format!("the query string is malformed: {reason}"), fields).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        inner: Vec<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        count: i64,
+    }
+
+    fn fields(body: &str) -> BTreeMap<String, String> {
+        match parse::<Outer>(body.as_bytes()) {
+            Err(ApiError::Validation { fields, .. }) => fields,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_path() {
+        assert!(
+            fields(r#"{"name": "x", "inner": [{"count": 1}, {"count": "two"}]}"#)
+                .contains_key("inner[1].count")
+        );
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_are_named() {
+        assert!(fields(r#"{"name": "x", "inner": [], "extra": 1}"#).contains_key("extra"));
+        assert!(fields(r#"{"inner": []}"#).contains_key("name"));
+        assert!(fields(r#"{"name": "x", "inner": [{}]}"#).contains_key("inner[0].count"));
+    }
+
+    #[test]
+    fn broken_json_is_a_bad_request() {
+        assert!(
+            matches!(parse::<Outer>(b"{\"name\": "), Err(ApiError::Validation { status, .. }) if status == StatusCode::BAD_REQUEST)
+        );
+    }
+}

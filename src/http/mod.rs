@@ -1,0 +1,88 @@
+//! The HTTP layer: routes by audience, extractors, errors. No business rule lives here:
+//! handlers parse input into domain values, call persistence (and, for the on-sale, the
+//! actors) and shape the answer.
+
+pub mod accounts;
+pub mod auth;
+pub mod catalog;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod ops;
+pub mod ratelimit;
+pub mod venues;
+
+use actix_web::{web, HttpResponse};
+use sqlx::PgPool;
+
+use crate::config::Settings;
+use crate::security::TokenKeys;
+use error::ApiError;
+
+/// What every handler may reach, shared by all workers.
+pub struct AppState {
+    pub pool: PgPool,
+    pub settings: Settings,
+    pub tokens: TokenKeys,
+    pub metrics: metrics::Metrics,
+    pub auth_limiter: ratelimit::IpLimiter,
+}
+
+/// Every route of the server, in one place.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz))
+        .route("/metrics", web::get().to(metrics::export))
+        .route("/api/openapi.json", web::get().to(ops::openapi))
+        .service(
+            web::scope("/api/v1")
+                // Accounts
+                .route("/auth/signup", web::post().to(accounts::signup))
+                .route("/auth/login", web::post().to(accounts::login))
+                // Organizer: venues
+                .route("/venues", web::post().to(venues::create))
+                .route("/venues", web::get().to(venues::list))
+                .route("/venues/{venue_id}", web::get().to(venues::get))
+                .route("/venues/{venue_id}", web::patch().to(venues::update))
+                .route(
+                    "/venues/{venue_id}/deactivate",
+                    web::post().to(venues::deactivate),
+                )
+                .route(
+                    "/venues/{venue_id}/activate",
+                    web::post().to(venues::activate),
+                )
+                // Organizer: events
+                .route("/organizer/events", web::get().to(events::list_own))
+                .route("/events", web::post().to(events::create))
+                .route("/events/{event_id}", web::patch().to(events::update))
+                .route(
+                    "/events/{event_id}/pricing",
+                    web::put().to(events::set_pricing),
+                )
+                .route(
+                    "/events/{event_id}/onsale",
+                    web::put().to(events::set_onsale),
+                )
+                .route(
+                    "/events/{event_id}/publish",
+                    web::post().to(events::publish),
+                )
+                .route("/events/{event_id}/cancel", web::post().to(events::cancel))
+                // Catalog (public)
+                .route("/events", web::get().to(catalog::list))
+                .route("/events/{event_id}", web::get().to(catalog::get))
+                .route(
+                    "/events/{event_id}/seatmap",
+                    web::get().to(catalog::seatmap),
+                )
+                .default_service(web::to(not_found)),
+        );
+}
+
+/// Unknown routes under the API answer in the API's error format.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such endpoint".into()))
+}

@@ -1,0 +1,47 @@
+//! The OpenAPI document, generated from the handlers' annotations. Every route registered
+//! in `http::routes` is listed here; a test checks that they agree.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{accounts, catalog, events, ops, venues};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "boxoffice", description = "Ticketing for high-demand on-sales. Errors are always \
+        `{\"error\": {\"code\", \"message\", ...}}`; see API.md for the codes clients rely on."),
+    paths(
+        ops::healthz, ops::readyz,
+        accounts::signup, accounts::login,
+        venues::create, venues::list, venues::get, venues::update, venues::deactivate, venues::activate,
+        events::create, events::list_own, events::update, events::set_pricing, events::set_onsale,
+        events::publish, events::cancel,
+        catalog::list, catalog::get, catalog::seatmap,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "accounts", description = "Sign-up and login"),
+        (name = "organizer", description = "Venues, events, prices and on-sales (organizer token)"),
+        (name = "catalog", description = "Public event list, details and seat maps"),
+        (name = "operations", description = "Health and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .build(),
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! boxoffice: a ticketing server for high-demand on-sales.
+//!
+//! Organizers set up venues, events and on-sales over REST; buyers browse the catalog, and
+//! (as the on-sale engine lands) wait in a fair waiting room, watch a live seat map, hold
+//! seats, pay and get tickets. See DESIGN.md beside the repository for the architecture.
+
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod http;
+pub mod persistence;
+pub mod security;
+pub mod startup;
+pub mod telemetry;

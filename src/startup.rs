@@ -1,0 +1,89 @@
+//! Builds and runs the application: database, shared state, and the HTTP server.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, NormalizePath, TrailingSlash};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use sqlx::PgPool;
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::http::{self, extract, AppState};
+use crate::persistence;
+use crate::security::TokenKeys;
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    port: u16,
+    pool: PgPool,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to Postgres (creating the database if needed), applies migrations, binds the
+    /// listener and builds the server. Port 0 in `settings.bind` picks a free port.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let pool =
+            persistence::connect(&settings.database_url, settings.db_max_connections).await?;
+        persistence::migrate(&pool).await?;
+        if settings.jwt_secret_generated {
+            tracing::warn!("BOXOFFICE_JWT_SECRET is not set: a random key signs tokens, and they will not survive a restart");
+        }
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let port = listener
+            .local_addr()
+            .context("reading the bound address")?
+            .port();
+        let server = run(listener, pool.clone(), settings)?;
+        Ok(Application { port, pool, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("running the HTTP server")
+    }
+}
+
+fn run(listener: TcpListener, pool: PgPool, settings: Settings) -> anyhow::Result<Server> {
+    let state = web::Data::new(AppState {
+        tokens: TokenKeys::new(&settings.jwt_secret, settings.token_ttl),
+        metrics: http::metrics::Metrics::new()?,
+        auth_limiter: http::ratelimit::IpLimiter::per_minute(settings.auth_rate_per_minute),
+        pool,
+        settings: settings.clone(),
+    });
+    let max_body = settings.max_body_bytes;
+    let web_dir = settings.web_dir.clone();
+    let server = HttpServer::new(move || {
+        let mut app = App::new()
+            .wrap(from_fn(http::metrics::record))
+            .wrap(TracingLogger::default())
+            .wrap(NormalizePath::new(TrailingSlash::Trim))
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(web::PathConfig::default().error_handler(extract::path_error))
+            .app_data(web::QueryConfig::default().error_handler(extract::query_error))
+            .configure(http::routes);
+        if web_dir.is_dir() {
+            app = app.service(actix_files::Files::new("/", &web_dir).index_file("index.html"));
+        }
+        app.default_service(web::to(http::not_found))
+    })
+    .workers(settings.workers)
+    .shutdown_timeout(settings.shutdown_timeout.as_secs())
+    .listen(listener)
+    .context("listening")?
+    .run();
+    Ok(server)
+}

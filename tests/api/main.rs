@@ -1,0 +1,10 @@
+//! Black-box tests: the real server over HTTP against a fresh, migrated Postgres database
+//! per test.
+
+mod accounts;
+mod catalog;
+mod errors;
+mod events;
+mod helpers;
+mod operations;
+mod venues;
