@@ -54,6 +54,20 @@ pub struct Settings {
     pub web_dir: PathBuf,
     /// `BOXOFFICE_LOG_FORMAT`: `pretty` or `json`. (`RUST_LOG` sets the levels.)
     pub log_format: LogFormat,
+    /// `BOXOFFICE_MAX_HOLDS_PER_BUYER`: active holds one buyer may have per event.
+    pub max_holds_per_buyer: u32,
+    /// `BOXOFFICE_ENGINE_THREADS`: threads running the on-sale actors (default: half the cores).
+    pub engine_threads: usize,
+    /// `BOXOFFICE_PAYMENT_LATENCY_MS`: added latency of the simulated card processor.
+    pub payment_latency: Duration,
+    /// `BOXOFFICE_PAYMENT_TIMEOUT_MS`: how long an authorization may take before it is
+    /// abandoned (and voided).
+    pub payment_timeout: Duration,
+    /// `BOXOFFICE_RECONCILE_SECONDS`: how often the payment reconciler runs.
+    pub reconcile_every: Duration,
+    /// `BOXOFFICE_RECONCILE_GRACE_SECONDS`: how old an order-less authorization must be
+    /// before it is voided (longer than any checkout takes).
+    pub reconcile_grace: Duration,
 }
 
 impl Settings {
@@ -154,6 +168,39 @@ impl Settings {
             )?),
             web_dir: get("BOXOFFICE_WEB_DIR").map_or_else(|| PathBuf::from("web"), PathBuf::from),
             log_format,
+            max_holds_per_buyer: bounded(&get, "BOXOFFICE_MAX_HOLDS_PER_BUYER", 2, 1, 100)? as u32,
+            engine_threads: match get("BOXOFFICE_ENGINE_THREADS") {
+                None => (std::thread::available_parallelism().map_or(2, usize::from) / 2).max(1),
+                Some(_) => bounded(&get, "BOXOFFICE_ENGINE_THREADS", 1, 1, 64)? as usize,
+            },
+            payment_latency: Duration::from_millis(bounded(
+                &get,
+                "BOXOFFICE_PAYMENT_LATENCY_MS",
+                0,
+                0,
+                60_000,
+            )?),
+            payment_timeout: Duration::from_millis(bounded(
+                &get,
+                "BOXOFFICE_PAYMENT_TIMEOUT_MS",
+                10_000,
+                1,
+                300_000,
+            )?),
+            reconcile_every: Duration::from_secs(bounded(
+                &get,
+                "BOXOFFICE_RECONCILE_SECONDS",
+                30,
+                1,
+                86_400,
+            )?),
+            reconcile_grace: Duration::from_secs(bounded(
+                &get,
+                "BOXOFFICE_RECONCILE_GRACE_SECONDS",
+                120,
+                0,
+                86_400,
+            )?),
         })
     }
 

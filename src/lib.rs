@@ -4,10 +4,13 @@
 //! (as the on-sale engine lands) wait in a fair waiting room, watch a live seat map, hold
 //! seats, pay and get tickets. See DESIGN.md beside the repository for the architecture.
 
+pub mod actors;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod payments;
 pub mod persistence;
 pub mod security;
 pub mod startup;

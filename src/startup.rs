@@ -1,6 +1,8 @@
 //! Builds and runs the application: database, shared state, and the HTTP server.
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, NormalizePath, TrailingSlash};
@@ -9,15 +11,36 @@ use anyhow::Context;
 use sqlx::PgPool;
 use tracing_actix_web::TracingLogger;
 
+use crate::actors::registry::EngineConfig;
+use crate::actors::Engine;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::http::{self, extract, AppState};
+use crate::payments::{PaymentGateway, SimulatedGateway};
 use crate::persistence;
 use crate::security::TokenKeys;
+
+/// What the application runs on that tests may replace: the clock and the card processor.
+pub struct Dependencies {
+    pub clock: Arc<dyn Clock>,
+    pub gateway: Arc<dyn PaymentGateway>,
+}
+
+impl Dependencies {
+    /// The wall clock and the simulated processor with the configured latency.
+    pub fn from_settings(settings: &Settings) -> Dependencies {
+        Dependencies {
+            clock: Arc::new(SystemClock),
+            gateway: Arc::new(SimulatedGateway::new(settings.payment_latency)),
+        }
+    }
+}
 
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,
     pool: PgPool,
+    engine: Arc<Engine>,
     server: Server,
 }
 
@@ -25,6 +48,15 @@ impl Application {
     /// Connects to Postgres (creating the database if needed), applies migrations, binds the
     /// listener and builds the server. Port 0 in `settings.bind` picks a free port.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let dependencies = Dependencies::from_settings(&settings);
+        Self::build_with(settings, dependencies).await
+    }
+
+    /// [`Application::build`] with a chosen clock and payment gateway.
+    pub async fn build_with(
+        settings: Settings,
+        dependencies: Dependencies,
+    ) -> anyhow::Result<Application> {
         let pool =
             persistence::connect(&settings.database_url, settings.db_max_connections).await?;
         persistence::migrate(&pool).await?;
@@ -37,8 +69,24 @@ impl Application {
             .local_addr()
             .context("reading the bound address")?
             .port();
-        let server = run(listener, pool.clone(), settings)?;
-        Ok(Application { port, pool, server })
+        let engine = Arc::new(Engine::new(
+            pool.clone(),
+            dependencies.clock,
+            dependencies.gateway,
+            EngineConfig {
+                max_holds_per_buyer: settings.max_holds_per_buyer,
+                threads: settings.engine_threads,
+            },
+            settings.payment_timeout,
+        ));
+        spawn_background(engine.clone(), &settings);
+        let server = run(listener, pool.clone(), engine.clone(), settings)?;
+        Ok(Application {
+            port,
+            pool,
+            engine,
+            server,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -49,14 +97,51 @@ impl Application {
         &self.pool
     }
 
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
     /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("running the HTTP server")
     }
 }
 
-fn run(listener: TcpListener, pool: PgPool, settings: Settings) -> anyhow::Result<Server> {
+/// The engine's housekeeping: on-sales open and events complete on time (every 2 s), and
+/// the payment reconciler runs (every `reconcile_every`). Both stop with the actix system.
+fn spawn_background(engine: Arc<Engine>, settings: &Settings) {
+    let reconcile_every = settings.reconcile_every;
+    let grace = chrono::Duration::from_std(settings.reconcile_grace)
+        .unwrap_or(chrono::Duration::minutes(2));
+    let lifecycle = engine.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            if let Err(error) = lifecycle.lifecycle_tick().await {
+                tracing::warn!(?error, "on-sale lifecycle pass failed");
+            }
+        }
+    });
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(reconcile_every);
+        loop {
+            tick.tick().await;
+            if let Err(error) = engine.reconcile(grace).await {
+                tracing::warn!(?error, "payment reconciliation failed");
+            }
+        }
+    });
+}
+
+fn run(
+    listener: TcpListener,
+    pool: PgPool,
+    engine: Arc<Engine>,
+    settings: Settings,
+) -> anyhow::Result<Server> {
     let state = web::Data::new(AppState {
+        engine,
         tokens: TokenKeys::new(&settings.jwt_secret, settings.token_ttl),
         metrics: http::metrics::Metrics::new()?,
         auth_limiter: http::ratelimit::IpLimiter::per_minute(settings.auth_rate_per_minute),

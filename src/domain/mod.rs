@@ -10,6 +10,7 @@ pub mod event;
 pub mod money;
 pub mod onsale;
 pub mod pricing;
+pub mod seat_board;
 pub mod validation;
 pub mod venue;
 

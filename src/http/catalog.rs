@@ -11,6 +11,7 @@ use super::auth::MaybeCaller;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::domain::event::{Category, EventStatus};
+use crate::domain::seat_board::Seat;
 use crate::domain::venue::{seat_label, SectionKind};
 use crate::domain::FieldErrors;
 use crate::persistence::catalog::{self as store, CatalogFilter};
@@ -350,6 +351,23 @@ pub async fn detail(state: &AppState, event: EventRow) -> Result<EventDetail, Ap
             }
         })
         .collect();
+    let (mut sections, mut tiers) = (sections, tiers);
+    if let Some(live) = state.engine.counts(event.event_id).await {
+        for section in &mut sections {
+            if let Some((_, free)) = live
+                .sections
+                .iter()
+                .find(|(id, _)| *id == section.section_id)
+            {
+                section.available = i64::from(*free);
+            }
+        }
+        for tier in &mut tiers {
+            if let Some((_, free)) = live.tiers.iter().find(|(id, _)| *id == tier.tier_id) {
+                tier.available = i32::try_from(*free).unwrap_or(i32::MAX);
+            }
+        }
+    }
     let min_price_cents = sections.iter().filter_map(|s| s.price_cents).min();
     let available = sections.iter().map(|s| s.available).sum();
     Ok(EventDetail {
@@ -402,7 +420,7 @@ pub struct MapSeat {
     pub x: f32,
     pub y: f32,
     pub price_cents: Option<i64>,
-    /// As of the last confirmed sale; the live seat map carries holds as they happen.
+    /// Live while the event's on-sale engine runs; as of the last confirmed sale otherwise.
     pub state: SeatState,
 }
 
@@ -453,6 +471,13 @@ pub async fn seatmap(
             rows: Vec::new(),
         })
         .collect();
+    let live: std::collections::HashMap<Uuid, Vec<Seat>> = state
+        .engine
+        .seat_states(event.event_id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let mut index = 0;
     for seat in seats {
         while map
@@ -464,12 +489,20 @@ pub async fn seatmap(
         let Some(section) = map.get_mut(index) else {
             break;
         };
-        let state = if seat.sold {
-            SeatState::Sold
-        } else if seat.blocked || section.price_cents.is_none() {
-            SeatState::Blocked
-        } else {
-            SeatState::Available
+        let position = section.rows.iter().map(|r| r.seats.len()).sum::<usize>();
+        let live_state = live
+            .get(&section.section_id)
+            .and_then(|states| states.get(position))
+            .copied();
+        let state = match live_state {
+            _ if section.price_cents.is_none() => SeatState::Blocked,
+            Some(Seat::Held | Seat::PaymentPending) => SeatState::Held,
+            Some(Seat::Sold) => SeatState::Sold,
+            Some(Seat::Blocked) => SeatState::Blocked,
+            Some(Seat::Available) => SeatState::Available,
+            None if seat.sold => SeatState::Sold,
+            None if seat.blocked => SeatState::Blocked,
+            None => SeatState::Available,
         };
         let map_seat = MapSeat {
             seat_id: seat.seat_id,

@@ -43,6 +43,7 @@ pub enum ApiError {
         status: StatusCode,
         code: &'static str,
         message: String,
+        details: Map<String, Value>,
     },
     #[error("rate limited; retry after {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
@@ -80,6 +81,24 @@ impl ApiError {
             message: message.into(),
             details: Map::new(),
         }
+    }
+
+    /// An answer with its own status and code, and no details.
+    pub fn coded(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Other {
+            status,
+            code,
+            message: message.into(),
+            details: Map::new(),
+        }
+    }
+
+    /// Adds a detail field beside `code` and `message` (e.g. `seat_ids`, `reason`).
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> ApiError {
+        if let ApiError::Conflict { details, .. } | ApiError::Other { details, .. } = &mut self {
+            details.insert(key.to_owned(), value.into());
+        }
+        self
     }
 
     fn code(&self) -> &'static str {
@@ -151,7 +170,12 @@ impl ResponseError for ApiError {
                 body.extend(details.clone());
                 message.clone()
             }
-            ApiError::Other { message, .. } => message.clone(),
+            ApiError::Other {
+                message, details, ..
+            } => {
+                body.extend(details.clone());
+                message.clone()
+            }
             ApiError::TooManyRequests { retry_after_secs } => {
                 body.insert("retry_after_seconds".into(), Value::from(*retry_after_secs));
                 "too many requests; slow down".into()
@@ -167,5 +191,42 @@ impl ResponseError for ApiError {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
         }
         response.json(serde_json::json!({ "error": body }))
+    }
+}
+
+impl From<crate::actors::EngineError> for ApiError {
+    fn from(error: crate::actors::EngineError) -> Self {
+        use crate::actors::EngineError as E;
+        match error {
+            E::EventNotFound => ApiError::NotFound("no such event".into()),
+            E::SaleNotOpen(why) => ApiError::conflict("sale_not_open", why),
+            E::SeatUnavailable(ids) => ApiError::conflict("seat_unavailable", "some of these seats are taken or not on sale")
+                .with("seat_ids", serde_json::json!(ids)),
+            E::SoldOut => ApiError::conflict("sold_out", "not enough tickets are left for this request"),
+            E::MaxPerOrderExceeded(max) => {
+                ApiError::coded(StatusCode::UNPROCESSABLE_ENTITY, "max_per_order_exceeded", format!("at most {max} tickets per order"))
+                    .with("max_per_order", max)
+            }
+            E::TooManyHolds(max) => ApiError::conflict("too_many_holds", format!("at most {max} active holds per buyer; release or buy one first"))
+                .with("max_holds", max),
+            E::Invalid(fields) => ApiError::invalid(fields),
+            E::HoldNotFound => ApiError::coded(StatusCode::NOT_FOUND, "hold_not_found", "no such hold (it may have been released)"),
+            E::HoldExpired => ApiError::conflict("hold_expired", "the hold expired and its seats went back on sale; nothing was charged"),
+            E::NotYourHold => ApiError::Forbidden("this hold belongs to another buyer".into()),
+            E::CheckoutInProgress => ApiError::conflict("checkout_in_progress", "a payment for this hold is in progress; retry with the same Idempotency-Key to get its result"),
+            E::AlreadyPurchased(order_id) => {
+                ApiError::conflict("hold_purchased", "this hold was already bought").with("order_id", order_id.to_string())
+            }
+            E::PaymentDeclined(reason) => {
+                ApiError::coded(StatusCode::PAYMENT_REQUIRED, "payment_declined", "the card was declined; the seats stay held until the hold's deadline")
+                    .with("reason", reason)
+            }
+            E::PaymentFailed(why) => {
+                tracing::warn!(%why, "payment failed");
+                ApiError::coded(StatusCode::BAD_GATEWAY, "payment_failed", "the payment could not be completed; nothing was charged")
+            }
+            E::Unavailable => ApiError::coded(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the on-sale engine is restarting; retry"),
+            E::Unexpected(error) => ApiError::Unexpected(error),
+        }
     }
 }

@@ -442,6 +442,7 @@ pub async fn cancel(
             "the event changed status meanwhile; reload it",
         ));
     }
+    state.engine.stop_event(event.event_id);
     let event = load(&state, event.event_id).await?;
     Ok(HttpResponse::Ok().json(detail(&state, event).await?))
 }

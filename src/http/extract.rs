@@ -35,19 +35,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             if !is_json {
-                return Err(ApiError::Other {
-                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    code: "unsupported_media_type",
-                    message: "send the body as application/json".into(),
-                });
+                return Err(ApiError::coded(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the body as application/json",
+                ));
             }
             let bytes = bytes.await.map_err(|error| {
                 if error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::Other {
-                        status: StatusCode::PAYLOAD_TOO_LARGE,
-                        code: "payload_too_large",
-                        message: "the body is larger than this server accepts".into(),
-                    }
+                    ApiError::coded(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        "the body is larger than this server accepts",
+                    )
                 } else {
                     ApiError::malformed(
                         format!("the body could not be read: {error}"),

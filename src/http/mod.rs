@@ -8,21 +8,27 @@ pub mod catalog;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod holds;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod orders;
 pub mod ratelimit;
 pub mod venues;
+
+use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 use sqlx::PgPool;
 
+use crate::actors::Engine;
 use crate::config::Settings;
 use crate::security::TokenKeys;
 use error::ApiError;
 
 /// What every handler may reach, shared by all workers.
 pub struct AppState {
+    pub engine: Arc<Engine>,
     pub pool: PgPool,
     pub settings: Settings,
     pub tokens: TokenKeys,
@@ -78,6 +84,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/events/{event_id}/seatmap",
                     web::get().to(catalog::seatmap),
                 )
+                // Holds and checkout (buyer)
+                .route("/events/{event_id}/holds", web::post().to(holds::create))
+                .route("/holds/{hold_id}", web::get().to(holds::get))
+                .route("/holds/{hold_id}", web::delete().to(holds::release))
+                .route("/holds/{hold_id}/checkout", web::post().to(holds::checkout))
+                // Orders and tickets (buyer)
+                .route("/orders/{order_id}", web::get().to(orders::get))
+                .route("/me/orders", web::get().to(orders::mine))
+                .route("/me/tickets", web::get().to(orders::my_tickets))
                 .default_service(web::to(not_found)),
         );
 }

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, catalog, events, ops, venues};
+use super::{accounts, catalog, events, holds, ops, orders, venues};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,12 +17,15 @@ use super::{accounts, catalog, events, ops, venues};
         events::create, events::list_own, events::update, events::set_pricing, events::set_onsale,
         events::publish, events::cancel,
         catalog::list, catalog::get, catalog::seatmap,
+        holds::create, holds::get, holds::release, holds::checkout,
+        orders::get, orders::mine, orders::my_tickets,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "accounts", description = "Sign-up and login"),
         (name = "organizer", description = "Venues, events, prices and on-sales (organizer token)"),
         (name = "catalog", description = "Public event list, details and seat maps"),
+        (name = "checkout", description = "Holds, checkout, orders and tickets (account token)"),
         (name = "operations", description = "Health and readiness"),
     )
 )]

@@ -6,6 +6,9 @@
 pub mod accounts;
 pub mod catalog;
 pub mod events;
+pub mod onsale;
+pub mod orders;
+pub mod payments;
 pub mod venues;
 
 use anyhow::Context;

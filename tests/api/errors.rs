@@ -87,12 +87,27 @@ async fn numbers_out_of_range_and_wrong_types_are_4xx() {
     );
     venue["layout"]["sections"][2]["capacity"] = json!(null);
     let (status, body) = app.create_venue(&organizer.token, &venue).await;
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert!(body["error"]["fields"].get("layout.sections[2].capacity").is_some(), "{body}");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert!(
+        body["error"]["fields"]
+            .get("layout.sections[2].capacity")
+            .is_some(),
+        "{body}"
+    );
     venue["layout"]["sections"][2]["capacity"] = json!("many");
     let (status, body) = app.create_venue(&organizer.token, &venue).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "validation_failed");
-    assert!(body["error"]["fields"].get("layout.sections[2].capacity").is_some(), "{body}");
+    assert!(
+        body["error"]["fields"]
+            .get("layout.sections[2].capacity")
+            .is_some(),
+        "{body}"
+    );
 }
 
 #[actix_web::test]

@@ -3,20 +3,33 @@
 
 use std::sync::Once;
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use boxoffice::clock::ManualClock;
 use boxoffice::config::Settings;
-use boxoffice::startup::Application;
+use boxoffice::payments::{
+    Authorization, AuthorizeRequest, PaymentError, PaymentGateway, SimulatedGateway,
+};
+use boxoffice::startup::{Application, Dependencies};
 use chrono::{DateTime, Duration, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
+use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
 
 static TRACING: Once = Once::new();
+const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
 
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub pool: PgPool,
+    /// The server's clock: tests move it forward instead of sleeping.
+    pub clock: Arc<ManualClock>,
+    /// The simulated card processor the server pays with.
+    pub gateway: Arc<SimulatedGateway>,
     db_name: String,
     server_url: String,
 }
@@ -43,6 +56,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns the server with settings adjusted by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_paying_through(configure, None).await
+}
+
+/// Spawns the server paying through the given gateway, which wraps the given simulated
+/// processor (the one `TestApp::gateway` shows).
+pub async fn spawn_app_paying_through(
+    configure: impl FnOnce(&mut Settings),
+    gateway: Option<(Arc<SimulatedGateway>, Arc<dyn PaymentGateway>)>,
+) -> TestApp {
     TRACING.call_once(|| {
         if std::env::var("TEST_LOG").is_ok() {
             boxoffice::telemetry::init(boxoffice::config::LogFormat::Pretty);
@@ -53,7 +75,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         "BOXOFFICE_WORKERS" => Some("2".into()),
         "BOXOFFICE_DB_MAX_CONNECTIONS" => Some("5".into()),
         "BOXOFFICE_AUTH_RATE_PER_MINUTE" => Some("100000".into()),
-        "BOXOFFICE_JWT_SECRET" => Some("test-secret-test-secret-test-secret!".into()),
+        "BOXOFFICE_JWT_SECRET" => Some(TEST_SECRET.into()),
         "BOXOFFICE_WEB_DIR" => Some(concat!(env!("CARGO_MANIFEST_DIR"), "/web").into()),
         other => std::env::var(other).ok(),
     })
@@ -63,7 +85,19 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     configure(&mut settings);
     let server_url = settings.clone().with_database("postgres").database_url;
 
-    let application = Application::build(settings)
+    let clock = Arc::new(ManualClock::new());
+    let (simulated, gateway) = match gateway {
+        Some(pair) => pair,
+        None => {
+            let simulated = Arc::new(SimulatedGateway::new(settings.payment_latency));
+            (simulated.clone(), simulated as Arc<dyn PaymentGateway>)
+        }
+    };
+    let dependencies = Dependencies {
+        clock: clock.clone(),
+        gateway,
+    };
+    let application = Application::build_with(settings, dependencies)
         .await
         .unwrap_or_else(|e| panic!("building the app: {e:#}"));
     let port = application.port();
@@ -73,6 +107,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         address: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::new(),
         pool,
+        clock,
+        gateway: simulated,
         db_name,
         server_url,
     }
@@ -182,6 +218,35 @@ impl TestApp {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// `n` buyer accounts made straight in the database, with tokens signed by the test key:
+    /// for races with many buyers, where hashing each password would dominate the test.
+    pub async fn quick_buyers(&self, n: usize) -> Vec<Account> {
+        let keys = boxoffice::security::TokenKeys::new(
+            TEST_SECRET.as_bytes(),
+            std::time::Duration::from_secs(3600),
+        );
+        let mut accounts = Vec::with_capacity(n);
+        for _ in 0..n {
+            let user_id = Uuid::new_v4();
+            let email = format!("buyer-{}@example.com", user_id.simple());
+            sqlx::query("INSERT INTO users (user_id, email, password_hash, name, role) VALUES ($1, $2, 'x', 'Racer', 'buyer')")
+                .bind(user_id)
+                .bind(&email)
+                .execute(&self.pool)
+                .await
+                .unwrap_or_else(|e| panic!("inserting a buyer: {e}"));
+            let token = keys
+                .issue(user_id, boxoffice::domain::account::Role::Buyer)
+                .unwrap_or_default();
+            accounts.push(Account {
+                user_id,
+                token,
+                email,
+            });
+        }
+        accounts
     }
 
     pub async fn signup(&self, role: &str) -> Account {
@@ -311,6 +376,176 @@ impl TestApp {
         let (status, body) = self.publish(token, event_id).await;
         assert_eq!(status, StatusCode::OK, "publish: {body}");
         (venue, event_id)
+    }
+}
+
+impl TestApp {
+    /// A published event at a standard venue of its own whose sale opened an hour ago.
+    pub async fn on_sale_event(&self, token: &str) -> (VenueFixture, Uuid) {
+        let venue = self.standard_venue(token).await;
+        let event_id = self.draft_event(token, venue.venue_id, 9).await;
+        let (status, body) = self
+            .set_pricing(token, event_id, &standard_pricing(&venue))
+            .await;
+        assert_eq!(status, StatusCode::OK, "pricing: {body}");
+        let (status, body) = self.set_onsale(token, event_id, &open_onsale_body(9)).await;
+        assert_eq!(status, StatusCode::OK, "onsale: {body}");
+        let (status, body) = self.publish(token, event_id).await;
+        assert_eq!(status, StatusCode::OK, "publish: {body}");
+        (venue, event_id)
+    }
+
+    pub async fn hold(&self, token: &str, event_id: Uuid, body: &Value) -> (StatusCode, Value) {
+        self.post(
+            &format!("/api/v1/events/{event_id}/holds"),
+            Some(token),
+            body,
+        )
+        .await
+    }
+
+    pub async fn checkout(
+        &self,
+        token: &str,
+        hold_id: &Value,
+        key: &str,
+        payment_token: &str,
+    ) -> (StatusCode, Value) {
+        let hold_id = hold_id.as_str().unwrap_or_default();
+        let response = self
+            .client
+            .post(self.url(&format!("/api/v1/holds/{hold_id}/checkout")))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&json!({"payment_token": payment_token}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("checkout: {e}"));
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Seat ids of a section, in seat-map order, from the public seat map.
+    pub async fn seat_ids(&self, event_id: Uuid, section: usize) -> Vec<Uuid> {
+        let (status, map) = self
+            .get(&format!("/api/v1/events/{event_id}/seatmap"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{map}");
+        map["sections"][section]["rows"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .flat_map(|r| r["seats"].as_array().cloned().unwrap_or_default())
+                    .map(|s| uuid(&s["seat_id"]))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Seat states of a section from the public seat map, by seat id.
+    pub async fn seat_states(&self, event_id: Uuid) -> std::collections::HashMap<Uuid, String> {
+        let (_, map) = self
+            .get(&format!("/api/v1/events/{event_id}/seatmap"), None)
+            .await;
+        let mut states = std::collections::HashMap::new();
+        for section in map["sections"].as_array().cloned().unwrap_or_default() {
+            for row in section["rows"].as_array().cloned().unwrap_or_default() {
+                for seat in row["seats"].as_array().cloned().unwrap_or_default() {
+                    states.insert(
+                        uuid(&seat["seat_id"]),
+                        seat["state"].as_str().unwrap_or_default().to_owned(),
+                    );
+                }
+            }
+        }
+        states
+    }
+
+    /// Polls until `check` holds, for at most five seconds (the engine sweeps deadlines
+    /// every 200 ms); panics with `what` otherwise.
+    pub async fn eventually<F, Fut>(&self, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+}
+
+/// An on-sale that opened an hour ago and ends when the event `event_days` from now starts;
+/// holds last 8 minutes; no waiting room.
+pub fn open_onsale_body(event_days: i64) -> Value {
+    let now = Utc::now();
+    json!({
+        "sale_starts_at": now - Duration::hours(1),
+        "sale_ends_at": days_from_now(event_days),
+        "hold_minutes": 8,
+        "max_per_order": 6
+    })
+}
+
+/// A payment gateway that stops every authorization until the test lets it through, so a
+/// test can act while a payment is in flight.
+pub struct GatedGateway {
+    pub inner: Arc<SimulatedGateway>,
+    pub entered: Notify,
+    gate: Semaphore,
+}
+
+impl GatedGateway {
+    pub fn new(inner: Arc<SimulatedGateway>) -> GatedGateway {
+        GatedGateway {
+            inner,
+            entered: Notify::new(),
+            gate: Semaphore::new(0),
+        }
+    }
+
+    /// Lets `n` waiting (or future) authorizations through.
+    pub fn open(&self, n: usize) {
+        self.gate.add_permits(n);
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for GatedGateway {
+    fn name(&self) -> &'static str {
+        "gated"
+    }
+
+    async fn authorize(&self, request: &AuthorizeRequest) -> Result<Authorization, PaymentError> {
+        self.entered.notify_one();
+        let permit = self
+            .gate
+            .acquire()
+            .await
+            .map_err(|_| PaymentError::Failed("gate closed".into()))?;
+        permit.forget();
+        self.inner.authorize(request).await
+    }
+
+    async fn capture(&self, authorization_id: &str, key: &str) -> Result<(), PaymentError> {
+        self.inner.capture(authorization_id, key).await
+    }
+
+    async fn void(&self, key: &str) -> Result<(), PaymentError> {
+        self.inner.void(key).await
+    }
+
+    async fn refund(
+        &self,
+        authorization_id: &str,
+        amount_cents: i64,
+        key: &str,
+    ) -> Result<(), PaymentError> {
+        self.inner.refund(authorization_id, amount_cents, key).await
     }
 }
 

@@ -3,8 +3,11 @@
 
 mod accounts;
 mod catalog;
+mod checkout;
 mod errors;
 mod events;
 mod helpers;
+mod holds;
 mod operations;
+mod races;
 mod venues;

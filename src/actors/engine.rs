@@ -1,0 +1,544 @@
+//! The engine: what the HTTP layer calls to hold, release and buy. It walks each request
+//! through the actors, the payment gateway and the order writer, in the order that keeps
+//! the promises: no seat sold twice (the section actors decide), no payment taken on an
+//! expired hold (the event actor decides before the card is touched), no "confirmed"
+//! before the order is durable (the order writer answers after the commit), and no money
+//! kept without an order (a payment row exists before the card is authorized, and the
+//! reconciler voids what never became an order).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use uuid::Uuid;
+
+use super::event::{
+    AbortHold, BeginCheckout, CancelCheckout, ConfirmHold, Counts, EventCounts, FinishCheckout,
+    GetHold, ReleaseHold, ReserveHold, Reserved,
+};
+use super::messages::{EngineError, HoldRequest, HoldView, OrderView, TicketView};
+use super::order_writer::{OrderWriteError, OrderWriter, WriteOrder};
+use super::registry::{EngineConfig, Registry};
+use super::section::{ChangeSeats, HoldBest, HoldSeats, SeatChange};
+use crate::clock::Clock;
+use crate::domain::venue::seat_label;
+use crate::payments::{reconciler, AuthorizeRequest, PaymentError, PaymentGateway};
+use crate::persistence::orders::{self, NewItem, NewOrder, NewTicket, OrderRow, TicketRow};
+use crate::persistence::payments::{self, NewPayment};
+use crate::persistence::{onsale, WriteError};
+
+pub struct Engine {
+    pool: sqlx::PgPool,
+    registry: Registry,
+    writer: Addr<OrderWriter>,
+    gateway: Arc<dyn PaymentGateway>,
+    clock: Arc<dyn Clock>,
+    payment_timeout: Duration,
+}
+
+impl Engine {
+    /// Starts the engine's threads and its order writer. Must be called inside an actix system.
+    pub fn new(
+        pool: sqlx::PgPool,
+        clock: Arc<dyn Clock>,
+        gateway: Arc<dyn PaymentGateway>,
+        config: EngineConfig,
+        payment_timeout: Duration,
+    ) -> Engine {
+        let registry = Registry::new(pool.clone(), clock.clone(), config);
+        let writer_pool = pool.clone();
+        let writer = OrderWriter::start_in_arbiter(&actix::Arbiter::current(), move |_| {
+            OrderWriter::new(writer_pool)
+        });
+        Engine {
+            pool,
+            registry,
+            writer,
+            gateway,
+            clock,
+            payment_timeout,
+        }
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Holds seats or tickets for a buyer, all or nothing.
+    #[tracing::instrument(skip(self))]
+    pub async fn place_hold(
+        &self,
+        event_id: Uuid,
+        buyer_id: Uuid,
+        request: HoldRequest,
+    ) -> Result<HoldView, EngineError> {
+        let event = self.registry.get(event_id).await?;
+        let view = match event.send(ReserveHold { buyer_id, request }).await?? {
+            Reserved::Done(view) => view,
+            Reserved::Exact { hold_id, steps } => {
+                let mut placed = Vec::with_capacity(steps.len());
+                let mut failure = None;
+                for step in steps {
+                    let positions = step.positions.clone();
+                    match step
+                        .addr
+                        .send(HoldSeats {
+                            hold_id,
+                            positions: positions.clone(),
+                        })
+                        .await
+                    {
+                        Ok(Ok(())) => placed.push((step.section, step.addr, positions)),
+                        Ok(Err(taken)) => {
+                            let ids = step
+                                .positions
+                                .iter()
+                                .zip(&step.seat_ids)
+                                .filter(|(p, _)| taken.contains(p))
+                                .map(|(_, id)| *id)
+                                .collect();
+                            failure = Some(EngineError::SeatUnavailable(ids));
+                            break;
+                        }
+                        Err(e) => {
+                            failure = Some(e.into());
+                            break;
+                        }
+                    }
+                }
+                if let Some(error) = failure {
+                    for (_, addr, positions) in placed {
+                        addr.do_send(ChangeSeats {
+                            hold_id,
+                            positions,
+                            change: SeatChange::Release,
+                        });
+                    }
+                    event.do_send(AbortHold { hold_id });
+                    return Err(error);
+                }
+                let placed = placed
+                    .into_iter()
+                    .map(|(section, _, positions)| (section, positions))
+                    .collect();
+                event.send(ConfirmHold { hold_id, placed }).await??
+            }
+            Reserved::Best {
+                hold_id,
+                quantity,
+                candidates,
+            } => {
+                let mut found = None;
+                for (section, addr) in candidates {
+                    match addr.send(HoldBest { hold_id, quantity }).await {
+                        Ok(Some(positions)) => {
+                            found = Some((section, positions));
+                            break;
+                        }
+                        Ok(None) => continue,
+                        Err(e) => {
+                            event.do_send(AbortHold { hold_id });
+                            return Err(e.into());
+                        }
+                    }
+                }
+                let Some(placed) = found else {
+                    event.do_send(AbortHold { hold_id });
+                    return Err(EngineError::SoldOut);
+                };
+                event
+                    .send(ConfirmHold {
+                        hold_id,
+                        placed: vec![placed],
+                    })
+                    .await??
+            }
+        };
+        self.registry.remember_hold(view.hold_id, event_id);
+        Ok(view)
+    }
+
+    async fn event_of(&self, hold_id: Uuid) -> Result<Addr<super::event::EventActor>, EngineError> {
+        let event_id = self
+            .registry
+            .event_of_hold(hold_id)
+            .ok_or(EngineError::HoldNotFound)?;
+        self.registry.get(event_id).await
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn get_hold(&self, hold_id: Uuid, buyer_id: Uuid) -> Result<HoldView, EngineError> {
+        self.event_of(hold_id)
+            .await?
+            .send(GetHold { hold_id, buyer_id })
+            .await?
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn release_hold(&self, hold_id: Uuid, buyer_id: Uuid) -> Result<(), EngineError> {
+        self.event_of(hold_id)
+            .await?
+            .send(ReleaseHold { hold_id, buyer_id })
+            .await?
+    }
+
+    /// Live seat states of every seated section of an event whose engine runs.
+    pub async fn seat_states(
+        &self,
+        event_id: Uuid,
+    ) -> Option<Vec<(Uuid, Vec<crate::domain::seat_board::Seat>)>> {
+        let event = self.registry.if_running(event_id)?;
+        let sections = event.send(super::event::SectionAddrs).await.ok()?;
+        let mut states = Vec::with_capacity(sections.len());
+        for (section_id, addr) in sections {
+            states.push((
+                section_id,
+                addr.send(super::section::Snapshot).await.ok()?.states,
+            ));
+        }
+        Some(states)
+    }
+
+    /// Live counts of an event whose engine runs (none otherwise).
+    pub async fn counts(&self, event_id: Uuid) -> Option<EventCounts> {
+        self.registry.if_running(event_id)?.send(Counts).await.ok()
+    }
+
+    /// Pays for a hold and turns it into an order with tickets. Retrying with the same
+    /// idempotency key returns the same order and never charges twice.
+    #[tracing::instrument(skip(self, payment_token))]
+    pub async fn checkout(
+        &self,
+        hold_id: Uuid,
+        buyer_id: Uuid,
+        idempotency_key: &str,
+        payment_token: &str,
+    ) -> Result<OrderView, EngineError> {
+        if let Some(order) = orders::find_by_key(&self.pool, buyer_id, idempotency_key).await? {
+            if order.hold_id != Some(hold_id) {
+                return Err(EngineError::Invalid(crate::domain::FieldErrors::single(
+                    "Idempotency-Key",
+                    "this key was used for another hold",
+                )));
+            }
+            return self.order_view(order).await;
+        }
+        let Some(event_id) = self.registry.event_of_hold(hold_id) else {
+            return match orders::find_by_hold(&self.pool, hold_id).await? {
+                Some(order) if order.buyer_id == buyer_id => {
+                    Err(EngineError::AlreadyPurchased(order.order_id))
+                }
+                _ => Err(EngineError::HoldNotFound),
+            };
+        };
+        let event = self.registry.get(event_id).await?;
+        let hold = event.send(BeginCheckout { hold_id, buyer_id }).await??;
+
+        match self
+            .pay_and_write(&hold, idempotency_key, payment_token)
+            .await
+        {
+            Ok((order, authorization_id, payment_id)) => {
+                event.do_send(FinishCheckout {
+                    hold_id,
+                    order_id: order.order_id,
+                });
+                self.capture(&authorization_id, payment_id).await;
+                Ok(view_of_new(&order, &hold))
+            }
+            Err(error) => {
+                event.do_send(CancelCheckout { hold_id });
+                Err(error)
+            }
+        }
+    }
+
+    /// Records the payment, authorizes it, writes the order. On failure nothing is charged
+    /// (the authorization is voided) and nothing is written.
+    async fn pay_and_write(
+        &self,
+        hold: &HoldView,
+        idempotency_key: &str,
+        payment_token: &str,
+    ) -> Result<(NewOrder, String, Uuid), EngineError> {
+        let gateway_key = format!("{}:{}", hold.hold_id, idempotency_key);
+        let payment = NewPayment {
+            payment_id: Uuid::new_v4(),
+            buyer_id: hold.buyer_id,
+            event_id: hold.event_id,
+            hold_id: hold.hold_id,
+            gateway: self.gateway.name().to_owned(),
+            idempotency_key: gateway_key.clone(),
+            amount_cents: hold.total_cents,
+            currency: hold.currency.clone(),
+        };
+        let payment_id = match payments::insert_pending(&self.pool, &payment).await {
+            Ok(()) => payment.payment_id,
+            Err(WriteError::Conflict(_)) => payments::find_by_key(&self.pool, &gateway_key)
+                .await?
+                .map(|p| p.payment_id)
+                .ok_or_else(|| {
+                    EngineError::Unexpected(anyhow::anyhow!("payment {gateway_key} vanished"))
+                })?,
+            Err(WriteError::Other(e)) => return Err(e.into()),
+        };
+
+        let request = AuthorizeRequest {
+            payment_token: payment_token.to_owned(),
+            amount_cents: hold.total_cents,
+            currency: hold.currency.clone(),
+            idempotency_key: gateway_key.clone(),
+        };
+        let outcome = tokio::time::timeout(self.payment_timeout, self.gateway.authorize(&request))
+            .await
+            .unwrap_or(Err(PaymentError::Timeout));
+        let authorization = match outcome {
+            Ok(authorization) => authorization,
+            Err(PaymentError::Declined { reason }) => {
+                payments::set_status(&self.pool, payment_id, "DECLINED", None, Some(&reason))
+                    .await?;
+                return Err(EngineError::PaymentDeclined(reason));
+            }
+            Err(error) => {
+                self.void(&gateway_key, payment_id).await;
+                return Err(EngineError::PaymentFailed(error.to_string()));
+            }
+        };
+
+        let order = new_order(
+            hold,
+            idempotency_key,
+            payment_id,
+            &authorization.authorization_id,
+        );
+        let written = self
+            .writer
+            .send(WriteOrder(order.clone()))
+            .await
+            .map_err(EngineError::from)?;
+        if let Err(error) = written {
+            self.void(&gateway_key, payment_id).await;
+            return Err(match error {
+                OrderWriteError::Refused(constraint) => {
+                    tracing::error!(hold_id = %hold.hold_id, %constraint, "Postgres refused an order the actors allowed");
+                    EngineError::Unexpected(anyhow::anyhow!("order refused by {constraint}"))
+                }
+                OrderWriteError::Failed(reason) => EngineError::Unexpected(anyhow::anyhow!(reason)),
+            });
+        }
+        Ok((order, authorization.authorization_id, payment_id))
+    }
+
+    async fn void(&self, gateway_key: &str, payment_id: Uuid) {
+        match self.gateway.void(gateway_key).await {
+            Ok(()) => {
+                if let Err(error) =
+                    payments::set_status(&self.pool, payment_id, "VOIDED", None, None).await
+                {
+                    tracing::error!(?error, %payment_id, "could not record a void; the reconciler will retry");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, %payment_id, "void failed; the reconciler will retry")
+            }
+        }
+    }
+
+    async fn capture(&self, authorization_id: &str, payment_id: Uuid) {
+        match self
+            .gateway
+            .capture(authorization_id, &format!("capture:{payment_id}"))
+            .await
+        {
+            Ok(()) => {
+                if let Err(error) =
+                    payments::set_status(&self.pool, payment_id, "CAPTURED", None, None).await
+                {
+                    tracing::error!(?error, %payment_id, "could not record a capture; the reconciler will retry");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, %payment_id, "capture failed; the reconciler will retry")
+            }
+        }
+    }
+
+    /// An order with its tickets, from Postgres.
+    pub async fn order(&self, order_id: Uuid) -> Result<Option<OrderView>, EngineError> {
+        match orders::find_order(&self.pool, order_id).await? {
+            Some(order) => Ok(Some(self.order_view(order).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A buyer's orders, newest first, with their tickets.
+    pub async fn orders_of(&self, buyer_id: Uuid) -> Result<Vec<OrderView>, EngineError> {
+        let rows = orders::orders_of_buyer(&self.pool, buyer_id).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|o| o.order_id).collect();
+        let tickets = orders::tickets_of_orders(&self.pool, &ids).await?;
+        Ok(rows.into_iter().map(|o| view_of_row(o, &tickets)).collect())
+    }
+
+    async fn order_view(&self, order: OrderRow) -> Result<OrderView, EngineError> {
+        let tickets = orders::tickets_of_orders(&self.pool, &[order.order_id]).await?;
+        Ok(view_of_row(order, &tickets))
+    }
+
+    /// Opens on-sales whose time has come and completes events that are over.
+    pub async fn lifecycle_tick(&self) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        for event_id in onsale::due_to_open(&self.pool, now).await? {
+            if let Err(error) = self.registry.get(event_id).await {
+                tracing::warn!(%event_id, %error, "could not open an on-sale");
+            }
+        }
+        for event_id in onsale::complete_ended(&self.pool, now).await? {
+            self.registry.stop(event_id);
+        }
+        Ok(())
+    }
+
+    /// Voids authorizations older than `grace` that never became an order, and captures
+    /// authorized payments whose order exists.
+    pub async fn reconcile(&self, grace: chrono::Duration) -> anyhow::Result<reconciler::Report> {
+        reconciler::run_once(&self.pool, self.gateway.as_ref(), self.clock.now() - grace).await
+    }
+
+    /// Stops an event's actors (it was cancelled).
+    pub fn stop_event(&self, event_id: Uuid) {
+        self.registry.stop(event_id);
+    }
+}
+
+fn qr_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+fn new_order(
+    hold: &HoldView,
+    idempotency_key: &str,
+    payment_id: Uuid,
+    gateway_ref: &str,
+) -> NewOrder {
+    let mut items: Vec<NewItem> = hold
+        .seats
+        .iter()
+        .map(|s| NewItem {
+            item_id: Uuid::new_v4(),
+            section_id: s.section_id,
+            seat_id: Some(s.seat_id),
+            tier_id: None,
+            quantity: 1,
+            unit_price_cents: s.price_cents,
+            tickets: vec![NewTicket {
+                ticket_id: Uuid::new_v4(),
+                qr_token: qr_token(),
+            }],
+        })
+        .collect();
+    if let Some(tier) = &hold.tier {
+        items.push(NewItem {
+            item_id: Uuid::new_v4(),
+            section_id: tier.section_id,
+            seat_id: None,
+            tier_id: Some(tier.tier_id),
+            quantity: i32::try_from(tier.quantity).unwrap_or(i32::MAX),
+            unit_price_cents: tier.price_cents,
+            tickets: (0..tier.quantity)
+                .map(|_| NewTicket {
+                    ticket_id: Uuid::new_v4(),
+                    qr_token: qr_token(),
+                })
+                .collect(),
+        });
+    }
+    NewOrder {
+        order_id: Uuid::new_v4(),
+        event_id: hold.event_id,
+        buyer_id: hold.buyer_id,
+        hold_id: hold.hold_id,
+        payment_id,
+        gateway_ref: gateway_ref.to_owned(),
+        idempotency_key: idempotency_key.to_owned(),
+        currency: hold.currency.clone(),
+        total_cents: hold.total_cents,
+        items,
+    }
+}
+
+fn view_of_new(order: &NewOrder, hold: &HoldView) -> OrderView {
+    let now = chrono::Utc::now();
+    let mut tickets = Vec::new();
+    for item in &order.items {
+        let label = match (item.seat_id, &hold.tier) {
+            (Some(seat_id), _) => hold
+                .seats
+                .iter()
+                .find(|s| s.seat_id == seat_id)
+                .map(|s| s.label.clone()),
+            (None, Some(tier)) => Some(tier.name.clone()),
+            (None, None) => None,
+        }
+        .unwrap_or_default();
+        for ticket in &item.tickets {
+            tickets.push(TicketView {
+                ticket_id: ticket.ticket_id,
+                section_id: item.section_id,
+                seat_id: item.seat_id,
+                tier_id: item.tier_id,
+                label: label.clone(),
+                price_cents: item.unit_price_cents,
+                qr_token: ticket.qr_token.clone(),
+                status: "VALID".into(),
+            });
+        }
+    }
+    OrderView {
+        order_id: order.order_id,
+        event_id: order.event_id,
+        event_title: String::new(),
+        hold_id: Some(order.hold_id),
+        status: "CONFIRMED".into(),
+        total_cents: order.total_cents,
+        currency: order.currency.clone(),
+        created_at: now,
+        confirmed_at: Some(now),
+        tickets,
+        buyer_id: order.buyer_id,
+    }
+}
+
+fn view_of_row(order: OrderRow, tickets: &[TicketRow]) -> OrderView {
+    OrderView {
+        tickets: tickets
+            .iter()
+            .filter(|t| t.order_id == order.order_id)
+            .map(|t| TicketView {
+                ticket_id: t.ticket_id,
+                section_id: t.section_id,
+                seat_id: t.seat_id,
+                tier_id: t.tier_id,
+                label: match (&t.row_label, t.seat_number, &t.tier_name) {
+                    (Some(row), Some(number), _) => {
+                        format!("{} {}", t.section_name, seat_label(row, number))
+                    }
+                    (_, _, Some(tier)) => tier.clone(),
+                    _ => t.section_name.clone(),
+                },
+                price_cents: t.unit_price_cents,
+                qr_token: t.qr_token.clone(),
+                status: t.status.clone(),
+            })
+            .collect(),
+        order_id: order.order_id,
+        event_id: order.event_id,
+        event_title: order.event_title,
+        hold_id: order.hold_id,
+        status: order.status,
+        total_cents: order.total_cents,
+        currency: order.currency.trim().to_owned(),
+        created_at: order.created_at,
+        confirmed_at: order.confirmed_at,
+        buyer_id: order.buyer_id,
+    }
+}

@@ -1,0 +1,127 @@
+//! The order writer: confirmed orders reach Postgres in batches, one transaction per batch
+//! (group commit), so durable throughput is far above one transaction per order while a
+//! buyer still hears "confirmed" only after their order's commit.
+//!
+//! Batching adapts to load: with nothing in flight an order is written at once (no added
+//! latency); while `MAX_IN_FLIGHT` batches are being written, new orders gather and go in
+//! the next batch. If a batch fails, its orders are retried one by one, so one bad order
+//! (say, a unique-constraint refusal) cannot sink the others.
+
+use actix::prelude::*;
+use futures_util::future::BoxFuture;
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+
+use crate::persistence::orders::{self, NewOrder};
+use crate::persistence::violated_constraint;
+
+const MAX_IN_FLIGHT: usize = 4;
+const MAX_BATCH: usize = 256;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OrderWriteError {
+    /// A constraint refused the order (a seat with a live ticket, an oversold tier, a key
+    /// used twice): it was not written.
+    #[error("refused by constraint {0}")]
+    Refused(String),
+    #[error("the order could not be written: {0}")]
+    Failed(String),
+}
+
+type Reply = oneshot::Sender<Result<(), OrderWriteError>>;
+
+pub struct OrderWriter {
+    pool: PgPool,
+    waiting: Vec<(NewOrder, Reply)>,
+    in_flight: usize,
+}
+
+impl OrderWriter {
+    pub fn new(pool: PgPool) -> OrderWriter {
+        OrderWriter {
+            pool,
+            waiting: Vec::new(),
+            in_flight: 0,
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        while self.in_flight < MAX_IN_FLIGHT && !self.waiting.is_empty() {
+            let take = self.waiting.len().min(MAX_BATCH);
+            let batch: Vec<(NewOrder, Reply)> = self.waiting.drain(..take).collect();
+            self.in_flight += 1;
+            let pool = self.pool.clone();
+            ctx.spawn(write(pool, batch).into_actor(self).map(|(), act, ctx| {
+                act.in_flight -= 1;
+                act.flush(ctx);
+            }));
+        }
+    }
+}
+
+async fn write(pool: PgPool, batch: Vec<(NewOrder, Reply)>) {
+    let (orders, replies): (Vec<NewOrder>, Vec<Reply>) = batch.into_iter().unzip();
+    match orders::write_batch(&pool, &orders).await {
+        Ok(()) => {
+            for reply in replies {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        Err(error) if orders.len() == 1 => {
+            let outcome = classify(&error);
+            for reply in replies {
+                let _ = reply.send(Err(outcome.clone()));
+            }
+        }
+        Err(error) => {
+            tracing::warn!(orders = orders.len(), %error, "a batch failed; writing its orders one by one");
+            for (order, reply) in orders.into_iter().zip(replies) {
+                let outcome = orders::write_batch(&pool, std::slice::from_ref(&order))
+                    .await
+                    .map_err(|e| classify(&e));
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+}
+
+fn classify(error: &sqlx::Error) -> OrderWriteError {
+    let check_violation =
+        matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23514"));
+    match violated_constraint(error) {
+        Some(constraint) => OrderWriteError::Refused(constraint),
+        None if check_violation => OrderWriteError::Refused("check".into()),
+        None => {
+            tracing::error!(%error, "writing an order failed");
+            OrderWriteError::Failed(error.to_string())
+        }
+    }
+}
+
+impl Actor for OrderWriter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(8192);
+    }
+}
+
+/// Write this order; the answer comes after its transaction committed (or failed).
+#[derive(Message)]
+#[rtype(result = "Result<(), OrderWriteError>")]
+pub struct WriteOrder(pub NewOrder);
+
+impl Handler<WriteOrder> for OrderWriter {
+    type Result = ResponseFuture<Result<(), OrderWriteError>>;
+
+    fn handle(&mut self, msg: WriteOrder, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.waiting.push((msg.0, tx));
+        self.flush(ctx);
+        let waiting: BoxFuture<'static, _> = Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(OrderWriteError::Failed("the writer stopped".into())))
+        });
+        waiting
+    }
+}

@@ -1,0 +1,272 @@
+//! Finds the event actor of an event, starting it (and its section actors) from Postgres
+//! the first time the event is asked for. Also keeps which event each live hold belongs
+//! to, so `/holds/{id}` finds its actor.
+//!
+//! A plain struct rather than an actor: lookups are reads of a map that every request
+//! makes, and must not queue behind one mailbox. Starting an event is rare and is done
+//! under an async mutex so that two requests never start the same event twice.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use actix::prelude::*;
+use chrono::Duration;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::event::{EventActor, SaleRules, SectionSlot, TierSlot};
+use super::messages::EngineError;
+use super::section::SectionActor;
+use crate::clock::Clock;
+use crate::domain::event::EventStatus;
+use crate::domain::seat_board::SeatBoard;
+use crate::domain::venue::SectionKind;
+use crate::persistence::onsale::{self, SeatInfo};
+
+/// Settings of the engine that are not per event.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub max_holds_per_buyer: u32,
+    /// Threads that run the on-sale actors.
+    pub threads: usize,
+}
+
+pub struct Registry {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    arbiters: Mutex<Vec<Arbiter>>,
+    handles: Vec<ArbiterHandle>,
+    next: AtomicUsize,
+    events: RwLock<HashMap<Uuid, Addr<EventActor>>>,
+    starting: tokio::sync::Mutex<()>,
+    holds: RwLock<HashMap<Uuid, Uuid>>,
+}
+
+impl Registry {
+    /// Starts the engine's threads. Must be called inside an actix system.
+    pub fn new(pool: PgPool, clock: Arc<dyn Clock>, config: EngineConfig) -> Registry {
+        let arbiters: Vec<Arbiter> = (0..config.threads.max(1)).map(|_| Arbiter::new()).collect();
+        let handles = arbiters.iter().map(Arbiter::handle).collect();
+        Registry {
+            pool,
+            clock,
+            config,
+            arbiters: Mutex::new(arbiters),
+            handles,
+            next: AtomicUsize::new(0),
+            events: RwLock::new(HashMap::new()),
+            starting: tokio::sync::Mutex::new(()),
+            holds: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn arbiter(&self) -> &ArbiterHandle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        &self.handles[i]
+    }
+
+    fn running(&self, event_id: Uuid) -> Option<Addr<EventActor>> {
+        let events = self
+            .events
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        events.get(&event_id).filter(|a| a.connected()).cloned()
+    }
+
+    /// The event's actor, started if it is not running yet.
+    pub async fn get(&self, event_id: Uuid) -> Result<Addr<EventActor>, EngineError> {
+        if let Some(addr) = self.running(event_id) {
+            return Ok(addr);
+        }
+        let _starting = self.starting.lock().await;
+        if let Some(addr) = self.running(event_id) {
+            return Ok(addr);
+        }
+        let addr = self.start(event_id).await?;
+        self.events
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(event_id, addr.clone());
+        Ok(addr)
+    }
+
+    /// Whether an event's actor is running (it is not started by asking).
+    pub fn if_running(&self, event_id: Uuid) -> Option<Addr<EventActor>> {
+        self.running(event_id)
+    }
+
+    async fn start(&self, event_id: Uuid) -> Result<Addr<EventActor>, EngineError> {
+        let state = onsale::load(&self.pool, event_id)
+            .await?
+            .ok_or(EngineError::EventNotFound)?;
+        let status = state.event.status();
+        match status {
+            EventStatus::Draft => return Err(EngineError::EventNotFound),
+            EventStatus::Cancelled => {
+                return Err(EngineError::SaleNotOpen("the event is cancelled".into()))
+            }
+            EventStatus::Completed => {
+                return Err(EngineError::SaleNotOpen("the event is over".into()))
+            }
+            _ => {}
+        }
+        let sections = state
+            .sections
+            .into_iter()
+            .map(|s| {
+                let kind = SectionKind::parse(&s.kind).unwrap_or(SectionKind::Seated);
+                let (addr, free) = if kind == SectionKind::Seated {
+                    let board = SeatBoard::new(rows(&s.seats), &s.sold, &s.blocked);
+                    let free = if s.price_cents.is_some() {
+                        board.counts().available
+                    } else {
+                        0
+                    };
+                    (
+                        Some(SectionActor::start_in_arbiter(self.arbiter(), move |_| {
+                            SectionActor::new(board)
+                        })),
+                        free,
+                    )
+                } else {
+                    (None, 0)
+                };
+                SectionSlot {
+                    section_id: s.section_id,
+                    name: s.name,
+                    kind,
+                    price_cents: s.price_cents,
+                    addr,
+                    seats: s.seats,
+                    free,
+                }
+            })
+            .collect();
+        let tiers = state
+            .tiers
+            .into_iter()
+            .map(|t| TierSlot {
+                tier_id: t.tier_id,
+                section_id: t.section_id,
+                name: t.name,
+                price_cents: t.price_cents,
+                quantity: u32::try_from(t.quantity).unwrap_or(0),
+                sold: u32::try_from(t.sold_quantity).unwrap_or(0),
+                held: 0,
+                max_per_order: u32::try_from(t.max_per_order).unwrap_or(1),
+                sale_starts_at: t.sale_starts_at,
+                sale_ends_at: t.sale_ends_at,
+            })
+            .collect();
+        let rules = SaleRules {
+            sale_starts_at: state.onsale.sale_starts_at,
+            sale_ends_at: state.onsale.sale_ends_at,
+            hold_duration: Duration::minutes(state.onsale.hold_minutes.into()),
+            max_per_order: u32::try_from(state.onsale.max_per_order).unwrap_or(1),
+            max_holds_per_buyer: self.config.max_holds_per_buyer,
+        };
+        let actor = EventActor::new(
+            event_id,
+            state.event.currency.trim().to_owned(),
+            status,
+            rules,
+            sections,
+            tiers,
+            self.clock.clone(),
+            self.pool.clone(),
+        );
+        tracing::info!(%event_id, "starting the on-sale engine of an event");
+        Ok(EventActor::start_in_arbiter(self.arbiter(), move |_| actor))
+    }
+
+    /// Notes which event a new hold belongs to.
+    pub fn remember_hold(&self, hold_id: Uuid, event_id: Uuid) {
+        self.holds
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(hold_id, event_id);
+    }
+
+    /// The event a hold was taken on, if this node saw it.
+    pub fn event_of_hold(&self, hold_id: Uuid) -> Option<Uuid> {
+        self.holds
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&hold_id)
+            .copied()
+    }
+
+    /// Stops an event's actors (cancelled or finished events).
+    pub fn stop(&self, event_id: Uuid) {
+        let removed = self
+            .events
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&event_id);
+        if let Some(addr) = removed {
+            addr.do_send(super::event::Stop);
+        }
+        self.holds
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, e| *e != event_id);
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        for arbiter in self
+            .arbiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+        {
+            arbiter.stop();
+        }
+    }
+}
+
+/// Position ranges of the rows: runs of seats with the same row label, in seat-map order.
+fn rows(seats: &[SeatInfo]) -> Vec<Range<u32>> {
+    let mut rows: Vec<Range<u32>> = Vec::new();
+    for (i, seat) in seats.iter().enumerate() {
+        let i = i as u32;
+        match rows.last_mut() {
+            Some(row) if i > 0 && seats[(i - 1) as usize].row_label == seat.row_label => {
+                row.end = i + 1
+            }
+            _ => rows.push(i..i + 1),
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seat(row: &str, n: i32) -> SeatInfo {
+        SeatInfo {
+            seat_id: Uuid::new_v4(),
+            row_label: row.into(),
+            seat_number: n,
+        }
+    }
+
+    #[test]
+    fn rows_are_runs_of_one_label() {
+        let seats = [
+            seat("A", 1),
+            seat("A", 2),
+            seat("B", 1),
+            seat("C", 1),
+            seat("C", 2),
+            seat("C", 3),
+        ];
+        assert_eq!(rows(&seats), vec![0..2, 2..3, 3..6]);
+        assert!(rows(&[]).is_empty());
+    }
+}

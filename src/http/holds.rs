@@ -1,0 +1,169 @@
+//! Buyer endpoints for holds and checkout.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::extract::Json;
+use super::AppState;
+use crate::actors::messages::{HoldRequest, HoldView, OrderView};
+use crate::domain::FieldErrors;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BestAvailableRequest {
+    /// A seated section; any section on sale (dearest first) when absent.
+    pub section_id: Option<Uuid>,
+    pub quantity: i64,
+}
+
+/// Exactly one of `seat_ids`, `best_available`, or `tier_id` with `quantity`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldBody {
+    pub seat_ids: Option<Vec<Uuid>>,
+    pub best_available: Option<BestAvailableRequest>,
+    pub tier_id: Option<Uuid>,
+    pub quantity: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutBody {
+    /// The tokenized card: `tok_ok`, `tok_decline`, `tok_fail`, `tok_timeout` with the
+    /// simulated processor.
+    pub payment_token: String,
+}
+
+fn count(field: &str, value: i64) -> Result<u32, ApiError> {
+    u32::try_from(value)
+        .ok()
+        .filter(|q| *q > 0)
+        .ok_or_else(|| ApiError::invalid_field(field, "must be a positive number"))
+}
+
+fn request(body: HoldBody) -> Result<HoldRequest, ApiError> {
+    match (
+        body.seat_ids,
+        body.best_available,
+        body.tier_id,
+        body.quantity,
+    ) {
+        (Some(seat_ids), None, None, None) => Ok(HoldRequest::Seats(seat_ids)),
+        (None, Some(best), None, None) => Ok(HoldRequest::BestAvailable {
+            section_id: best.section_id,
+            quantity: count("best_available.quantity", best.quantity)?,
+        }),
+        (None, None, Some(tier_id), Some(quantity)) => Ok(HoldRequest::Tier {
+            tier_id,
+            quantity: count("quantity", quantity)?,
+        }),
+        (None, None, Some(_), None) => Err(ApiError::invalid_field(
+            "quantity",
+            "a tier hold needs a quantity",
+        )),
+        _ => Err(ApiError::invalid(FieldErrors::single(
+            "body",
+            "give exactly one of seat_ids, best_available, or tier_id with quantity",
+        ))),
+    }
+}
+
+/// Holds seats (exact, or best available together) or GA tickets, all or nothing.
+#[utoipa::path(post, path = "/api/v1/events/{event_id}/holds", tag = "checkout", security(("bearer" = [])),
+    params(("event_id" = Uuid, Path)), request_body = HoldBody,
+    responses((status = 201, body = HoldView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "seat_unavailable, sold_out, sale_not_open, too_many_holds", body = ErrorBody),
+              (status = 422, description = "validation_failed, max_per_order_exceeded", body = ErrorBody)))]
+#[tracing::instrument(skip(state, body))]
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: Json<HoldBody>,
+) -> Result<HttpResponse, ApiError> {
+    let request = request(body.0)?;
+    let hold = state
+        .engine
+        .place_hold(*path, caller.user_id, request)
+        .await?;
+    Ok(HttpResponse::Created().json(hold))
+}
+
+/// The caller's hold, with its deadline.
+#[utoipa::path(get, path = "/api/v1/holds/{hold_id}", tag = "checkout", security(("bearer" = [])),
+    params(("hold_id" = Uuid, Path)),
+    responses((status = 200, body = HoldView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "hold_expired, hold_purchased", body = ErrorBody)))]
+#[tracing::instrument(skip(state))]
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.engine.get_hold(*path, caller.user_id).await?))
+}
+
+/// Lets go of a hold: its seats go back on sale at once.
+#[utoipa::path(delete, path = "/api/v1/holds/{hold_id}", tag = "checkout", security(("bearer" = [])),
+    params(("hold_id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "checkout_in_progress, hold_expired", body = ErrorBody)))]
+#[tracing::instrument(skip(state))]
+pub async fn release(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    state.engine.release_hold(*path, caller.user_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+const MAX_KEY_LEN: usize = 200;
+
+/// Pays for a hold: the order and its tickets, or a clear refusal. Needs an
+/// `Idempotency-Key` header: a retry with the same key returns the same order and never
+/// charges twice.
+#[utoipa::path(post, path = "/api/v1/holds/{hold_id}/checkout", tag = "checkout", security(("bearer" = [])),
+    params(("hold_id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "unique per purchase attempt")),
+    request_body = CheckoutBody,
+    responses((status = 201, body = OrderView), (status = 402, description = "payment_declined", body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "hold_expired, checkout_in_progress, hold_purchased", body = ErrorBody),
+              (status = 502, description = "payment_failed", body = ErrorBody)))]
+#[tracing::instrument(skip(state, req, body))]
+pub async fn checkout(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<Uuid>,
+    body: Json<CheckoutBody>,
+) -> Result<HttpResponse, ApiError> {
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
+        .ok_or_else(|| {
+            ApiError::malformed(
+                "an Idempotency-Key header (1 to 200 characters) is required",
+                [("Idempotency-Key".to_owned(), "required".to_owned())].into(),
+            )
+        })?;
+    let token = body.0.payment_token.trim().to_owned();
+    if token.is_empty() || token.len() > 200 {
+        return Err(ApiError::invalid_field(
+            "payment_token",
+            "must be 1 to 200 characters",
+        ));
+    }
+    let order = state
+        .engine
+        .checkout(*path, caller.user_id, key, &token)
+        .await?;
+    Ok(HttpResponse::Created().json(order))
+}

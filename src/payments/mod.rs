@@ -1,0 +1,70 @@
+//! Payments: the [`PaymentGateway`] trait every processor sits behind, the simulated card
+//! processor that is the default, and the reconciler that voids authorizations that never
+//! became an order.
+//!
+//! Every call carries an idempotency key: a retried call with the same key returns the
+//! first call's result and never charges twice.
+
+pub mod reconciler;
+pub mod simulated;
+
+use async_trait::async_trait;
+
+pub use simulated::SimulatedGateway;
+
+/// A request to reserve money on a card.
+#[derive(Debug, Clone)]
+pub struct AuthorizeRequest {
+    /// The card, tokenized by the client (`tok_ok`, `tok_decline`, …for the simulator).
+    pub payment_token: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub idempotency_key: String,
+}
+
+/// Money reserved on the card, to be captured or voided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    pub authorization_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    /// The card was refused; the buyer can try another.
+    #[error("declined: {reason}")]
+    Declined { reason: String },
+    /// The processor failed; nothing is known to be charged.
+    #[error("processor failure: {0}")]
+    Failed(String),
+    /// No answer in time: the card may or may not have been authorized (void it by key).
+    #[error("the processor did not answer in time")]
+    Timeout,
+}
+
+#[async_trait]
+pub trait PaymentGateway: Send + Sync + 'static {
+    /// A short name stored with each payment.
+    fn name(&self) -> &'static str;
+
+    async fn authorize(&self, request: &AuthorizeRequest) -> Result<Authorization, PaymentError>;
+
+    /// Takes the authorized money.
+    async fn capture(
+        &self,
+        authorization_id: &str,
+        idempotency_key: &str,
+    ) -> Result<(), PaymentError>;
+
+    /// Releases an authorization, found by the idempotency key it was requested with (so
+    /// an authorization whose answer was lost can still be voided). Voiding what does not
+    /// exist succeeds: there is nothing to release.
+    async fn void(&self, authorize_idempotency_key: &str) -> Result<(), PaymentError>;
+
+    /// Gives captured money back.
+    async fn refund(
+        &self,
+        authorization_id: &str,
+        amount_cents: i64,
+        idempotency_key: &str,
+    ) -> Result<(), PaymentError>;
+}

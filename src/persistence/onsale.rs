@@ -1,0 +1,117 @@
+//! What the on-sale engine loads when it starts an event: the schedule, every section with
+//! its seats in seat-map order (sold and blocked ones marked), prices and tiers.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::catalog;
+use super::events::{self, EventRow, OnSaleRow, TierRow};
+
+#[derive(Debug, Clone)]
+pub struct SeatInfo {
+    pub seat_id: Uuid,
+    pub row_label: String,
+    pub seat_number: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SectionState {
+    pub section_id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub capacity: i32,
+    pub price_cents: Option<i64>,
+    /// In seat-map order: index = position.
+    pub seats: Vec<SeatInfo>,
+    pub sold: Vec<u32>,
+    pub blocked: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OnSaleState {
+    pub event: EventRow,
+    pub onsale: OnSaleRow,
+    pub sections: Vec<SectionState>,
+    pub tiers: Vec<TierRow>,
+}
+
+/// Everything an event actor starts from; `None` when the event or its schedule is missing.
+#[tracing::instrument(skip(pool))]
+pub async fn load(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Option<OnSaleState>> {
+    let Some(event) = events::find_event(pool, event_id).await? else {
+        return Ok(None);
+    };
+    let Some(onsale) = events::find_onsale(pool, event_id).await? else {
+        return Ok(None);
+    };
+    let tiers = events::tiers(pool, event_id).await?;
+    let mut sections: Vec<SectionState> = catalog::section_availability(pool, event_id)
+        .await?
+        .into_iter()
+        .map(|s| SectionState {
+            section_id: s.section_id,
+            name: s.name,
+            kind: s.kind,
+            capacity: s.capacity,
+            price_cents: s.price_cents,
+            seats: Vec::new(),
+            sold: Vec::new(),
+            blocked: Vec::new(),
+        })
+        .collect();
+    let mut index = 0;
+    for seat in catalog::seats(pool, event_id).await? {
+        while sections
+            .get(index)
+            .is_some_and(|s| s.section_id != seat.section_id)
+        {
+            index += 1;
+        }
+        let Some(section) = sections.get_mut(index) else {
+            break;
+        };
+        let position = u32::try_from(section.seats.len()).context("seat position")?;
+        if seat.sold {
+            section.sold.push(position);
+        } else if seat.blocked {
+            section.blocked.push(position);
+        }
+        section.seats.push(SeatInfo {
+            seat_id: seat.seat_id,
+            row_label: seat.row_label,
+            seat_number: seat.seat_number,
+        });
+    }
+    Ok(Some(OnSaleState {
+        event,
+        onsale,
+        sections,
+        tiers,
+    }))
+}
+
+/// Published events whose sale has opened (their engines should run), as of `now`.
+pub async fn due_to_open(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT e.event_id FROM events e JOIN onsales o USING (event_id) \
+         WHERE e.status = 'PUBLISHED' AND o.sale_starts_at <= $1 AND o.sale_ends_at > $1",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await
+    .context("finding on-sales to open")
+}
+
+/// Events that have ended become COMPLETED.
+pub async fn complete_ended(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "UPDATE events SET status = 'COMPLETED', updated_at = now() \
+         WHERE status IN ('PUBLISHED', 'ON_SALE', 'SOLD_OUT') AND end_time <= $1 RETURNING event_id",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await
+    .context("completing ended events")
+}

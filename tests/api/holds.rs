@@ -1,0 +1,518 @@
+use chrono::Duration;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{assert_error, assert_fields, spawn_app, spawn_app_with};
+
+#[actix_web::test]
+async fn a_buyer_holds_exact_seats_and_sees_them_in_the_hold() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let (_, event_id) = app.on_sale_event(&organizer.token).await;
+    let buyer = app.buyer().await;
+    let a = app.seat_ids(event_id, 0).await;
+    let b = app.seat_ids(event_id, 1).await;
+
+    let (status, hold) = app
+        .hold(&buyer.token, event_id, &json!({"seat_ids": [a[0], b[0]]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    assert_eq!(hold["status"], "HELD");
+    assert_eq!(hold["quantity"], 2);
+    assert_eq!(hold["total_cents"], 8000 + 5000);
+    assert_eq!(hold["currency"], "EUR");
+    assert_eq!(hold["seats"][0]["label"], "A A-1");
+    assert_eq!(hold["seats"][1]["label"], "B 1-1");
+    assert!(hold["expires_at"].is_string());
+
+    let (status, again) = app
+        .get(
+            &format!(
+                "/api/v1/holds/{}",
+                hold["hold_id"].as_str().unwrap_or_default()
+            ),
+            Some(&buyer.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["hold_id"], hold["hold_id"]);
+    let states = app.seat_states(event_id).await;
+    assert_eq!(states[&a[0]], "held");
+    assert_eq!(states[&a[1]], "available");
+    let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), None).await;
+    assert_eq!(detail["sections"][0]["available"], 11, "{detail}");
+    assert_eq!(detail["status"], "ON_SALE");
+}
+
+#[actix_web::test]
+async fn a_seat_held_by_one_buyer_is_unavailable_to_another() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let (_, event_id) = app.on_sale_event(&organizer.token).await;
+    let (one, two) = (app.buyer().await, app.buyer().await);
+    let a = app.seat_ids(event_id, 0).await;
+    let (status, _) = app
+        .hold(&one.token, event_id, &json!({"seat_ids": [a[0]]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = app
+        .hold(&two.token, event_id, &json!({"seat_ids": [a[1], a[0]]}))
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "seat_unavailable");
+    assert_eq!(body["error"]["seat_ids"], json!([a[0]]));
+    // All or nothing: the free seat of the refused request is still free.
+    let (status, _) = app
+        .hold(&two.token, event_id, &json!({"seat_ids": [a[1]]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[actix_web::test]
+async fn a_hold_across_sections_is_rolled_back_when_one_section_refuses() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let (_, event_id) = app.on_sale_event(&organizer.token).await;
+    let (one, two) = (app.buyer().await, app.buyer().await);
+    let a = app.seat_ids(event_id, 0).await;
+    let b = app.seat_ids(event_id, 1).await;
+    app.hold(&one.token, event_id, &json!({"seat_ids": [b[3]]}))
+        .await;
+    let (status, body) = app
+        .hold(
+            &two.token,
+            event_id,
+            &json!({"seat_ids": [a[5], a[6], b[3]]}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "seat_unavailable");
+    assert_eq!(body["error"]["seat_ids"], json!([b[3]]));
+    let states = app.seat_states(event_id).await;
+    assert_eq!(
+        (states[&a[5]].as_str(), states[&a[6]].as_str()),
+        ("available", "available"),
+        "section A was not rolled back"
+    );
+}
+
+#[actix_web::test]
+async fn best_available_holds_seats_together_in_the_best_row() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let (venue, event_id) = app.on_sale_event(&organizer.token).await;
+    let buyer = app.buyer().await;
+    let (status, hold) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"best_available": {"quantity": 3}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    let labels: Vec<_> = hold["seats"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s["label"].clone())
+        .collect();
+    assert_eq!(
+        labels,
+        vec![json!("A A-1"), json!("A A-2"), json!("A A-3")],
+        "the dearest section, front row, side by side"
+    );
+
+    let (status, hold) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"best_available": {"section_id": venue.seated[1], "quantity": 4}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    let labels: Vec<_> = hold["seats"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s["label"].clone())
+        .collect();
+    assert_eq!(
+        labels,
+        vec![
+            json!("B 1-1"),
+            json!("B 1-2"),
+            json!("B 1-3"),
+            json!("B 1-4")
+        ]
+    );
+}
+
+#[actix_web::test]
+async fn tier_holds_count_down_the_tier_until_it_is_sold_out() {
+    let app = spawn_app_with(|s| s.max_holds_per_buyer = 50).await;
+    let organizer = app.organizer().await;
+    let (_, event_id) = app.on_sale_event(&organizer.token).await;
+    let buyer = app.buyer().await;
+    let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), None).await;
+    let vip = detail["tiers"][1]["tier_id"].clone();
+    assert_eq!(detail["tiers"][1]["name"], "VIP");
+
+    for _ in 0..10 {
+        let (status, hold) = app
+            .hold(
+                &buyer.token,
+                event_id,
+                &json!({"tier_id": vip, "quantity": 2}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{hold}");
+        assert_eq!(hold["tier"]["quantity"], 2);
+        assert_eq!(hold["total_cents"], 24000);
+    }
+    let (status, body) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"tier_id": vip, "quantity": 1}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "sold_out");
+    let (status, body) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"tier_id": vip, "quantity": 3}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "max_per_order_exceeded",
+    );
+    let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), None).await;
+    assert_eq!(detail["tiers"][1]["available"], 0);
+    assert_eq!(detail["tiers"][0]["available"], 80);
+}
+
+#[actix_web::test]
+async fn releasing_a_hold_puts_its_seats_back_at_once() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let (_, event_id) = app.on_sale_event(&organizer.token).await;
+    let (one, two) = (app.buyer().await, app.buyer().await);
+    let a = app.seat_ids(event_id, 0).await;
+    let (_, hold) = app
+        .hold(&one.token, event_id, &json!({"seat_ids": [a[2]]}))
+        .await;
+    let path = format!(
+        "/api/v1/holds/{}",
+        hold["hold_id"].as_str().unwrap_or_default()
+    );
+    let (status, _) = app
+        .call(reqwest::Method::DELETE, &path, Some(&one.token), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = app.get(&path, Some(&one.token)).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "hold_not_found");
+    let (status, _) = app
+        .hold(&two.token, event_id, &json!({"seat_ids": [a[2]]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[actix_web::test]
+async fn a_hold_expires_at_its_deadline_and_its_seats_go_back_on_sale() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let (_, event_id) = app.on_sale_event(&organizer.token).await;
+    let (one, two) = (app.buyer().await, app.buyer().await);
+    let a = app.seat_ids(event_id, 0).await;
+    let (_, hold) = app
+        .hold(&one.token, event_id, &json!({"seat_ids": [a[0], a[1]]}))
+        .await;
+    let path = format!(
+        "/api/v1/holds/{}",
+        hold["hold_id"].as_str().unwrap_or_default()
+    );
+
+    app.clock
+        .advance(Duration::minutes(7) + Duration::seconds(59));
+    let (status, still) = app.get(&path, Some(&one.token)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a second before the deadline the hold stands: {still}"
+    );
+
+    app.clock.advance(Duration::seconds(2));
+    app.eventually("the hold has expired", || async {
+        let (status, body) = app.get(&path, Some(&one.token)).await;
+        status == StatusCode::CONFLICT && body["error"]["code"] == "hold_expired"
+    })
+    .await;
+    let states = app.seat_states(event_id).await;
+    assert_eq!(states[&a[0]], "available");
+    let (status, _) = app
+        .hold(&two.token, event_id, &json!({"seat_ids": [a[0], a[1]]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[actix_web::test]
+async fn holds_keep_to_the_sale_window_and_the_limits() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let buyer = app.buyer().await;
+    // Not open yet.
+    let (venue, event_id) = app.published_event(&organizer.token, 10).await;
+    let _ = venue;
+    let (status, body) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"best_available": {"quantity": 1}}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "sale_not_open");
+    // …and it opens when the clock gets there.
+    app.clock.advance(Duration::hours(1) + Duration::minutes(1));
+    let (status, body) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"best_available": {"quantity": 1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let (_, open_event) = app.on_sale_event(&organizer.token).await;
+    let (status, body) = app
+        .hold(
+            &buyer.token,
+            open_event,
+            &json!({"best_available": {"quantity": 7}}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "max_per_order_exceeded",
+    );
+    assert_eq!(body["error"]["max_per_order"], 6);
+    for _ in 0..2 {
+        let (status, _) = app
+            .hold(
+                &buyer.token,
+                open_event,
+                &json!({"best_available": {"quantity": 1}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, body) = app
+        .hold(
+            &buyer.token,
+            open_event,
+            &json!({"best_available": {"quantity": 1}}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "too_many_holds");
+
+    // A cancelled event sells nothing.
+    let (status, _) = app.cancel(&organizer.token, event_id).await;
+    assert_eq!(status, StatusCode::OK);
+    let other = app.buyer().await;
+    let (status, body) = app
+        .hold(
+            &other.token,
+            event_id,
+            &json!({"best_available": {"quantity": 1}}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "sale_not_open");
+}
+
+#[actix_web::test]
+async fn bad_hold_requests_are_4xx_naming_what_is_wrong() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let (_, event_id) = app.on_sale_event(&organizer.token).await;
+    let (_, other_event) = app.on_sale_event(&organizer.token).await;
+    let buyer = app.buyer().await;
+    let a = app.seat_ids(event_id, 0).await;
+    let foreign = app.seat_ids(other_event, 0).await;
+
+    let (status, body) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"seat_ids": [uuid::Uuid::new_v4()]}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_fields(&body, &["seat_ids"]);
+    let (status, body) = app
+        .hold(&buyer.token, event_id, &json!({"seat_ids": [foreign[0]]}))
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (status, body) = app
+        .hold(&buyer.token, event_id, &json!({"seat_ids": [a[0], a[0]]}))
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (status, body) = app
+        .hold(&buyer.token, event_id, &json!({"seat_ids": []}))
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (status, body) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"best_available": {"quantity": 0}}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_fields(&body, &["best_available.quantity"]);
+    let (status, body) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"best_available": {"quantity": -2}}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (status, body) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"seat_ids": [a[0]], "best_available": {"quantity": 1}}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (status, body) = app.hold(&buyer.token, event_id, &json!({})).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (status, body) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"tier_id": uuid::Uuid::new_v4(), "quantity": 1}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_fields(&body, &["tier_id"]);
+    let (status, body) = app
+        .hold(&buyer.token, event_id, &json!({"seat_ids": ["not-a-uuid"]}))
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "validation_failed");
+    let (status, body) = app
+        .hold(
+            &buyer.token,
+            uuid::Uuid::new_v4(),
+            &json!({"best_available": {"quantity": 1}}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/events/{event_id}/holds"),
+            None,
+            &json!({"best_available": {"quantity": 1}}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (status, body) = app
+        .get(
+            &format!("/api/v1/holds/{}", uuid::Uuid::new_v4()),
+            Some(&buyer.token),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "hold_not_found");
+    let drafts = app.standard_venue(&organizer.token).await;
+    let draft = app.draft_event(&organizer.token, drafts.venue_id, 20).await;
+    let (status, body) = app
+        .hold(
+            &buyer.token,
+            draft,
+            &json!({"best_available": {"quantity": 1}}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[actix_web::test]
+async fn another_buyers_hold_cannot_be_read_released_or_bought() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let (_, event_id) = app.on_sale_event(&organizer.token).await;
+    let (owner, thief) = (app.buyer().await, app.buyer().await);
+    let (_, hold) = app
+        .hold(
+            &owner.token,
+            event_id,
+            &json!({"best_available": {"quantity": 2}}),
+        )
+        .await;
+    let path = format!(
+        "/api/v1/holds/{}",
+        hold["hold_id"].as_str().unwrap_or_default()
+    );
+    let (status, body) = app.get(&path, Some(&thief.token)).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+    let (status, body) = app
+        .call(reqwest::Method::DELETE, &path, Some(&thief.token), None)
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+    let (status, body) = app
+        .checkout(&thief.token, &hold["hold_id"], "k1", "tok_ok")
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+    assert!(app.gateway.calls().is_empty(), "nothing was charged");
+    let (status, _) = app.get(&path, Some(&owner.token)).await;
+    assert_eq!(status, StatusCode::OK);
+}
