@@ -10,6 +10,10 @@
 //! | `tok_fail` | processor failure |
 //! | `tok_timeout` | authorized at the processor, but the answer never comes |
 //! | anything else | declined, `card_not_recognized` |
+//!
+//! The ledger lives in memory. A real processor outlives the server's restarts, so an
+//! authorization id this simulator issued before a restart (`auth_…`) is still honoured
+//! for capture and void, and voiding an unknown idempotency key succeeds.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -120,6 +124,23 @@ impl SimulatedGateway {
         to: ChargeStatus,
     ) -> Result<(), PaymentError> {
         let mut ledger = self.ledger();
+        let known = ledger
+            .charges
+            .values()
+            .any(|c| c.authorization_id == authorization_id);
+        if !known && authorization_id.starts_with("auth_") {
+            // Issued before this process started: a real processor outlives our restarts,
+            // and so does this one's word for its own authorizations.
+            ledger.charges.insert(
+                format!("earlier:{authorization_id}"),
+                Charge {
+                    authorization_id: authorization_id.to_owned(),
+                    idempotency_key: format!("earlier:{authorization_id}"),
+                    amount_cents: 0,
+                    status: ChargeStatus::Authorized,
+                },
+            );
+        }
         let charge = ledger
             .charges
             .values_mut()

@@ -20,7 +20,7 @@ use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
 
 static TRACING: Once = Once::new();
-const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
+pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
 
 pub struct TestApp {
     pub address: String,
@@ -145,6 +145,12 @@ pub fn days_from_now(days: i64) -> DateTime<Utc> {
 }
 
 impl TestApp {
+    /// The URL of this test's database.
+    pub fn database_url(&self) -> String {
+        let server = self.server_url.trim_end_matches("/postgres");
+        format!("{server}/{}", self.db_name)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

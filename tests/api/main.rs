@@ -4,6 +4,7 @@
 mod accounts;
 mod catalog;
 mod checkout;
+mod crash;
 mod errors;
 mod events;
 mod helpers;
