@@ -73,6 +73,9 @@ impl Drop for ChildServer {
     }
 }
 
+/// An order a buyer was told about: its id and seats.
+type Confirmed = (String, Vec<Uuid>);
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -110,7 +113,7 @@ async fn a_sale_survives_the_server_being_killed_mid_flight() {
     let port = free_port();
     let mut server = ChildServer::start(&database_url, port).await;
     let client = reqwest::Client::new();
-    let confirmed: Arc<Mutex<Vec<(String, Vec<Uuid>)>>> = Arc::default();
+    let confirmed: Arc<Mutex<Vec<Confirmed>>> = Arc::default();
     let done = Arc::new(AtomicUsize::new(0));
 
     let sale = join_all(buyers.iter().enumerate().map(|(i, buyer)| {
