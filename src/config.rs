@@ -34,6 +34,9 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// `REDIS_URL`: optional; enables hold mirroring, durable queues and cross-node fan-out.
     pub redis_url: Option<String>,
+    /// `BOXOFFICE_REDIS_PREFIX`: prefix of every Redis key (several deployments, or tests,
+    /// can share one Redis).
+    pub redis_prefix: String,
     /// `BOXOFFICE_JWT_SECRET`: key that signs account and admission tokens (≥ 32 bytes).
     pub jwt_secret: Vec<u8>,
     /// Whether `jwt_secret` was generated at start-up (tokens will not survive a restart).
@@ -137,6 +140,7 @@ impl Settings {
             database_url,
             db_max_connections: bounded(&get, "BOXOFFICE_DB_MAX_CONNECTIONS", 20, 1, 1000)? as u32,
             redis_url,
+            redis_prefix: get("BOXOFFICE_REDIS_PREFIX").unwrap_or_else(|| "boxoffice".to_owned()),
             jwt_secret,
             jwt_secret_generated,
             token_ttl: Duration::from_secs(

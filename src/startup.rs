@@ -11,6 +11,7 @@ use anyhow::Context;
 use sqlx::PgPool;
 use tracing_actix_web::TracingLogger;
 
+use crate::actors::mirror::HoldMirror;
 use crate::actors::registry::EngineConfig;
 use crate::actors::Engine;
 use crate::clock::{Clock, SystemClock};
@@ -69,6 +70,10 @@ impl Application {
             .local_addr()
             .context("reading the bound address")?
             .port();
+        let mirror = match &settings.redis_url {
+            Some(url) => Some(HoldMirror::connect(url, &settings.redis_prefix).await?),
+            None => None,
+        };
         let engine = Arc::new(Engine::new(
             pool.clone(),
             dependencies.clock,
@@ -78,6 +83,7 @@ impl Application {
                 threads: settings.engine_threads,
             },
             settings.payment_timeout,
+            mirror,
         ));
         spawn_background(engine.clone(), &settings);
         let server = run(listener, pool.clone(), engine.clone(), settings)?;

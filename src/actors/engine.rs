@@ -44,8 +44,9 @@ impl Engine {
         gateway: Arc<dyn PaymentGateway>,
         config: EngineConfig,
         payment_timeout: Duration,
+        mirror: Option<super::mirror::HoldMirror>,
     ) -> Engine {
-        let registry = Registry::new(pool.clone(), clock.clone(), config);
+        let registry = Registry::new(pool.clone(), clock.clone(), config, mirror);
         let writer_pool = pool.clone();
         let writer = OrderWriter::start_in_arbiter(&actix::Arbiter::current(), move |_| {
             OrderWriter::new(writer_pool)

@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::messages::{EngineError, HeldSeat, HeldTier, HoldRequest, HoldStatus, HoldView};
+use super::mirror::{HoldMirror, MirroredHold};
 use super::section::{ChangeSeats, SeatChange, SectionActor};
 use crate::clock::Clock;
 use crate::domain::event::EventStatus;
@@ -106,6 +107,7 @@ pub struct EventActor {
     buyers: HashMap<Uuid, u32>,
     ended: HashMap<Uuid, Ended>,
     ended_order: VecDeque<Uuid>,
+    mirror: Option<HoldMirror>,
 }
 
 impl EventActor {
@@ -142,6 +144,97 @@ impl EventActor {
             buyers: HashMap::new(),
             ended: HashMap::new(),
             ended_order: VecDeque::new(),
+            mirror: None,
+        }
+    }
+
+    /// Mirrors holds to Redis from now on, and takes back the holds a previous run
+    /// mirrored (their seats already held on the section boards by the registry).
+    pub fn with_mirror(
+        mut self,
+        mirror: Option<HoldMirror>,
+        restored: Vec<MirroredHold>,
+    ) -> EventActor {
+        self.mirror = mirror;
+        for saved in restored {
+            let lines = match saved.tier {
+                Some((tier_id, quantity)) => {
+                    let Some(index) = self.tiers.iter().position(|t| t.tier_id == tier_id) else {
+                        continue;
+                    };
+                    if self.tiers[index].available() < quantity {
+                        self.mirror_remove(saved.hold_id);
+                        continue;
+                    }
+                    self.tiers[index].held += quantity;
+                    Lines::Tier { index, quantity }
+                }
+                None => {
+                    let mut lines: Vec<(usize, Vec<u32>)> = Vec::new();
+                    for (section_id, position) in &saved.seats {
+                        let Some(index) = self
+                            .sections
+                            .iter()
+                            .position(|s| s.section_id == *section_id)
+                        else {
+                            continue;
+                        };
+                        match lines.iter_mut().find(|(i, _)| *i == index) {
+                            Some((_, positions)) => positions.push(*position),
+                            None => lines.push((index, vec![*position])),
+                        }
+                    }
+                    Lines::Seats(lines)
+                }
+            };
+            self.deadlines.insert((saved.expires_at, saved.hold_id));
+            *self.buyers.entry(saved.buyer_id).or_default() += 1;
+            self.holds.insert(
+                saved.hold_id,
+                Hold {
+                    buyer_id: saved.buyer_id,
+                    lines,
+                    expires_at: saved.expires_at,
+                    status: HoldStatus::Held,
+                },
+            );
+        }
+        self
+    }
+
+    fn mirror_save(&self, hold_id: Uuid) {
+        let (Some(mirror), Some(hold)) = (&self.mirror, self.holds.get(&hold_id)) else {
+            return;
+        };
+        let (seats, tier) = match &hold.lines {
+            Lines::Seats(lines) => (
+                lines
+                    .iter()
+                    .flat_map(|(i, positions)| {
+                        positions.iter().map(|p| (self.sections[*i].section_id, *p))
+                    })
+                    .collect(),
+                None,
+            ),
+            Lines::Tier { index, quantity } => {
+                (Vec::new(), Some((self.tiers[*index].tier_id, *quantity)))
+            }
+        };
+        mirror.save(
+            self.event_id,
+            MirroredHold {
+                hold_id,
+                buyer_id: hold.buyer_id,
+                expires_at: hold.expires_at,
+                seats,
+                tier,
+            },
+        );
+    }
+
+    fn mirror_remove(&self, hold_id: Uuid) {
+        if let Some(mirror) = &self.mirror {
+            mirror.remove(self.event_id, hold_id);
         }
     }
 
@@ -281,6 +374,7 @@ impl EventActor {
         }
         self.buyer_done(hold.buyer_id);
         self.remember(hold_id, how);
+        self.mirror_remove(hold_id);
     }
 
     fn sweep(&mut self, ctx: &mut Context<Self>) {
@@ -427,6 +521,7 @@ impl Handler<ReserveHold> for EventActor {
                 self.deadlines.insert((hold.expires_at, hold_id));
                 let view = self.view(hold_id, &hold);
                 self.holds.insert(hold_id, hold);
+                self.mirror_save(hold_id);
                 Reserved::Done(view)
             }
             HoldRequest::Seats(seat_ids) => self.plan_seats(hold_id, seat_ids)?,
@@ -591,6 +686,7 @@ impl Handler<ConfirmHold> for EventActor {
         self.deadlines.insert((hold.expires_at, msg.hold_id));
         let view = self.view(msg.hold_id, &hold);
         self.holds.insert(msg.hold_id, hold);
+        self.mirror_save(msg.hold_id);
         Ok(view)
     }
 }
@@ -749,6 +845,7 @@ impl Handler<FinishCheckout> for EventActor {
         }
         self.buyer_done(hold.buyer_id);
         self.remember(msg.hold_id, Ended::Purchased(msg.order_id));
+        self.mirror_remove(msg.hold_id);
         let now = self.clock.now();
         self.update_status(now, ctx);
     }

@@ -12,6 +12,7 @@
 pub mod engine;
 pub mod event;
 pub mod messages;
+pub mod mirror;
 pub mod order_writer;
 pub mod registry;
 pub mod section;

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::event::{EventActor, SaleRules, SectionSlot, TierSlot};
 use super::messages::EngineError;
+use super::mirror::{HoldMirror, MirroredHold};
 use super::section::SectionActor;
 use crate::clock::Clock;
 use crate::domain::event::EventStatus;
@@ -43,11 +44,17 @@ pub struct Registry {
     events: RwLock<HashMap<Uuid, Addr<EventActor>>>,
     starting: tokio::sync::Mutex<()>,
     holds: RwLock<HashMap<Uuid, Uuid>>,
+    mirror: Option<HoldMirror>,
 }
 
 impl Registry {
     /// Starts the engine's threads. Must be called inside an actix system.
-    pub fn new(pool: PgPool, clock: Arc<dyn Clock>, config: EngineConfig) -> Registry {
+    pub fn new(
+        pool: PgPool,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+        mirror: Option<HoldMirror>,
+    ) -> Registry {
         let arbiters: Vec<Arbiter> = (0..config.threads.max(1)).map(|_| Arbiter::new()).collect();
         let handles = arbiters.iter().map(Arbiter::handle).collect();
         Registry {
@@ -60,6 +67,7 @@ impl Registry {
             events: RwLock::new(HashMap::new()),
             starting: tokio::sync::Mutex::new(()),
             holds: RwLock::new(HashMap::new()),
+            mirror,
         }
     }
 
@@ -113,26 +121,37 @@ impl Registry {
             }
             _ => {}
         }
+        // Build the boards, put back the holds a previous run mirrored, then start actors.
+        let mut boards: Vec<Option<SeatBoard>> = state
+            .sections
+            .iter()
+            .map(|s| {
+                (s.kind == SectionKind::Seated.as_str())
+                    .then(|| SeatBoard::new(rows(&s.seats), &s.sold, &s.blocked))
+            })
+            .collect();
+        let restored = self.restore(event_id, &state.sections, &mut boards).await;
         let sections = state
             .sections
             .into_iter()
-            .map(|s| {
+            .zip(boards)
+            .map(|(s, board)| {
                 let kind = SectionKind::parse(&s.kind).unwrap_or(SectionKind::Seated);
-                let (addr, free) = if kind == SectionKind::Seated {
-                    let board = SeatBoard::new(rows(&s.seats), &s.sold, &s.blocked);
-                    let free = if s.price_cents.is_some() {
-                        board.counts().available
-                    } else {
-                        0
-                    };
-                    (
-                        Some(SectionActor::start_in_arbiter(self.arbiter(), move |_| {
-                            SectionActor::new(board)
-                        })),
-                        free,
-                    )
-                } else {
-                    (None, 0)
+                let (addr, free) = match board {
+                    Some(board) => {
+                        let free = if s.price_cents.is_some() {
+                            board.counts().available
+                        } else {
+                            0
+                        };
+                        (
+                            Some(SectionActor::start_in_arbiter(self.arbiter(), move |_| {
+                                SectionActor::new(board)
+                            })),
+                            free,
+                        )
+                    }
+                    None => (None, 0),
                 };
                 SectionSlot {
                     section_id: s.section_id,
@@ -178,8 +197,83 @@ impl Registry {
             self.clock.clone(),
             self.pool.clone(),
         );
+        let actor = actor.with_mirror(self.mirror.clone(), restored);
         tracing::info!(%event_id, "starting the on-sale engine of an event");
         Ok(EventActor::start_in_arbiter(self.arbiter(), move |_| actor))
+    }
+
+    /// The unexpired holds Redis kept for this event whose seats are all still free, their
+    /// seats held again on `boards`. Holds that no longer fit are dropped from Redis.
+    async fn restore(
+        &self,
+        event_id: Uuid,
+        sections: &[onsale::SectionState],
+        boards: &mut [Option<SeatBoard>],
+    ) -> Vec<MirroredHold> {
+        let Some(mirror) = &self.mirror else {
+            return Vec::new();
+        };
+        let saved = match mirror.load(event_id).await {
+            Ok(saved) => saved,
+            Err(error) => {
+                tracing::warn!(%event_id, %error, "could not read mirrored holds; starting without them");
+                return Vec::new();
+            }
+        };
+        let now = self.clock.now();
+        let mut kept = Vec::new();
+        for hold in saved {
+            let fits = hold.expires_at > now && self.put_back(&hold, sections, boards);
+            if fits {
+                self.remember_hold(hold.hold_id, event_id);
+                kept.push(hold);
+            } else {
+                mirror.remove(event_id, hold.hold_id);
+            }
+        }
+        if !kept.is_empty() {
+            tracing::info!(%event_id, holds = kept.len(), "restored holds from Redis");
+        }
+        kept
+    }
+
+    /// Holds a mirrored hold's seats on the boards, all or none.
+    fn put_back(
+        &self,
+        hold: &MirroredHold,
+        sections: &[onsale::SectionState],
+        boards: &mut [Option<SeatBoard>],
+    ) -> bool {
+        let mut by_section: Vec<(usize, Vec<u32>)> = Vec::new();
+        for (section_id, position) in &hold.seats {
+            let Some(i) = sections
+                .iter()
+                .position(|s| s.section_id == *section_id && s.price_cents.is_some())
+            else {
+                return false;
+            };
+            match by_section.iter_mut().find(|(j, _)| *j == i) {
+                Some((_, positions)) => positions.push(*position),
+                None => by_section.push((i, vec![*position])),
+            }
+        }
+        let mut placed: Vec<(usize, Vec<u32>)> = Vec::new();
+        for (i, positions) in by_section {
+            let ok = boards
+                .get_mut(i)
+                .and_then(Option::as_mut)
+                .is_some_and(|b| b.hold(hold.hold_id, &positions).is_ok());
+            if !ok {
+                for (j, done) in placed {
+                    if let Some(board) = boards.get_mut(j).and_then(Option::as_mut) {
+                        board.release(hold.hold_id, &done);
+                    }
+                }
+                return false;
+            }
+            placed.push((i, positions));
+        }
+        true
     }
 
     /// Notes which event a new hold belongs to.

@@ -92,11 +92,11 @@ pub async fn load(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Option<OnSale
     }))
 }
 
-/// Published events whose sale has opened (their engines should run), as of `now`.
+/// Events whose sale is open as of `now`: their engines should run (after a restart too).
 pub async fn due_to_open(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<Vec<Uuid>> {
     sqlx::query_scalar(
         "SELECT e.event_id FROM events e JOIN onsales o USING (event_id) \
-         WHERE e.status = 'PUBLISHED' AND o.sale_starts_at <= $1 AND o.sale_ends_at > $1",
+         WHERE e.status IN ('PUBLISHED', 'ON_SALE', 'SOLD_OUT') AND o.sale_starts_at <= $1 AND o.sale_ends_at > $1",
     )
     .bind(now)
     .fetch_all(pool)

@@ -31,6 +31,7 @@ pub struct TestApp {
     /// The simulated card processor the server pays with.
     pub gateway: Arc<SimulatedGateway>,
     db_name: String,
+    owns_database: bool,
     server_url: String,
 }
 
@@ -65,6 +66,25 @@ pub async fn spawn_app_paying_through(
     configure: impl FnOnce(&mut Settings),
     gateway: Option<(Arc<SimulatedGateway>, Arc<dyn PaymentGateway>)>,
 ) -> TestApp {
+    spawn(configure, gateway, None).await
+}
+
+/// A second server on the same database as `other` (another node, or the same node after
+/// a restart); the database stays `other`'s to drop.
+pub async fn spawn_app_sharing(other: &TestApp, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn(configure, None, Some(other.db_name.clone())).await
+}
+
+/// Redis for the tests that use it: `REDIS_URL`, or the local default.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn spawn(
+    configure: impl FnOnce(&mut Settings),
+    gateway: Option<(Arc<SimulatedGateway>, Arc<dyn PaymentGateway>)>,
+    shared_database: Option<String>,
+) -> TestApp {
     TRACING.call_once(|| {
         if std::env::var("TEST_LOG").is_ok() {
             boxoffice::telemetry::init(boxoffice::config::LogFormat::Pretty);
@@ -80,8 +100,13 @@ pub async fn spawn_app_paying_through(
         other => std::env::var(other).ok(),
     })
     .unwrap_or_else(|e| panic!("test settings: {e}"));
-    let db_name = format!("boxoffice_test_{}", Uuid::new_v4().simple());
+    let (db_name, owns_database) = match shared_database {
+        Some(name) => (name, false),
+        None => (format!("boxoffice_test_{}", Uuid::new_v4().simple()), true),
+    };
     let mut settings = base.with_database(&db_name);
+    // Redis only where a test asks for it (and then under a prefix of its own).
+    settings.redis_url = None;
     configure(&mut settings);
     let server_url = settings.clone().with_database("postgres").database_url;
 
@@ -110,6 +135,7 @@ pub async fn spawn_app_paying_through(
         clock,
         gateway: simulated,
         db_name,
+        owns_database,
         server_url,
     }
 }
@@ -117,6 +143,9 @@ pub async fn spawn_app_paying_through(
 impl Drop for TestApp {
     /// Drops the test's database, closing whatever connections are still open on it.
     fn drop(&mut self) {
+        if !self.owns_database {
+            return;
+        }
         let url = self.server_url.clone();
         let name = self.db_name.clone();
         let dropped = std::thread::spawn(move || {

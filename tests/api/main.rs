@@ -11,4 +11,5 @@ mod helpers;
 mod holds;
 mod operations;
 mod races;
+mod redis;
 mod venues;

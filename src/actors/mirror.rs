@@ -1,0 +1,143 @@
+//! Live holds mirrored to Redis, so that a restarted node gives every buyer back the seats
+//! they were holding. Each hold is a key with the hold's own time to live (it vanishes
+//! from Redis when it would have expired anyway) plus a per-event set of hold ids:
+//!
+//! ```text
+//! {prefix}:holds:{event_id}            SET of hold ids
+//! {prefix}:hold:{event_id}:{hold_id}   JSON of the hold, PX = time left
+//! ```
+//!
+//! Event actors never wait on Redis: they queue writes on a channel that one task applies
+//! in order (so a release can never overtake the hold it releases). A hold acknowledged in
+//! the last moments before a crash may therefore be missing after it; its seats are then
+//! simply available again. Nothing is ever left locked.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// What is kept of a hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MirroredHold {
+    pub hold_id: Uuid,
+    pub buyer_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    /// (section, position) of each seat.
+    pub seats: Vec<(Uuid, u32)>,
+    /// (tier, quantity) of a general-admission hold.
+    pub tier: Option<(Uuid, u32)>,
+}
+
+enum Op {
+    Save { event_id: Uuid, hold: MirroredHold },
+    Remove { event_id: Uuid, hold_id: Uuid },
+}
+
+#[derive(Clone)]
+pub struct HoldMirror {
+    conn: ConnectionManager,
+    prefix: String,
+    ops: mpsc::UnboundedSender<Op>,
+}
+
+impl HoldMirror {
+    /// Connects and starts the writer task (on the current actix arbiter).
+    pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<HoldMirror> {
+        let client = redis::Client::open(url).context("parsing REDIS_URL")?;
+        let conn = ConnectionManager::new(client)
+            .await
+            .context("connecting to Redis")?;
+        let (ops, mut queue) = mpsc::unbounded_channel::<Op>();
+        let mirror = HoldMirror {
+            conn,
+            prefix: prefix.to_owned(),
+            ops,
+        };
+        let writer = mirror.clone();
+        actix_web::rt::spawn(async move {
+            while let Some(op) = queue.recv().await {
+                if let Err(error) = writer.apply(op).await {
+                    tracing::warn!(%error, "could not mirror a hold to Redis");
+                }
+            }
+        });
+        Ok(mirror)
+    }
+
+    fn set_key(&self, event_id: Uuid) -> String {
+        format!("{}:holds:{event_id}", self.prefix)
+    }
+
+    fn hold_key(&self, event_id: Uuid, hold_id: Uuid) -> String {
+        format!("{}:hold:{event_id}:{hold_id}", self.prefix)
+    }
+
+    pub fn save(&self, event_id: Uuid, hold: MirroredHold) {
+        let _ = self.ops.send(Op::Save { event_id, hold });
+    }
+
+    pub fn remove(&self, event_id: Uuid, hold_id: Uuid) {
+        let _ = self.ops.send(Op::Remove { event_id, hold_id });
+    }
+
+    async fn apply(&self, op: Op) -> anyhow::Result<()> {
+        let mut conn = self.conn.clone();
+        match op {
+            Op::Save { event_id, hold } => {
+                let ttl = (hold.expires_at - Utc::now()).num_milliseconds();
+                if ttl <= 0 {
+                    return Ok(());
+                }
+                let json = serde_json::to_string(&hold)?;
+                redis::pipe()
+                    .atomic()
+                    .pset_ex(self.hold_key(event_id, hold.hold_id), json, ttl as u64)
+                    .sadd(self.set_key(event_id), hold.hold_id.to_string())
+                    .query_async::<()>(&mut conn)
+                    .await?;
+            }
+            Op::Remove { event_id, hold_id } => {
+                redis::pipe()
+                    .atomic()
+                    .del(self.hold_key(event_id, hold_id))
+                    .srem(self.set_key(event_id), hold_id.to_string())
+                    .query_async::<()>(&mut conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The event's holds that have not expired.
+    pub async fn load(&self, event_id: Uuid) -> anyhow::Result<Vec<MirroredHold>> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn
+            .smembers(self.set_key(event_id))
+            .await
+            .context("reading mirrored holds")?;
+        let mut holds = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Ok(hold_id) = Uuid::parse_str(&id) else {
+                continue;
+            };
+            let json: Option<String> = conn
+                .get(self.hold_key(event_id, hold_id))
+                .await
+                .context("reading a mirrored hold")?;
+            match json.and_then(|j| serde_json::from_str::<MirroredHold>(&j).ok()) {
+                Some(hold) => holds.push(hold),
+                None => {
+                    let _: () = conn
+                        .srem(self.set_key(event_id), &id)
+                        .await
+                        .context("forgetting an expired hold")?;
+                }
+            }
+        }
+        Ok(holds)
+    }
+}

@@ -1,0 +1,105 @@
+//! With Redis configured, live holds outlive the node that took them.
+
+use chrono::Duration;
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{assert_error, redis_url, spawn_app_sharing, spawn_app_with, uuid};
+
+#[actix_web::test]
+async fn holds_mirrored_to_redis_come_back_after_a_restart() {
+    let prefix = format!("test-{}", Uuid::new_v4().simple());
+    let with_redis = |s: &mut boxoffice::config::Settings| {
+        s.redis_url = Some(redis_url());
+        s.redis_prefix = prefix.clone();
+    };
+    let first = spawn_app_with(with_redis).await;
+    let organizer = first.organizer().await;
+    let (_, event_id) = first.on_sale_event(&organizer.token).await;
+    let (holder, rival) = (first.buyer().await, first.buyer().await);
+    let a = first.seat_ids(event_id, 0).await;
+    let (status, seats_hold) = first
+        .hold(&holder.token, event_id, &json!({"seat_ids": [a[0], a[1]]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, detail) = first.get(&format!("/api/v1/events/{event_id}"), None).await;
+    let general = detail["tiers"][0]["tier_id"].clone();
+    let (status, _) = first
+        .hold(
+            &holder.token,
+            event_id,
+            &json!({"tier_id": general, "quantity": 2}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, released) = first
+        .hold(&rival.token, event_id, &json!({"seat_ids": [a[5]]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    first
+        .call(
+            reqwest::Method::DELETE,
+            &format!(
+                "/api/v1/holds/{}",
+                released["hold_id"].as_str().unwrap_or_default()
+            ),
+            Some(&rival.token),
+            None,
+        )
+        .await;
+
+    // A new node (or this one restarted) rebuilds the event from Postgres and Redis.
+    let second = spawn_app_sharing(&first, with_redis).await;
+    second
+        .eventually("the restarted node shows the holds", || async {
+            let states = second.seat_states(event_id).await;
+            states.get(&a[0]).map(String::as_str) == Some("held")
+                && states.get(&a[1]).map(String::as_str) == Some("held")
+        })
+        .await;
+    let states = second.seat_states(event_id).await;
+    assert_eq!(states[&a[5]], "available", "a released hold stays released");
+    let (status, body) = second
+        .hold(&rival.token, event_id, &json!({"seat_ids": [a[0]]}))
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "seat_unavailable");
+    let (_, detail) = second
+        .get(&format!("/api/v1/events/{event_id}"), None)
+        .await;
+    assert_eq!(detail["tiers"][0]["available"], 78);
+    let path = format!(
+        "/api/v1/holds/{}",
+        seats_hold["hold_id"].as_str().unwrap_or_default()
+    );
+    let (status, hold) = second.get(&path, Some(&holder.token)).await;
+    assert_eq!(status, StatusCode::OK, "{hold}");
+    assert_eq!(hold["expires_at"], seats_hold["expires_at"]);
+    let (status, order) = second
+        .checkout(
+            &holder.token,
+            &seats_hold["hold_id"],
+            "after-restart",
+            "tok_ok",
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(
+        order["tickets"]
+            .as_array()
+            .map(|t| t.iter().map(|t| uuid(&t["seat_id"])).collect::<Vec<_>>()),
+        Some(vec![a[0], a[1]])
+    );
+
+    // Holds whose time ran out while the node was down are not restored.
+    let third = spawn_app_sharing(&first, with_redis).await;
+    third.clock.advance(Duration::minutes(9));
+    let (_, detail) = third.get(&format!("/api/v1/events/{event_id}"), None).await;
+    let _ = detail;
+    let states = third.seat_states(event_id).await;
+    assert_eq!(states[&a[0]], "sold");
+    assert!(
+        states.values().filter(|s| *s == "held").count() == 0,
+        "{states:?}"
+    );
+}
