@@ -172,7 +172,8 @@ impl Settings {
             )?),
             web_dir: get("BOXOFFICE_WEB_DIR").map_or_else(|| PathBuf::from("web"), PathBuf::from),
             log_format,
-            max_holds_per_buyer: bounded(&get, "BOXOFFICE_MAX_HOLDS_PER_BUYER", 2, 1, 100)? as u32,
+            max_holds_per_buyer: bounded(&get, "BOXOFFICE_MAX_HOLDS_PER_BUYER", 2, 1, 1_000_000)?
+                as u32,
             engine_threads: match get("BOXOFFICE_ENGINE_THREADS") {
                 None => (std::thread::available_parallelism().map_or(2, usize::from) / 2).max(1),
                 Some(_) => bounded(&get, "BOXOFFICE_ENGINE_THREADS", 1, 1, 64)? as usize,

@@ -1,0 +1,234 @@
+//! Measurements of one run: latency histograms (HDR, microseconds), counts by outcome, and
+//! the table and JSON they are reported as.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// What one client saw; merged into a [`Summary`] at the end.
+pub struct Tally {
+    pub latency: Histogram<u64>,
+    pub outcomes: BTreeMap<String, u64>,
+    pub successes: u64,
+}
+
+impl Tally {
+    pub fn new() -> Tally {
+        // 1 µs to 60 s with 3 significant figures.
+        let latency = Histogram::new_with_bounds(1, 60_000_000, 3)
+            .expect("1 µs to 60 s at 3 figures is a valid histogram");
+        Tally {
+            latency,
+            outcomes: BTreeMap::new(),
+            successes: 0,
+        }
+    }
+
+    pub fn record(&mut self, took: Duration, outcome: &str, success: bool) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let _ = self.latency.record(micros.min(60_000_000));
+        *self.outcomes.entry(outcome.to_owned()).or_default() += 1;
+        if success {
+            self.successes += 1;
+        }
+    }
+
+    pub fn merge(&mut self, other: &Tally) {
+        let _ = self.latency.add(&other.latency);
+        for (k, v) in &other.outcomes {
+            *self.outcomes.entry(k.clone()).or_default() += v;
+        }
+        self.successes += other.successes;
+    }
+}
+
+/// One system's figures in one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub system: String,
+    pub clients: usize,
+    pub seconds: f64,
+    pub attempts: u64,
+    pub successes: u64,
+    pub successes_per_second: f64,
+    pub attempts_per_second: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub outcomes: BTreeMap<String, u64>,
+    pub server_peak_rss_mib: Option<f64>,
+}
+
+impl Summary {
+    pub fn new(
+        system: &str,
+        clients: usize,
+        elapsed: Duration,
+        tally: &Tally,
+        server_peak_rss_mib: Option<f64>,
+    ) -> Summary {
+        let seconds = elapsed.as_secs_f64().max(1e-9);
+        let attempts = tally.latency.len();
+        let ms = |q: f64| tally.latency.value_at_quantile(q) as f64 / 1000.0;
+        Summary {
+            system: system.to_owned(),
+            clients,
+            seconds,
+            attempts,
+            successes: tally.successes,
+            successes_per_second: tally.successes as f64 / seconds,
+            attempts_per_second: attempts as f64 / seconds,
+            p50_ms: ms(0.50),
+            p95_ms: ms(0.95),
+            p99_ms: ms(0.99),
+            max_ms: tally.latency.max() as f64 / 1000.0,
+            outcomes: tally.outcomes.clone(),
+            server_peak_rss_mib,
+        }
+    }
+}
+
+/// A scenario's report: boxoffice and the seed design, side by side.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub machine: String,
+    pub runs: Vec<Summary>,
+    /// boxoffice's successful operations per second over the seed design's.
+    pub throughput_ratio: Option<f64>,
+    /// boxoffice's answered requests per second (success or refusal) over the seed design's.
+    pub attempts_ratio: Option<f64>,
+}
+
+impl Report {
+    pub fn new(scenario: &str, runs: Vec<Summary>) -> Report {
+        let ratio = |rate: fn(&Summary) -> f64| {
+            let of = |name: &str| runs.iter().find(|r| r.system == name).map(rate);
+            match (of("boxoffice"), of("seed-design")) {
+                (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                _ => None,
+            }
+        };
+        let throughput_ratio = ratio(|r| r.successes_per_second);
+        let attempts_ratio = ratio(|r| r.attempts_per_second);
+        Report {
+            scenario: scenario.to_owned(),
+            machine: machine(),
+            runs,
+            throughput_ratio,
+            attempts_ratio,
+        }
+    }
+
+    pub fn print(&self) {
+        println!("\n{} on {}", self.scenario, self.machine);
+        println!(
+            "{:<12} {:>7} {:>9} {:>10} {:>11} {:>11} {:>8} {:>8} {:>8} {:>9}  outcomes",
+            "system",
+            "clients",
+            "attempts",
+            "successes",
+            "success/s",
+            "attempt/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "rss MiB"
+        );
+        for r in &self.runs {
+            let outcomes: Vec<String> =
+                r.outcomes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!(
+                "{:<12} {:>7} {:>9} {:>10} {:>11.0} {:>11.0} {:>8.2} {:>8.2} {:>8.2} {:>9}  {}",
+                r.system,
+                r.clients,
+                r.attempts,
+                r.successes,
+                r.successes_per_second,
+                r.attempts_per_second,
+                r.p50_ms,
+                r.p95_ms,
+                r.p99_ms,
+                r.server_peak_rss_mib
+                    .map_or("-".to_owned(), |m| format!("{m:.0}")),
+                outcomes.join(" ")
+            );
+        }
+        if let Some(ratio) = self.throughput_ratio {
+            println!("boxoffice / seed design: {ratio:.1}× successful operations per second");
+        }
+        if let Some(ratio) = self.attempts_ratio {
+            println!("boxoffice / seed design: {ratio:.1}× answered requests per second");
+        }
+    }
+}
+
+/// The machine, as the report names it: cores and model.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cores} cores, {model}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_rates_come_from_the_recorded_latencies() {
+        let mut tally = Tally::new();
+        for ms in 1..=100u64 {
+            tally.record(
+                Duration::from_millis(ms),
+                if ms % 10 == 0 { "409" } else { "201" },
+                ms % 10 != 0,
+            );
+        }
+        let summary = Summary::new("boxoffice", 4, Duration::from_secs(2), &tally, None);
+        assert_eq!(summary.attempts, 100);
+        assert_eq!(summary.successes, 90);
+        assert!((summary.successes_per_second - 45.0).abs() < 1e-9);
+        assert!((summary.p50_ms - 50.0).abs() < 0.1, "{}", summary.p50_ms);
+        assert!((summary.p99_ms - 99.0).abs() < 0.1, "{}", summary.p99_ms);
+        assert_eq!(summary.outcomes["409"], 10);
+    }
+
+    #[test]
+    fn the_ratio_compares_successful_throughput() {
+        let mut fast = Tally::new();
+        let mut slow = Tally::new();
+        for _ in 0..100 {
+            fast.record(Duration::from_millis(1), "201", true);
+        }
+        for _ in 0..10 {
+            slow.record(Duration::from_millis(10), "ok", true);
+        }
+        let runs = vec![
+            Summary::new("boxoffice", 1, Duration::from_secs(1), &fast, None),
+            Summary::new("seed-design", 1, Duration::from_secs(1), &slow, None),
+        ];
+        let report = Report::new("hot-tier", runs);
+        assert_eq!(report.throughput_ratio.map(|r| r.round()), Some(10.0));
+    }
+
+    #[test]
+    fn merged_tallies_add_up() {
+        let mut a = Tally::new();
+        let mut b = Tally::new();
+        a.record(Duration::from_millis(1), "201", true);
+        b.record(Duration::from_millis(2), "409", false);
+        a.merge(&b);
+        assert_eq!((a.latency.len(), a.successes, a.outcomes.len()), (2, 1, 2));
+    }
+}

@@ -1,0 +1,220 @@
+//! The system under test: a boxoffice server the harness starts (or one it is pointed
+//! at), set up through its REST API like any organizer would.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// A server process started by the harness; killed when dropped.
+pub struct Server {
+    pub url: String,
+    child: Option<Child>,
+}
+
+impl Server {
+    /// Starts `binary` on a free loopback port against a fresh database `name` on the
+    /// Postgres server of `admin_url`.
+    pub async fn start(
+        binary: &str,
+        admin_url: &str,
+        name: &str,
+        extra_env: &[(&str, &str)],
+    ) -> anyhow::Result<Server> {
+        crate::baseline::recreate_database(admin_url, name).await?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let database_url = crate::baseline::database_url(admin_url, name);
+        let mut command = Command::new(binary);
+        command
+            .arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("BOXOFFICE_BIND", format!("127.0.0.1:{port}"))
+            .env(
+                "BOXOFFICE_JWT_SECRET",
+                format!("loadtest-{}", Uuid::new_v4()),
+            )
+            .env("BOXOFFICE_AUTH_RATE_PER_MINUTE", "1000000")
+            .env("BOXOFFICE_MAX_HOLDS_PER_BUYER", "1000000")
+            .env("RUST_LOG", "warn")
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in extra_env {
+            command.env(k, v);
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {binary} (build it with cargo build --release)"))?;
+        let server = Server {
+            url: format!("http://127.0.0.1:{port}"),
+            child: Some(child),
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if client
+                .get(format!("{}/readyz", server.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(server);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the server did not become ready")
+    }
+
+    /// A server started elsewhere.
+    pub fn at(url: &str) -> Server {
+        Server {
+            url: url.trim_end_matches('/').to_owned(),
+            child: None,
+        }
+    }
+
+    /// Peak resident memory of a server this harness started, from /proc.
+    pub fn peak_rss_mib(&self) -> Option<f64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A REST client for the set-up steps.
+pub struct Api {
+    pub url: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(url: &str) -> Api {
+        Api {
+            url: url.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> anyhow::Result<Value> {
+        self.send(reqwest::Method::POST, path, token, body).await
+    }
+
+    pub async fn put(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> anyhow::Result<Value> {
+        self.send(reqwest::Method::PUT, path, token, body).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("calling {path}"))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{path} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// Signs up an account; returns its token.
+    pub async fn signup(&self, role: &str) -> anyhow::Result<String> {
+        let email = format!("{role}-{}@loadtest.invalid", Uuid::new_v4().simple());
+        let body = self
+            .post("/api/v1/auth/signup", None, &json!({"email": email, "password": "loadtest-password", "name": "Load Test", "role": role}))
+            .await?;
+        body["token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no token in the sign-up answer")
+    }
+}
+
+/// An event on sale now, at a venue with the given layout; returns the event and the
+/// created venue's answer.
+pub async fn event_on_sale(
+    api: &Api,
+    organizer: &str,
+    sections: Value,
+    pricing: impl Fn(&Value) -> Value,
+) -> anyhow::Result<(String, Value)> {
+    let venue = api
+        .post(
+            "/api/v1/venues",
+            Some(organizer),
+            &json!({"name": "Load Test Arena", "address": "127.0.0.1", "city": "Loopback", "latitude": 0.0, "longitude": 0.0,
+                    "timezone": "UTC", "venue_type": "ARENA", "layout": {"sections": sections}}),
+        )
+        .await?;
+    let start = Utc::now() + chrono::Duration::days(2);
+    let event = api
+        .post(
+            "/api/v1/events",
+            Some(organizer),
+            &json!({"venue_id": venue["venue_id"], "title": "Load Test Night", "category": "CONCERT",
+                    "start_time": start, "end_time": start + chrono::Duration::hours(3)}),
+        )
+        .await?;
+    let event_id = event["event_id"]
+        .as_str()
+        .context("no event id")?
+        .to_owned();
+    api.put(
+        &format!("/api/v1/events/{event_id}/pricing"),
+        Some(organizer),
+        &pricing(&venue),
+    )
+    .await?;
+    api.put(
+        &format!("/api/v1/events/{event_id}/onsale"),
+        Some(organizer),
+        &json!({"sale_starts_at": Utc::now() - chrono::Duration::minutes(1), "sale_ends_at": start,
+                "hold_minutes": 10, "max_per_order": 4}),
+    )
+    .await?;
+    api.post(
+        &format!("/api/v1/events/{event_id}/publish"),
+        Some(organizer),
+        &json!({}),
+    )
+    .await?;
+    Ok((event_id, venue))
+}
