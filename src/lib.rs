@@ -12,6 +12,7 @@ pub mod domain;
 pub mod http;
 pub mod payments;
 pub mod persistence;
+pub mod queue;
 pub mod security;
 pub mod startup;
 pub mod telemetry;

@@ -107,10 +107,30 @@ impl Application {
         &self.engine
     }
 
-    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
+    /// Serves until SIGINT/SIGTERM, then stops accepting connections and lets in-flight
+    /// requests finish (for up to `BOXOFFICE_SHUTDOWN_SECONDS`).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        actix_web::rt::spawn(async move {
+            if let Err(error) = shutdown_signal().await {
+                tracing::error!(%error, "cannot listen for shutdown signals");
+                return;
+            }
+            tracing::info!("shutting down: finishing in-flight requests");
+            handle.stop(true).await;
+        });
         self.server.await.context("running the HTTP server")
     }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() -> std::io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        result = tokio::signal::ctrl_c() => result?,
+    }
+    Ok(())
 }
 
 /// The engine's housekeeping: on-sales open and events complete on time (every 2 s), and
@@ -173,6 +193,8 @@ fn run(
     })
     .workers(settings.workers)
     .shutdown_timeout(settings.shutdown_timeout.as_secs())
+    // Signals are handled in `run_until_stopped`, the same way on every runtime.
+    .disable_signals()
     .listen(listener)
     .context("listening")?
     .run();

@@ -287,3 +287,30 @@ async fn a_sale_survives_the_server_being_killed_mid_flight() {
     .unwrap_or(-1);
     assert_eq!(unpaid, 0, "every order's payment is captured");
 }
+
+#[actix_web::test]
+async fn sigterm_stops_the_server_gracefully() {
+    let app: TestApp = spawn_app().await;
+    let mut server = ChildServer::start(&app.database_url(), free_port()).await;
+    let pid = server.child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .map(|s| s.success());
+    assert_eq!(sent.ok(), Some(true));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        status.success(),
+        "exit status {status:?}: it should stop cleanly, not die of the signal"
+    );
+}

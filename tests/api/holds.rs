@@ -516,3 +516,70 @@ async fn another_buyers_hold_cannot_be_read_released_or_bought() {
     let (status, _) = app.get(&path, Some(&owner.token)).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[actix_web::test]
+async fn an_event_whose_last_seat_is_bought_becomes_sold_out() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let mut venue = crate::helpers::venue_body("Tiny Room", "Nantes");
+    venue["layout"] =
+        json!({"sections": [{"name": "Only", "kind": "seated", "rows": 1, "seats_per_row": 2}]});
+    let (status, created) = app.create_venue(&organizer.token, &venue).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let venue_id = crate::helpers::uuid(&created["venue_id"]);
+    let event_id = app.draft_event(&organizer.token, venue_id, 9).await;
+    let section = created["sections"][0]["section_id"].clone();
+    app.set_pricing(
+        &organizer.token,
+        event_id,
+        &json!({"currency": "EUR", "sections": [{"section_id": section, "price_cents": 1000}]}),
+    )
+    .await;
+    app.set_onsale(
+        &organizer.token,
+        event_id,
+        &crate::helpers::open_onsale_body(9),
+    )
+    .await;
+    app.publish(&organizer.token, event_id).await;
+
+    let buyer = app.buyer().await;
+    let (status, hold) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"best_available": {"quantity": 2}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    let (status, body) = app
+        .hold(
+            &app.buyer().await.token,
+            event_id,
+            &json!({"best_available": {"quantity": 1}}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "sold_out");
+    let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), None).await;
+    assert_eq!(
+        detail["status"], "ON_SALE",
+        "held seats may still come back"
+    );
+
+    let (status, _) = app
+        .checkout(&buyer.token, &hold["hold_id"], "all", "tok_ok")
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    app.eventually("the event is SOLD_OUT in Postgres", || async {
+        let status: String = sqlx::query_scalar("SELECT status FROM events WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap_or_default();
+        status == "SOLD_OUT"
+    })
+    .await;
+    let (_, list) = app.get("/api/v1/events", None).await;
+    assert_eq!(list["events"][0]["status"], "SOLD_OUT");
+    assert_eq!(list["events"][0]["available"], 0);
+}

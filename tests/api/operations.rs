@@ -80,6 +80,12 @@ async fn the_openapi_document_describes_every_route() {
         ("/api/v1/events/{event_id}/publish", vec!["post"]),
         ("/api/v1/events/{event_id}/cancel", vec!["post"]),
         ("/api/v1/events/{event_id}/seatmap", vec!["get"]),
+        ("/api/v1/events/{event_id}/holds", vec!["post"]),
+        ("/api/v1/holds/{hold_id}", vec!["get", "delete"]),
+        ("/api/v1/holds/{hold_id}/checkout", vec!["post"]),
+        ("/api/v1/orders/{order_id}", vec!["get"]),
+        ("/api/v1/me/orders", vec!["get"]),
+        ("/api/v1/me/tickets", vec!["get"]),
         ("/healthz", vec!["get"]),
         ("/readyz", vec!["get"]),
     ] {
