@@ -36,7 +36,7 @@ impl Email {
     pub fn parse(value: &str) -> Result<Self, String> {
         let value = value.trim().to_lowercase();
         let valid = value.len() <= 254
-            && !value.chars().any(char::is_whitespace)
+            && !value.chars().any(|c| c.is_whitespace() || c.is_control())
             && match value.split_once('@') {
                 Some((local, domain)) => {
                     !local.is_empty()

@@ -74,12 +74,18 @@ pub fn text(value: &str, max: usize) -> Result<String, String> {
     Ok(trimmed.to_owned())
 }
 
-/// Like [`text`], but an empty value is allowed.
+/// Like [`text`], but an empty value is allowed, and so are line breaks and tabs (for
+/// descriptions and addresses).
 pub fn optional_text(value: &str, max: usize) -> Result<String, String> {
     if value.trim().is_empty() {
         Ok(String::new())
     } else if value.chars().count() > max {
         Err(format!("must be at most {max} characters"))
+    } else if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        Err("must not contain control characters".into())
     } else {
         Ok(value.trim().to_owned())
     }
@@ -103,5 +109,7 @@ mod tests {
         assert!(text("   ", 10).is_err());
         assert!(text("abcdefghijk", 10).is_err());
         assert!(text("a\u{0}b", 10).is_err());
+        assert!(optional_text("line one\nline two", 50).is_ok());
+        assert!(optional_text("nul \u{0} inside", 50).is_err());
     }
 }

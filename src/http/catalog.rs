@@ -133,6 +133,22 @@ pub async fn list(
     if keyword.as_ref().is_some_and(|k| k.chars().count() > 200) {
         errors.add("q", "must be at most 200 characters");
     }
+    if keyword
+        .as_ref()
+        .is_some_and(|k| k.chars().any(char::is_control))
+    {
+        errors.add("q", "must not contain control characters");
+    }
+    if query
+        .city
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > 100 || c.chars().any(char::is_control))
+    {
+        errors.add(
+            "city",
+            "must be at most 100 characters, without control characters",
+        );
+    }
     if !errors.is_empty() {
         return Err(ApiError::malformed(
             "some query parameters are invalid",

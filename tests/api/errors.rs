@@ -150,3 +150,25 @@ async fn unknown_api_routes_are_404_in_json() {
     assert!(status.is_client_error(), "{status} {body}");
     assert!(body["error"]["code"].is_string(), "{body}");
 }
+
+#[actix_web::test]
+async fn control_characters_are_refused_not_stored() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let mut venue = venue_body("Hall", "Lyon");
+    venue["address"] = json!("1 Rue\u{0}de Test");
+    let (status, body) = app.create_venue(&organizer.token, &venue).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert!(body["error"]["fields"].get("address").is_some(), "{body}");
+    let (status, body) = app.get("/api/v1/events?q=a%00b&city=x%00", None).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "validation_failed");
+    assert!(
+        body["error"]["fields"].get("q").is_some() && body["error"]["fields"].get("city").is_some(),
+        "{body}"
+    );
+}
