@@ -105,6 +105,7 @@ mod tests {
             "a b@example.com",
             "a@b@c.com",
             "a@.com",
+            "a\u{0}@b.co",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} was accepted");
         }
