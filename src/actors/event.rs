@@ -325,6 +325,19 @@ impl EventActor {
         }
     }
 
+    /// The buyer's live hold: `NotYourHold` for another buyer's, and for an ended one why it
+    /// ended (expired, bought) or `HoldNotFound`.
+    fn own_hold(&self, hold_id: Uuid, buyer_id: Uuid) -> Result<&Hold, EngineError> {
+        let hold = self
+            .holds
+            .get(&hold_id)
+            .ok_or_else(|| self.ended_error(hold_id))?;
+        if hold.buyer_id != buyer_id {
+            return Err(EngineError::NotYourHold);
+        }
+        Ok(hold)
+    }
+
     fn ended_error(&self, hold_id: Uuid) -> EngineError {
         match self.ended.get(&hold_id) {
             Some(Ended::Expired) => EngineError::HoldExpired,
@@ -720,13 +733,7 @@ impl Handler<GetHold> for EventActor {
     type Result = Result<HoldView, EngineError>;
 
     fn handle(&mut self, msg: GetHold, _: &mut Context<Self>) -> Self::Result {
-        let hold = self
-            .holds
-            .get(&msg.hold_id)
-            .ok_or_else(|| self.ended_error(msg.hold_id))?;
-        if hold.buyer_id != msg.buyer_id {
-            return Err(EngineError::NotYourHold);
-        }
+        let hold = self.own_hold(msg.hold_id, msg.buyer_id)?;
         Ok(self.view(msg.hold_id, hold))
     }
 }
@@ -743,13 +750,7 @@ impl Handler<ReleaseHold> for EventActor {
     type Result = Result<(), EngineError>;
 
     fn handle(&mut self, msg: ReleaseHold, _: &mut Context<Self>) -> Self::Result {
-        let hold = self
-            .holds
-            .get(&msg.hold_id)
-            .ok_or_else(|| self.ended_error(msg.hold_id))?;
-        if hold.buyer_id != msg.buyer_id {
-            return Err(EngineError::NotYourHold);
-        }
+        let hold = self.own_hold(msg.hold_id, msg.buyer_id)?;
         if hold.status == HoldStatus::PaymentPending {
             return Err(EngineError::CheckoutInProgress);
         }
@@ -772,13 +773,7 @@ impl Handler<BeginCheckout> for EventActor {
 
     fn handle(&mut self, msg: BeginCheckout, _: &mut Context<Self>) -> Self::Result {
         let now = self.clock.now();
-        let hold = self
-            .holds
-            .get(&msg.hold_id)
-            .ok_or_else(|| self.ended_error(msg.hold_id))?;
-        if hold.buyer_id != msg.buyer_id {
-            return Err(EngineError::NotYourHold);
-        }
+        let hold = self.own_hold(msg.hold_id, msg.buyer_id)?;
         if hold.status == HoldStatus::PaymentPending {
             return Err(EngineError::CheckoutInProgress);
         }
