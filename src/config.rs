@@ -71,6 +71,22 @@ pub struct Settings {
     /// `BOXOFFICE_RECONCILE_GRACE_SECONDS`: how old an order-less authorization must be
     /// before it is voided (longer than any checkout takes).
     pub reconcile_grace: Duration,
+    /// `BOXOFFICE_ADMISSION_WINDOW_MINUTES`: how long a buyer let out of a waiting room may
+    /// shop (their admission token's lifetime; holds end by then too).
+    pub admission_window: Duration,
+    /// `BOXOFFICE_QUEUE_ABANDON_SECONDS`: a waiting place nobody polled or watched for this
+    /// long is dropped.
+    pub queue_abandon_after: Duration,
+    /// `BOXOFFICE_QUEUE_TICK_MS`: how often waiting rooms admit a batch.
+    pub queue_tick: Duration,
+    /// `BOXOFFICE_QUEUE_PUSH_SECONDS`: how often a waiting-room socket is sent the place.
+    pub queue_push_every: Duration,
+    /// `BOXOFFICE_VISITOR_TTL_MINUTES`: lifetime of an anonymous visitor token.
+    pub visitor_ttl: Duration,
+    /// `BOXOFFICE_IP_RATE_PER_MINUTE`: waiting-room and hold requests allowed per client IP.
+    pub ip_rate_per_minute: u32,
+    /// `BOXOFFICE_BUYER_RATE_PER_MINUTE`: waiting-room and hold requests allowed per buyer.
+    pub buyer_rate_per_minute: u32,
 }
 
 impl Settings {
@@ -206,6 +222,48 @@ impl Settings {
                 0,
                 86_400,
             )?),
+            admission_window: Duration::from_secs(
+                60 * bounded(&get, "BOXOFFICE_ADMISSION_WINDOW_MINUTES", 15, 1, 240)?,
+            ),
+            queue_abandon_after: Duration::from_secs(bounded(
+                &get,
+                "BOXOFFICE_QUEUE_ABANDON_SECONDS",
+                120,
+                5,
+                86_400,
+            )?),
+            queue_tick: Duration::from_millis(bounded(
+                &get,
+                "BOXOFFICE_QUEUE_TICK_MS",
+                1000,
+                10,
+                60_000,
+            )?),
+            queue_push_every: Duration::from_secs(bounded(
+                &get,
+                "BOXOFFICE_QUEUE_PUSH_SECONDS",
+                3,
+                1,
+                60,
+            )?),
+            visitor_ttl: Duration::from_secs(
+                60 * bounded(
+                    &get,
+                    "BOXOFFICE_VISITOR_TTL_MINUTES",
+                    24 * 60,
+                    1,
+                    60 * 24 * 30,
+                )?,
+            ),
+            ip_rate_per_minute: bounded(&get, "BOXOFFICE_IP_RATE_PER_MINUTE", 1200, 1, 100_000_000)?
+                as u32,
+            buyer_rate_per_minute: bounded(
+                &get,
+                "BOXOFFICE_BUYER_RATE_PER_MINUTE",
+                120,
+                1,
+                100_000_000,
+            )? as u32,
         })
     }
 

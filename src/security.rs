@@ -1,4 +1,4 @@
-//! Passwords (argon2id) and signed account tokens (JWT, HS256).
+//! Passwords (argon2id), signed account tokens and anonymous visitor tokens (JWT, HS256).
 
 use std::time::Duration;
 
@@ -89,6 +89,59 @@ impl TokenKeys {
     }
 }
 
+/// The audience of anonymous visitor tokens.
+const VISITOR_AUDIENCE: &str = "boxoffice:visitor";
+
+/// What a visitor token says: an anonymous identity the server made up, good for taking a
+/// place in a waiting room (not for buying: a visitor signs in and claims their place).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VisitorClaims {
+    pub sub: Uuid,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Signs and checks visitor tokens.
+pub struct VisitorKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    ttl: Duration,
+}
+
+impl VisitorKeys {
+    pub fn new(secret: &[u8], ttl: Duration) -> VisitorKeys {
+        VisitorKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            ttl,
+        }
+    }
+
+    /// A new visitor: their id, token and when it expires (seconds since the epoch).
+    pub fn issue(&self) -> anyhow::Result<(Uuid, String, i64)> {
+        let now = chrono::Utc::now().timestamp();
+        let ttl = i64::try_from(self.ttl.as_secs()).context("token lifetime")?;
+        let claims = VisitorClaims {
+            sub: Uuid::new_v4(),
+            aud: VISITOR_AUDIENCE.into(),
+            iat: now,
+            exp: now + ttl,
+        };
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .context("signing a token")?;
+        Ok((claims.sub, token, claims.exp))
+    }
+
+    /// The visitor of a valid, unexpired visitor token.
+    pub fn verify(&self, token: &str) -> Result<Uuid, jsonwebtoken::errors::Error> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[VISITOR_AUDIENCE]);
+        validation.leeway = 5;
+        decode::<VisitorClaims>(token, &self.decoding, &validation).map(|data| data.claims.sub)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +181,16 @@ mod tests {
         let token =
             encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap_or_default();
         assert!(keys.verify(&token).is_err());
+    }
+
+    #[test]
+    fn visitor_and_account_tokens_are_not_interchangeable() {
+        let visitors = VisitorKeys::new(&[7; 32], Duration::from_secs(60));
+        let accounts = TokenKeys::new(&[7; 32], Duration::from_secs(60));
+        let (visitor, token, _) = visitors.issue().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(visitors.verify(&token).ok(), Some(visitor));
+        assert!(accounts.verify(&token).is_err());
+        let account = accounts.issue(visitor, Role::Buyer).unwrap_or_default();
+        assert!(visitors.verify(&account).is_err());
     }
 }

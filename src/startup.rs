@@ -19,12 +19,18 @@ use crate::config::Settings;
 use crate::http::{self, extract, AppState};
 use crate::payments::{PaymentGateway, SimulatedGateway};
 use crate::persistence;
-use crate::security::TokenKeys;
+use crate::queue::actor::RoomConfig;
+use crate::queue::store::QueueStore;
+use crate::queue::WaitingRooms;
+use crate::security::{TokenKeys, VisitorKeys};
 
-/// What the application runs on that tests may replace: the clock and the card processor.
+/// What the application runs on that tests may replace: the clock, the card processor, and
+/// the waiting rooms' random seed.
 pub struct Dependencies {
     pub clock: Arc<dyn Clock>,
     pub gateway: Arc<dyn PaymentGateway>,
+    /// Seeds the waiting rooms' random draws; `None` seeds from the OS (production).
+    pub queue_seed: Option<u64>,
 }
 
 impl Dependencies {
@@ -33,6 +39,7 @@ impl Dependencies {
         Dependencies {
             clock: Arc::new(SystemClock),
             gateway: Arc::new(SimulatedGateway::new(settings.payment_latency)),
+            queue_seed: None,
         }
     }
 }
@@ -42,6 +49,7 @@ pub struct Application {
     port: u16,
     pool: PgPool,
     engine: Arc<Engine>,
+    rooms: Arc<WaitingRooms>,
     server: Server,
 }
 
@@ -74,9 +82,13 @@ impl Application {
             Some(url) => Some(HoldMirror::connect(url, &settings.redis_prefix).await?),
             None => None,
         };
+        let queues = match &settings.redis_url {
+            Some(url) => Some(QueueStore::connect(url, &settings.redis_prefix).await?),
+            None => None,
+        };
         let engine = Arc::new(Engine::new(
             pool.clone(),
-            dependencies.clock,
+            dependencies.clock.clone(),
             dependencies.gateway,
             EngineConfig {
                 max_holds_per_buyer: settings.max_holds_per_buyer,
@@ -85,12 +97,34 @@ impl Application {
             settings.payment_timeout,
             mirror,
         ));
-        spawn_background(engine.clone(), &settings);
-        let server = run(listener, pool.clone(), engine.clone(), settings)?;
+        let rooms = Arc::new(WaitingRooms::new(
+            pool.clone(),
+            engine.clone(),
+            dependencies.clock,
+            &settings.jwt_secret,
+            RoomConfig {
+                window: chrono::Duration::from_std(settings.admission_window)
+                    .unwrap_or(chrono::Duration::minutes(15)),
+                abandon_after: chrono::Duration::from_std(settings.queue_abandon_after)
+                    .unwrap_or(chrono::Duration::minutes(2)),
+                tick: settings.queue_tick,
+            },
+            queues,
+            dependencies.queue_seed,
+        ));
+        spawn_background(engine.clone(), rooms.clone(), &settings);
+        let server = run(
+            listener,
+            pool.clone(),
+            engine.clone(),
+            rooms.clone(),
+            settings,
+        )?;
         Ok(Application {
             port,
             pool,
             engine,
+            rooms,
             server,
         })
     }
@@ -105,6 +139,10 @@ impl Application {
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    pub fn rooms(&self) -> &Arc<WaitingRooms> {
+        &self.rooms
     }
 
     /// Serves until SIGINT/SIGTERM, then stops accepting connections and lets in-flight
@@ -135,7 +173,7 @@ async fn shutdown_signal() -> std::io::Result<()> {
 
 /// The engine's housekeeping: on-sales open and events complete on time (every 2 s), and
 /// the payment reconciler runs (every `reconcile_every`). Both stop with the actix system.
-fn spawn_background(engine: Arc<Engine>, settings: &Settings) {
+fn spawn_background(engine: Arc<Engine>, rooms: Arc<WaitingRooms>, settings: &Settings) {
     let reconcile_every = settings.reconcile_every;
     let grace = chrono::Duration::from_std(settings.reconcile_grace)
         .unwrap_or(chrono::Duration::minutes(2));
@@ -146,6 +184,9 @@ fn spawn_background(engine: Arc<Engine>, settings: &Settings) {
             tick.tick().await;
             if let Err(error) = lifecycle.lifecycle_tick().await {
                 tracing::warn!(?error, "on-sale lifecycle pass failed");
+            }
+            if let Err(error) = rooms.open_due().await {
+                tracing::warn!(?error, "waiting-room pass failed");
             }
         }
     });
@@ -164,6 +205,7 @@ fn run(
     listener: TcpListener,
     pool: PgPool,
     engine: Arc<Engine>,
+    rooms: Arc<WaitingRooms>,
     settings: Settings,
 ) -> anyhow::Result<Server> {
     let state = web::Data::new(AppState {
@@ -171,6 +213,12 @@ fn run(
         tokens: TokenKeys::new(&settings.jwt_secret, settings.token_ttl),
         metrics: http::metrics::Metrics::new()?,
         auth_limiter: http::ratelimit::IpLimiter::per_minute(settings.auth_rate_per_minute),
+        rooms,
+        visitors: VisitorKeys::new(&settings.jwt_secret, settings.visitor_ttl),
+        sale_limits: http::ratelimit::SaleLimits::new(
+            settings.ip_rate_per_minute,
+            settings.buyer_rate_per_minute,
+        ),
         pool,
         settings: settings.clone(),
     });

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::event::{
@@ -65,16 +66,23 @@ impl Engine {
         &self.clock
     }
 
-    /// Holds seats or tickets for a buyer, all or nothing.
+    /// Holds seats or tickets for a buyer, all or nothing; the hold lasts the on-sale's
+    /// hold time, or until `not_after` if that comes first (the buyer's shopping window).
     #[tracing::instrument(skip(self))]
     pub async fn place_hold(
         &self,
         event_id: Uuid,
         buyer_id: Uuid,
         request: HoldRequest,
+        not_after: Option<DateTime<Utc>>,
     ) -> Result<HoldView, EngineError> {
         let event = self.registry.get(event_id).await?;
-        let view = match event.send(ReserveHold { buyer_id, request }).await?? {
+        let reserve = ReserveHold {
+            buyer_id,
+            request,
+            not_after,
+        };
+        let view = match event.send(reserve).await?? {
             Reserved::Done(view) => view,
             Reserved::Exact { hold_id, steps } => {
                 let mut placed = Vec::with_capacity(steps.len());
@@ -198,6 +206,18 @@ impl Engine {
             ));
         }
         Some(states)
+    }
+
+    /// Seats and tickets still on sale (not held, not sold), starting the event's engine
+    /// if it is not running.
+    pub async fn available(&self, event_id: Uuid) -> Result<u64, EngineError> {
+        let counts = self.registry.get(event_id).await?.send(Counts).await?;
+        Ok(counts.sections.iter().map(|(_, n)| u64::from(*n)).sum())
+    }
+
+    /// The event a live hold belongs to.
+    pub fn event_of_hold(&self, hold_id: Uuid) -> Option<Uuid> {
+        self.registry.event_of_hold(hold_id)
     }
 
     /// Live counts of an event whose engine runs (none otherwise).

@@ -102,7 +102,8 @@ pub struct EventActor {
     tiers: Vec<TierSlot>,
     holds: HashMap<Uuid, Hold>,
     /// Seat holds reserved here whose seats the engine is placing.
-    pending: HashMap<Uuid, Uuid>,
+    /// Holds being placed in the sections: buyer, and the latest the hold may last.
+    pending: HashMap<Uuid, (Uuid, Option<DateTime<Utc>>)>,
     deadlines: BTreeSet<(DateTime<Utc>, Uuid)>,
     buyers: HashMap<Uuid, u32>,
     ended: HashMap<Uuid, Ended>,
@@ -477,6 +478,13 @@ pub struct SeatStep {
 pub struct ReserveHold {
     pub buyer_id: Uuid,
     pub request: HoldRequest,
+    /// The hold ends by then at the latest (the buyer's shopping window closes).
+    pub not_after: Option<DateTime<Utc>>,
+}
+
+/// A hold's deadline: its duration, cut short where the buyer's admission ends sooner.
+fn deadline(usual: DateTime<Utc>, not_after: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    not_after.map_or(usual, |cap| usual.min(cap))
 }
 
 impl Handler<ReserveHold> for EventActor {
@@ -528,7 +536,7 @@ impl Handler<ReserveHold> for EventActor {
                 let hold = Hold {
                     buyer_id: msg.buyer_id,
                     lines: Lines::Tier { index, quantity },
-                    expires_at: now + self.rules.hold_duration,
+                    expires_at: deadline(now + self.rules.hold_duration, msg.not_after),
                     status: HoldStatus::Held,
                 };
                 self.deadlines.insert((hold.expires_at, hold_id));
@@ -544,7 +552,7 @@ impl Handler<ReserveHold> for EventActor {
             } => self.plan_best(hold_id, section_id, quantity)?,
         };
         if !matches!(reserved, Reserved::Done(_)) {
-            self.pending.insert(hold_id, msg.buyer_id);
+            self.pending.insert(hold_id, (msg.buyer_id, msg.not_after));
         }
         *self.buyers.entry(msg.buyer_id).or_default() += 1;
         Ok(reserved)
@@ -682,7 +690,7 @@ impl Handler<ConfirmHold> for EventActor {
     type Result = Result<HoldView, EngineError>;
 
     fn handle(&mut self, msg: ConfirmHold, _: &mut Context<Self>) -> Self::Result {
-        let buyer_id = self
+        let (buyer_id, not_after) = self
             .pending
             .remove(&msg.hold_id)
             .ok_or(EngineError::HoldNotFound)?;
@@ -693,7 +701,7 @@ impl Handler<ConfirmHold> for EventActor {
         let hold = Hold {
             buyer_id,
             lines: Lines::Seats(msg.placed),
-            expires_at: self.clock.now() + self.rules.hold_duration,
+            expires_at: deadline(self.clock.now() + self.rules.hold_duration, not_after),
             status: HoldStatus::Held,
         };
         self.deadlines.insert((hold.expires_at, msg.hold_id));
@@ -715,7 +723,7 @@ impl Handler<AbortHold> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: AbortHold, _: &mut Context<Self>) {
-        if let Some(buyer_id) = self.pending.remove(&msg.hold_id) {
+        if let Some((buyer_id, _)) = self.pending.remove(&msg.hold_id) {
             self.buyer_done(buyer_id);
         }
     }

@@ -151,6 +151,17 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::TooManyRequests { retry_after_secs } = self {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+        }
+        response.json(serde_json::json!({ "error": self.body() }))
+    }
+}
+
+impl ApiError {
+    /// The `error` object of the answer: code, message and details (also sent on sockets).
+    pub fn body(&self) -> Map<String, Value> {
         let mut body = Map::new();
         body.insert("code".into(), Value::from(self.code()));
         let message = match self {
@@ -186,11 +197,7 @@ impl ResponseError for ApiError {
             }
         };
         body.insert("message".into(), Value::from(message));
-        let mut response = HttpResponse::build(self.status_code());
-        if let ApiError::TooManyRequests { retry_after_secs } = self {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
-        }
-        response.json(serde_json::json!({ "error": body }))
+        body
     }
 }
 
@@ -226,6 +233,33 @@ impl From<crate::actors::EngineError> for ApiError {
                 ApiError::coded(StatusCode::BAD_GATEWAY, "payment_failed", "the payment could not be completed; nothing was charged")
             }
             E::Unavailable => ApiError::coded(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the on-sale engine is restarting; retry"),
+            E::Unexpected(error) => ApiError::Unexpected(error),
+        }
+    }
+}
+
+impl From<crate::queue::QueueError> for ApiError {
+    fn from(error: crate::queue::QueueError) -> Self {
+        use crate::queue::QueueError as E;
+        let message = error.to_string();
+        match error {
+            E::EventNotFound => ApiError::NotFound("no such event".into()),
+            E::NoWaitingRoom => ApiError::conflict("no_waiting_room", message),
+            E::NotOpenYet(at) => ApiError::conflict("queue_not_open", message)
+                .with("queue_opens_at", at.to_rfc3339()),
+            E::NotInQueue => ApiError::coded(StatusCode::NOT_FOUND, "not_in_queue", message),
+            E::AdmissionRequired => {
+                ApiError::coded(StatusCode::UNAUTHORIZED, "admission_required", message)
+            }
+            E::AdmissionInvalid(why) => {
+                ApiError::coded(StatusCode::FORBIDDEN, "admission_invalid", message)
+                    .with("reason", why.reason())
+            }
+            E::Unavailable(_) => ApiError::coded(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the waiting room is restarting; retry",
+            ),
             E::Unexpected(error) => ApiError::Unexpected(error),
         }
     }

@@ -348,6 +348,7 @@ pub async fn set_onsale(
         Utc::now(),
     )?;
     store::upsert_onsale(&state.pool, event.event_id, &schedule).await?;
+    state.rooms.forget(event.event_id);
     let saved = store::find_onsale(&state.pool, event.event_id)
         .await?
         .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("on-sale vanished after saving")))?;
@@ -443,6 +444,7 @@ pub async fn cancel(
         ));
     }
     state.engine.stop_event(event.event_id);
+    state.rooms.close(event.event_id);
     let event = load(&state, event.event_id).await?;
     Ok(HttpResponse::Ok().json(detail(&state, event).await?))
 }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
+use super::queue::admission_token;
 use super::AppState;
 use crate::actors::messages::{HoldRequest, HoldView, OrderView};
 use crate::domain::FieldErrors;
@@ -74,21 +75,31 @@ fn request(body: HoldBody) -> Result<HoldRequest, ApiError> {
 
 /// Holds seats (exact, or best available together) or GA tickets, all or nothing.
 #[utoipa::path(post, path = "/api/v1/events/{event_id}/holds", tag = "checkout", security(("bearer" = [])),
-    params(("event_id" = Uuid, Path)), request_body = HoldBody,
-    responses((status = 201, body = HoldView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    params(("event_id" = Uuid, Path),
+           ("X-Admission-Token" = Option<String>, Header, description = "required when the on-sale has a waiting room")),
+    request_body = HoldBody,
+    responses((status = 201, body = HoldView), (status = 401, description = "unauthorized, admission_required", body = ErrorBody),
+              (status = 403, description = "admission_invalid (with reason)", body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 429, description = "rate_limited", body = ErrorBody),
               (status = 409, description = "seat_unavailable, sold_out, sale_not_open, too_many_holds", body = ErrorBody),
               (status = 422, description = "validation_failed, max_per_order_exceeded", body = ErrorBody)))]
-#[tracing::instrument(skip(state, body))]
+#[tracing::instrument(skip(state, req, body))]
 pub async fn create(
     state: web::Data<AppState>,
+    req: HttpRequest,
     caller: Caller,
     path: web::Path<Uuid>,
     body: Json<HoldBody>,
 ) -> Result<HttpResponse, ApiError> {
+    state.sale_limits.check(&req, caller.user_id)?;
     let request = request(body.0)?;
+    let window_ends = state
+        .rooms
+        .require_admission(*path, caller.user_id, admission_token(&req))
+        .await?;
     let hold = state
         .engine
-        .place_hold(*path, caller.user_id, request)
+        .place_hold(*path, caller.user_id, request, window_ends)
         .await?;
     Ok(HttpResponse::Created().json(hold))
 }
@@ -128,10 +139,12 @@ const MAX_KEY_LEN: usize = 200;
 /// `Idempotency-Key` header: a retry with the same key returns the same order and never
 /// charges twice.
 #[utoipa::path(post, path = "/api/v1/holds/{hold_id}/checkout", tag = "checkout", security(("bearer" = [])),
-    params(("hold_id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "unique per purchase attempt")),
+    params(("hold_id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "unique per purchase attempt"),
+           ("X-Admission-Token" = Option<String>, Header, description = "required when the on-sale has a waiting room")),
     request_body = CheckoutBody,
     responses((status = 201, body = OrderView), (status = 402, description = "payment_declined", body = ErrorBody),
-              (status = 404, body = ErrorBody),
+              (status = 401, description = "unauthorized, admission_required", body = ErrorBody),
+              (status = 403, description = "admission_invalid (with reason)", body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "hold_expired, checkout_in_progress, hold_purchased", body = ErrorBody),
               (status = 502, description = "payment_failed", body = ErrorBody)))]
 #[tracing::instrument(skip(state, req, body))]
@@ -161,9 +174,19 @@ pub async fn checkout(
             "must be 1 to 200 characters",
         ));
     }
+    let event_id = state.engine.event_of_hold(*path);
+    if let Some(event_id) = event_id {
+        state
+            .rooms
+            .require_admission(event_id, caller.user_id, admission_token(&req))
+            .await?;
+    }
     let order = state
         .engine
         .checkout(*path, caller.user_id, key, &token)
         .await?;
+    if let Some(event_id) = event_id {
+        state.rooms.purchased(event_id, caller.user_id);
+    }
     Ok(HttpResponse::Created().json(order))
 }

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
+pub mod queue;
 pub mod ratelimit;
 pub mod venues;
 
@@ -23,7 +24,8 @@ use sqlx::PgPool;
 
 use crate::actors::Engine;
 use crate::config::Settings;
-use crate::security::TokenKeys;
+use crate::queue::WaitingRooms;
+use crate::security::{TokenKeys, VisitorKeys};
 use error::ApiError;
 
 /// What every handler may reach, shared by all workers.
@@ -34,6 +36,9 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub metrics: metrics::Metrics,
     pub auth_limiter: ratelimit::IpLimiter,
+    pub rooms: Arc<WaitingRooms>,
+    pub visitors: VisitorKeys,
+    pub sale_limits: ratelimit::SaleLimits,
 }
 
 /// Every route of the server, in one place.
@@ -84,6 +89,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/events/{event_id}/seatmap",
                     web::get().to(catalog::seatmap),
                 )
+                // Waiting room (buyer or visitor; organizer controls)
+                .route("/visitors", web::post().to(queue::new_visitor))
+                .route("/events/{event_id}/queue", web::post().to(queue::join))
+                .route("/events/{event_id}/queue", web::get().to(queue::status))
+                .route("/events/{event_id}/queue", web::patch().to(queue::control))
+                .route(
+                    "/events/{event_id}/queue/claim",
+                    web::post().to(queue::claim),
+                )
+                .route(
+                    "/events/{event_id}/queue/stats",
+                    web::get().to(queue::stats),
+                )
+                .route("/events/{event_id}/queue/live", web::get().to(queue::live))
                 // Holds and checkout (buyer)
                 .route("/events/{event_id}/holds", web::post().to(holds::create))
                 .route("/holds/{hold_id}", web::get().to(holds::get))

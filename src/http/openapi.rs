@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, catalog, events, holds, ops, orders, venues};
+use super::{accounts, catalog, events, holds, ops, orders, queue, venues};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,8 @@ use super::{accounts, catalog, events, holds, ops, orders, venues};
         events::create, events::list_own, events::update, events::set_pricing, events::set_onsale,
         events::publish, events::cancel,
         catalog::list, catalog::get, catalog::seatmap,
+        queue::new_visitor, queue::join, queue::status, queue::claim, queue::live, queue::stats,
+        queue::control,
         holds::create, holds::get, holds::release, holds::checkout,
         orders::get, orders::mine, orders::my_tickets,
     ),
@@ -25,6 +27,7 @@ use super::{accounts, catalog, events, holds, ops, orders, venues};
         (name = "accounts", description = "Sign-up and login"),
         (name = "organizer", description = "Venues, events, prices and on-sales (organizer token)"),
         (name = "catalog", description = "Public event list, details and seat maps"),
+        (name = "waiting room", description = "Join, wait, and get the admission token (buyer or visitor token)"),
         (name = "checkout", description = "Holds, checkout, orders and tickets (account token)"),
         (name = "operations", description = "Health and readiness"),
     )

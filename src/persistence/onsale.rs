@@ -115,3 +115,35 @@ pub async fn complete_ended(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result
     .await
     .context("completing ended events")
 }
+
+/// Events whose waiting room is open as of `now` (its queue opened, its sale not over).
+pub async fn rooms_due(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT e.event_id FROM events e JOIN onsales o USING (event_id) \
+         WHERE e.status IN ('PUBLISHED', 'ON_SALE', 'SOLD_OUT') AND o.queue_opens_at <= $1 AND o.sale_ends_at > $1",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await
+    .context("finding waiting rooms to open")
+}
+
+/// Saves the organizer's admission controls of a waiting room.
+pub async fn set_admission(
+    pool: &PgPool,
+    event_id: Uuid,
+    paused: Option<bool>,
+    admission_per_minute: Option<i32>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE onsales SET admission_paused = COALESCE($2, admission_paused), \
+         admission_per_minute = COALESCE($3, admission_per_minute), updated_at = now() WHERE event_id = $1",
+    )
+    .bind(event_id)
+    .bind(paused)
+    .bind(admission_per_minute)
+    .execute(pool)
+    .await
+    .context("saving admission controls")?;
+    Ok(())
+}

@@ -25,6 +25,25 @@ pub struct AdmissionClaims {
     pub jti: Uuid,
 }
 
+impl AdmissionClaims {
+    pub fn new(
+        buyer: Uuid,
+        event: Uuid,
+        jti: Uuid,
+        admitted_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> AdmissionClaims {
+        AdmissionClaims {
+            sub: buyer,
+            event,
+            aud: AUDIENCE.into(),
+            iat: admitted_at.timestamp(),
+            exp: expires_at.timestamp(),
+            jti,
+        }
+    }
+}
+
 /// Why an admission token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AdmissionError {
@@ -37,6 +56,23 @@ pub enum AdmissionError {
     OtherEvent,
     #[error("the admission is for another buyer")]
     OtherBuyer,
+    /// Signed by us, but no longer this buyer's session (they were let in again, or the
+    /// session was moved to their account).
+    #[error("this admission is no longer the buyer's current session")]
+    Superseded,
+}
+
+impl AdmissionError {
+    /// The `reason` the API names.
+    pub fn reason(self) -> &'static str {
+        match self {
+            AdmissionError::Invalid => "invalid",
+            AdmissionError::Expired => "expired",
+            AdmissionError::OtherEvent => "other_event",
+            AdmissionError::OtherBuyer => "other_buyer",
+            AdmissionError::Superseded => "superseded",
+        }
+    }
 }
 
 pub struct AdmissionKeys {
@@ -60,16 +96,17 @@ impl AdmissionKeys {
         at: DateTime<Utc>,
         window: Duration,
     ) -> anyhow::Result<(String, AdmissionClaims)> {
-        let claims = AdmissionClaims {
-            sub: buyer,
-            event,
-            aud: AUDIENCE.into(),
-            iat: at.timestamp(),
-            exp: (at + window).timestamp(),
-            jti: Uuid::new_v4(),
-        };
-        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
-        Ok((token, claims))
+        let claims = AdmissionClaims::new(buyer, event, Uuid::new_v4(), at, at + window);
+        Ok((self.sign(&claims)?, claims))
+    }
+
+    /// The token of `claims` (the same claims always sign to the same token).
+    pub fn sign(&self, claims: &AdmissionClaims) -> anyhow::Result<String> {
+        Ok(encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &self.encoding,
+        )?)
     }
 
     /// The claims of a token that admits `buyer` to `event` at `now`.

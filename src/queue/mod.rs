@@ -1,5 +1,11 @@
-//! The virtual waiting room. Admission tokens live here: the signed JWT a buyer gets when
-//! the waiting room lets them in, which hold and checkout demand for on-sales that have a
-//! waiting room. (The queue actor that admits buyers in batches builds on them.)
+//! The virtual waiting room: one QueueActor per on-sale that has one, a fair pre-queue
+//! shuffled at the start, admission in batches at the organizer's rate (held back by the
+//! inventory left), and the signed admission tokens that hold and checkout demand.
 
+pub mod actor;
 pub mod admission;
+pub mod line;
+pub mod rooms;
+pub mod store;
+
+pub use rooms::{QueueError, QueueView, WaitingRooms};

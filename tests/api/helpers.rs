@@ -30,6 +30,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// The simulated card processor the server pays with.
     pub gateway: Arc<SimulatedGateway>,
+    /// The server's waiting rooms: tests run admission passes instead of waiting for ticks.
+    pub rooms: Arc<boxoffice::queue::WaitingRooms>,
     db_name: String,
     owns_database: bool,
     server_url: String,
@@ -95,6 +97,13 @@ async fn spawn(
         "BOXOFFICE_WORKERS" => Some("2".into()),
         "BOXOFFICE_DB_MAX_CONNECTIONS" => Some("5".into()),
         "BOXOFFICE_AUTH_RATE_PER_MINUTE" => Some("100000".into()),
+        "BOXOFFICE_IP_RATE_PER_MINUTE" | "BOXOFFICE_BUYER_RATE_PER_MINUTE" => {
+            Some("100000000".into())
+        }
+        // Waiting rooms admit when a test says so (`admit_pass`), not on their own clock,
+        // and keep places however far a test moves time.
+        "BOXOFFICE_QUEUE_TICK_MS" => Some("60000".into()),
+        "BOXOFFICE_QUEUE_ABANDON_SECONDS" => Some("86400".into()),
         "BOXOFFICE_JWT_SECRET" => Some(TEST_SECRET.into()),
         "BOXOFFICE_WEB_DIR" => Some(concat!(env!("CARGO_MANIFEST_DIR"), "/web").into()),
         other => std::env::var(other).ok(),
@@ -121,12 +130,14 @@ async fn spawn(
     let dependencies = Dependencies {
         clock: clock.clone(),
         gateway,
+        queue_seed: Some(7),
     };
     let application = Application::build_with(settings, dependencies)
         .await
         .unwrap_or_else(|e| panic!("building the app: {e:#}"));
     let port = application.port();
     let pool = application.pool().clone();
+    let rooms = application.rooms().clone();
     actix_web::rt::spawn(application.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -134,6 +145,7 @@ async fn spawn(
         pool,
         clock,
         gateway: simulated,
+        rooms,
         db_name,
         owns_database,
         server_url,

@@ -2,7 +2,9 @@ use chrono::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error, assert_fields, spawn_app, spawn_app_with};
+use crate::helpers::{
+    assert_error, assert_fields, onsale_body, spawn_app, spawn_app_with, standard_pricing,
+};
 
 #[actix_web::test]
 async fn a_buyer_holds_exact_seats_and_sees_them_in_the_hold() {
@@ -264,9 +266,17 @@ async fn holds_keep_to_the_sale_window_and_the_limits() {
     let app = spawn_app().await;
     let organizer = app.organizer().await;
     let buyer = app.buyer().await;
-    // Not open yet.
-    let (venue, event_id) = app.published_event(&organizer.token, 10).await;
-    let _ = venue;
+    // Not open yet (an on-sale without a waiting room: holds need no admission).
+    let venue = app.standard_venue(&organizer.token).await;
+    let event_id = app.draft_event(&organizer.token, venue.venue_id, 10).await;
+    app.set_pricing(&organizer.token, event_id, &standard_pricing(&venue))
+        .await;
+    let mut schedule = onsale_body(1, 10);
+    schedule["waiting_room"] = serde_json::Value::Null;
+    let (status, body) = app.set_onsale(&organizer.token, event_id, &schedule).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.publish(&organizer.token, event_id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = app
         .hold(
             &buyer.token,

@@ -10,6 +10,7 @@ mod events;
 mod helpers;
 mod holds;
 mod operations;
+mod queue;
 mod races;
 mod redis;
 mod venues;

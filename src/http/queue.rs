@@ -1,0 +1,406 @@
+//! Waiting-room endpoints: visitors, join, status (polled or pushed over a WebSocket),
+//! claiming a visitor's place after signing in, and the organizer's controls.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::auth::{Caller, Organizer};
+use super::error::{ApiError, ErrorBody};
+use super::events::owned;
+use super::extract::Json;
+use super::AppState;
+use crate::persistence::onsale;
+use crate::queue::actor::{RoomNews, RoomStats};
+use crate::queue::{QueueError, QueueView};
+
+/// Who is queueing: a signed-in account, or an anonymous visitor.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueIdentity(pub Uuid);
+
+fn identity(state: &AppState, token: &str) -> Result<Uuid, ApiError> {
+    if let Ok(claims) = state.tokens.verify(token) {
+        return Ok(claims.sub);
+    }
+    state.visitors.verify(token).map_err(|_| {
+        ApiError::Unauthorized(
+            "the token is invalid or has expired: sign in, or get a visitor token (POST /api/v1/visitors)".into(),
+        )
+    })
+}
+
+fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "a buyer or visitor token is required (POST /api/v1/visitors gives one)".into(),
+            )
+        })?
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+        })
+}
+
+fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("application state is missing")))
+}
+
+impl FromRequest for QueueIdentity {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            app_state(req).and_then(|state| Ok(QueueIdentity(identity(state, bearer(req)?)?))),
+        )
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VisitorView {
+    pub visitor_id: Uuid,
+    /// Use as `Authorization: Bearer <token>` on the waiting-room endpoints.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An anonymous identity for the waiting room: queue without an account, sign in when let
+/// in, and claim the place (`POST /events/{id}/queue/claim`).
+#[utoipa::path(post, path = "/api/v1/visitors", tag = "waiting room",
+    responses((status = 201, body = VisitorView), (status = 429, body = ErrorBody)))]
+pub async fn new_visitor(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    state.sale_limits.ip.check(&req)?;
+    let (visitor_id, token, expires) = state.visitors.issue()?;
+    Ok(HttpResponse::Created().json(VisitorView {
+        visitor_id,
+        token,
+        expires_at: DateTime::from_timestamp(expires, 0).unwrap_or_default(),
+    }))
+}
+
+/// Takes a place in the event's waiting room; joining again returns the same place. Before
+/// the sale starts, places are drawn at random when it starts; after, first in first out.
+#[utoipa::path(post, path = "/api/v1/events/{event_id}/queue", tag = "waiting room", security(("bearer" = [])),
+    params(("event_id" = Uuid, Path)),
+    responses((status = 200, body = QueueView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "no_waiting_room, queue_not_open", body = ErrorBody),
+              (status = 429, body = ErrorBody)))]
+#[tracing::instrument(skip(state, req))]
+pub async fn join(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: QueueIdentity,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    state.sale_limits.check(&req, who.0)?;
+    Ok(HttpResponse::Ok().json(state.rooms.join(*path, who.0).await?))
+}
+
+/// The caller's place: position, number ahead and estimated wait; or the admission token
+/// once let in. Polling keeps the place (one left unpolled and unwatched is dropped).
+#[utoipa::path(get, path = "/api/v1/events/{event_id}/queue", tag = "waiting room", security(("bearer" = [])),
+    params(("event_id" = Uuid, Path)),
+    responses((status = 200, body = QueueView), (status = 401, body = ErrorBody),
+              (status = 404, description = "not_found, not_in_queue", body = ErrorBody),
+              (status = 409, description = "no_waiting_room", body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[tracing::instrument(skip(state, req))]
+pub async fn status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: QueueIdentity,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    state.sale_limits.check(&req, who.0)?;
+    Ok(HttpResponse::Ok().json(state.rooms.status(*path, who.0).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimBody {
+    /// The visitor token that holds the place.
+    pub visitor_token: String,
+}
+
+/// Moves a visitor's place (or admission) to the signed-in buyer, who keeps the better of
+/// the two if they queued as well.
+#[utoipa::path(post, path = "/api/v1/events/{event_id}/queue/claim", tag = "waiting room", security(("bearer" = [])),
+    params(("event_id" = Uuid, Path)), request_body = ClaimBody,
+    responses((status = 200, body = QueueView), (status = 401, body = ErrorBody),
+              (status = 404, description = "not_in_queue", body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip(state, req, body))]
+pub async fn claim(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: Json<ClaimBody>,
+) -> Result<HttpResponse, ApiError> {
+    state.sale_limits.check(&req, caller.user_id)?;
+    let visitor = state
+        .visitors
+        .verify(body.0.visitor_token.trim())
+        .map_err(|_| ApiError::invalid_field("visitor_token", "not a valid visitor token"))?;
+    Ok(HttpResponse::Ok().json(state.rooms.claim(*path, visitor, caller.user_id).await?))
+}
+
+/// The admission token a hold or checkout carries, if any.
+pub fn admission_token(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get("x-admission-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The waiting room's figures, live.
+#[utoipa::path(get, path = "/api/v1/events/{event_id}/queue/stats", tag = "organizer", security(("bearer" = [])),
+    params(("event_id" = Uuid, Path)),
+    responses((status = 200, body = RoomStats), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "no_waiting_room", body = ErrorBody)))]
+#[tracing::instrument(skip(state))]
+pub async fn stats(
+    state: web::Data<AppState>,
+    organizer: Organizer,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let event = owned(&state, organizer, *path).await?;
+    Ok(HttpResponse::Ok().json(state.rooms.stats(event.event_id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionControls {
+    pub paused: Option<bool>,
+    pub admission_per_minute: Option<i64>,
+}
+
+/// Pauses or resumes admission, or changes its rate; answers with the room's figures.
+#[utoipa::path(patch, path = "/api/v1/events/{event_id}/queue", tag = "organizer", security(("bearer" = [])),
+    params(("event_id" = Uuid, Path)), request_body = AdmissionControls,
+    responses((status = 200, body = RoomStats), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "no_waiting_room", body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip(state, body))]
+pub async fn control(
+    state: web::Data<AppState>,
+    organizer: Organizer,
+    path: web::Path<Uuid>,
+    body: Json<AdmissionControls>,
+) -> Result<HttpResponse, ApiError> {
+    let event = owned(&state, organizer, *path).await?;
+    let controls = body.0;
+    let rate = match controls.admission_per_minute {
+        None => None,
+        Some(rate) => Some(
+            i32::try_from(rate)
+                .ok()
+                .filter(|r| {
+                    (1..=crate::domain::onsale::MAX_ADMISSION_PER_MINUTE as i32).contains(r)
+                })
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "admission_per_minute",
+                        format!(
+                            "must be between 1 and {}",
+                            crate::domain::onsale::MAX_ADMISSION_PER_MINUTE
+                        ),
+                    )
+                })?,
+        ),
+    };
+    if controls.paused.is_none() && rate.is_none() {
+        return Err(ApiError::invalid_field(
+            "body",
+            "give paused, admission_per_minute, or both",
+        ));
+    }
+    if !state.rooms.has_room(event.event_id).await? {
+        return Err(QueueError::NoWaitingRoom.into());
+    }
+    onsale::set_admission(&state.pool, event.event_id, controls.paused, rate).await?;
+    let stats = state
+        .rooms
+        .control(
+            event.event_id,
+            controls.paused,
+            rate.map(|r| r.unsigned_abs()),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(stats))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct LiveQuery {
+    /// The buyer or visitor token (browsers cannot set headers on a WebSocket).
+    pub token: String,
+}
+
+/// The caller's place, pushed: a `queue` message at once, every few seconds, and the moment
+/// they are let in (with the token) or the sale sells out or closes. An open socket keeps
+/// the place. Messages: `{"type": "queue", ...QueueView}` and `{"type": "error", "error":
+/// {code, message}}`.
+#[utoipa::path(get, path = "/api/v1/events/{event_id}/queue/live", tag = "waiting room",
+    params(("event_id" = Uuid, Path), LiveQuery),
+    responses((status = 101, description = "WebSocket"), (status = 401, body = ErrorBody),
+              (status = 409, description = "no_waiting_room", body = ErrorBody)))]
+pub async fn live(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<Uuid>,
+    query: web::Query<LiveQuery>,
+    stream: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let who = identity(&state, query.token.trim())?;
+    state.sale_limits.check(&req, who)?;
+    let event_id = *path;
+    if !state.rooms.has_room(event_id).await? {
+        return Err(QueueError::NoWaitingRoom.into());
+    }
+    let socket = QueueSocket {
+        push_every: state.settings.queue_push_every,
+        state: state.clone(),
+        event_id,
+        who,
+        watch: None,
+        last_heard: Instant::now(),
+    };
+    ws::start(socket, &req, stream).map_err(|e| {
+        ApiError::malformed(format!("not a WebSocket upgrade: {e}"), Default::default())
+    })
+}
+
+const HEARTBEAT: Duration = Duration::from_secs(10);
+const SILENCE_LIMIT: Duration = Duration::from_secs(30);
+
+/// One waiting buyer's socket.
+struct QueueSocket {
+    state: web::Data<AppState>,
+    event_id: Uuid,
+    who: Uuid,
+    push_every: Duration,
+    /// (watcher id, sale start) once registered with the room.
+    watch: Option<(u64, DateTime<Utc>)>,
+    last_heard: Instant,
+}
+
+#[derive(Serialize)]
+struct Pushed<'a> {
+    r#type: &'static str,
+    #[serde(flatten)]
+    view: &'a QueueView,
+}
+
+impl QueueSocket {
+    fn send_result(
+        &self,
+        result: Result<QueueView, QueueError>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let text = match result {
+            Ok(view) => serde_json::to_string(&Pushed {
+                r#type: "queue",
+                view: &view,
+            }),
+            Err(error) => serde_json::to_string(&serde_json::json!({
+                "type": "error",
+                "error": ApiError::from(error).body(),
+            })),
+        };
+        match text {
+            Ok(text) => ctx.text(text),
+            Err(error) => tracing::error!(%error, "could not encode a queue message"),
+        }
+    }
+
+    fn push(&self, ctx: &mut ws::WebsocketContext<Self>) {
+        let (state, event_id, who) = (self.state.clone(), self.event_id, self.who);
+        ctx.spawn(
+            async move { state.rooms.status(event_id, who).await }
+                .into_actor(self)
+                .map(|result, act, ctx| act.send_result(result, ctx)),
+        );
+    }
+}
+
+impl Actor for QueueSocket {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let (state, event_id, who) = (self.state.clone(), self.event_id, self.who);
+        let recipient = ctx.address().recipient::<RoomNews>();
+        ctx.wait(
+            async move { state.rooms.watch(event_id, who, recipient).await }
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Ok(watch) => act.watch = Some(watch),
+                    Err(error) => {
+                        act.send_result(Err(error), ctx);
+                        ctx.stop();
+                    }
+                }),
+        );
+        self.push(ctx);
+        ctx.run_interval(self.push_every, |act, ctx| act.push(ctx));
+        ctx.run_interval(HEARTBEAT, |act, ctx| {
+            if act.last_heard.elapsed() > SILENCE_LIMIT {
+                ctx.stop();
+            } else {
+                ctx.ping(b"");
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if let Some((id, _)) = self.watch {
+            self.state.rooms.unwatch(self.event_id, self.who, id);
+        }
+    }
+}
+
+impl Handler<RoomNews> for QueueSocket {
+    type Result = ();
+
+    fn handle(&mut self, news: RoomNews, ctx: &mut Self::Context) {
+        let sale_starts_at = self.watch.map_or_else(Utc::now, |(_, at)| at);
+        let view = self
+            .state
+            .rooms
+            .view(self.event_id, self.who, news.0, sale_starts_at);
+        self.send_result(view, ctx);
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for QueueSocket {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match msg {
+            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
+            Ok(ws::Message::Text(_)) => self.push(ctx),
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Ok(_) => {}
+            Err(_) => ctx.stop(),
+        }
+    }
+}
