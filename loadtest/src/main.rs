@@ -7,12 +7,14 @@
 //! cargo build --release
 //! ./target/release/loadtest hot-tier      # many buyers, one GA tier
 //! ./target/release/loadtest hot-section   # many buyers, random seats of one section
+//! ./target/release/loadtest waiting-room  # 100,000 buyers queue, then are admitted
 //! ```
 //! Traffic goes to 127.0.0.1 only, unless `--url` names another server.
 
 mod baseline;
 mod report;
 mod server;
+mod waiting_room;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -50,6 +52,22 @@ enum Scenario {
         rows: i32,
         #[arg(long, default_value_t = 100)]
         seats_per_row: i32,
+    },
+    /// Buyers join a waiting room before the sale, poll their place, and are admitted at
+    /// the organizer's rate when it starts (`--seconds` is not used).
+    WaitingRoom {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 100_000)]
+        buyers: usize,
+        #[arg(long, default_value_t = 120_000)]
+        admission_per_minute: u32,
+        /// Seconds from set-up to the sale start (joins and status polls happen before).
+        #[arg(long, default_value_t = 60)]
+        lead_seconds: u64,
+        /// The longest the admission phase may take.
+        #[arg(long, default_value_t = 120)]
+        admission_seconds: u64,
     },
 }
 
@@ -97,6 +115,21 @@ async fn main() -> anyhow::Result<()> {
             hot_section(&common, rows, seats_per_row).await?,
             common.out.clone(),
         ),
+        Scenario::WaitingRoom {
+            common,
+            buyers,
+            admission_per_minute,
+            lead_seconds,
+            admission_seconds,
+        } => {
+            let plan = waiting_room::Plan {
+                buyers,
+                admission_per_minute,
+                lead_seconds,
+                admission_seconds,
+            };
+            (waiting_room::run(&common, &plan).await?, common.out.clone())
+        }
     };
     report.print();
     let out = out.unwrap_or_else(|| format!("loadtest-{}.json", report.scenario));
@@ -131,12 +164,21 @@ struct Budget {
 
 impl Budget {
     fn new(common: &Common) -> Arc<Budget> {
+        Budget::with(Duration::from_secs(common.seconds), common.max_requests)
+    }
+
+    fn with(time: Duration, max_requests: u64) -> Arc<Budget> {
         Arc::new(Budget {
-            deadline: Instant::now() + Duration::from_secs(common.seconds),
+            deadline: Instant::now() + time,
             requests: AtomicU64::new(0),
-            max_requests: common.max_requests,
+            max_requests,
             done: AtomicBool::new(false),
         })
+    }
+
+    /// Ends the run: clients stop after their request in flight.
+    fn stop(&self) {
+        self.done.store(true, Ordering::Relaxed);
     }
 
     /// Takes one request from the budget; false when time, count or the goal ran out.

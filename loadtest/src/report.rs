@@ -101,6 +101,9 @@ pub struct Report {
     pub throughput_ratio: Option<f64>,
     /// boxoffice's answered requests per second (success or refusal) over the seed design's.
     pub attempts_ratio: Option<f64>,
+    /// A scenario's own figures (admission rate, memory per queued buyer, …).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 impl Report {
@@ -120,6 +123,7 @@ impl Report {
             runs,
             throughput_ratio,
             attempts_ratio,
+            extra: BTreeMap::new(),
         }
     }
 
@@ -162,6 +166,12 @@ impl Report {
         }
         if let Some(ratio) = self.attempts_ratio {
             println!("boxoffice / seed design: {ratio:.1}× answered requests per second");
+        }
+        for (name, value) in &self.extra {
+            let text = value.to_string();
+            if text.len() <= 120 {
+                println!("{name}: {text}");
+            }
         }
     }
 }

@@ -80,9 +80,18 @@ impl Server {
 
     /// Peak resident memory of a server this harness started, from /proc.
     pub fn peak_rss_mib(&self) -> Option<f64> {
+        self.memory("VmHWM:")
+    }
+
+    /// Resident memory of a server this harness started, now.
+    pub fn rss_mib(&self) -> Option<f64> {
+        self.memory("VmRSS:")
+    }
+
+    fn memory(&self, field: &str) -> Option<f64> {
         let pid = self.child.as_ref()?.id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
         let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib / 1024.0)
     }
