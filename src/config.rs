@@ -87,6 +87,16 @@ pub struct Settings {
     pub ip_rate_per_minute: u32,
     /// `BOXOFFICE_BUYER_RATE_PER_MINUTE`: waiting-room and hold requests allowed per buyer.
     pub buyer_rate_per_minute: u32,
+    /// `BOXOFFICE_NODE_ID`: this process's name among nodes sharing a Redis (default: a
+    /// random id at each start).
+    pub node_id: String,
+    /// The live seat map: `BOXOFFICE_LIVE_BATCH_MS` (how often changes go out, 100),
+    /// `BOXOFFICE_LIVE_RING` (batches kept for reconnects, 600), `BOXOFFICE_LIVE_VIEWER_QUEUE`
+    /// (frames queued per socket before it counts as behind, 32),
+    /// `BOXOFFICE_LIVE_IDLE_SECONDS` (a silent socket is closed, 30),
+    /// `BOXOFFICE_LIVE_SLOW_SECONDS` (a socket behind this long is dropped, 30),
+    /// `BOXOFFICE_HOLD_WARNING_SECONDS` (holders are warned this long before expiry, 60).
+    pub live: crate::actors::broadcaster::LiveConfig,
 }
 
 impl Settings {
@@ -264,6 +274,42 @@ impl Settings {
                 1,
                 100_000_000,
             )? as u32,
+            node_id: get("BOXOFFICE_NODE_ID").map_or_else(
+                || uuid::Uuid::new_v4().simple().to_string(),
+                |n| n.trim().to_owned(),
+            ),
+            live: crate::actors::broadcaster::LiveConfig {
+                batch: Duration::from_millis(bounded(
+                    &get,
+                    "BOXOFFICE_LIVE_BATCH_MS",
+                    100,
+                    5,
+                    10_000,
+                )?),
+                ring: bounded(&get, "BOXOFFICE_LIVE_RING", 600, 1, 100_000)? as usize,
+                viewer_queue: bounded(&get, "BOXOFFICE_LIVE_VIEWER_QUEUE", 32, 1, 4096)? as usize,
+                idle: Duration::from_secs(bounded(
+                    &get,
+                    "BOXOFFICE_LIVE_IDLE_SECONDS",
+                    30,
+                    1,
+                    3600,
+                )?),
+                slow_limit: Duration::from_secs(bounded(
+                    &get,
+                    "BOXOFFICE_LIVE_SLOW_SECONDS",
+                    30,
+                    1,
+                    3600,
+                )?),
+                hold_warning: chrono::Duration::seconds(bounded(
+                    &get,
+                    "BOXOFFICE_HOLD_WARNING_SECONDS",
+                    60,
+                    0,
+                    3600,
+                )? as i64),
+            },
         })
     }
 

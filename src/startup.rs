@@ -11,6 +11,7 @@ use anyhow::Context;
 use sqlx::PgPool;
 use tracing_actix_web::TracingLogger;
 
+use crate::actors::live_bus::LiveBus;
 use crate::actors::mirror::HoldMirror;
 use crate::actors::registry::EngineConfig;
 use crate::actors::Engine;
@@ -86,6 +87,12 @@ impl Application {
             Some(url) => Some(QueueStore::connect(url, &settings.redis_prefix).await?),
             None => None,
         };
+        let bus = match &settings.redis_url {
+            Some(url) => {
+                Some(LiveBus::connect(url, &settings.redis_prefix, &settings.node_id).await?)
+            }
+            None => None,
+        };
         let engine = Arc::new(Engine::new(
             pool.clone(),
             dependencies.clock.clone(),
@@ -93,9 +100,11 @@ impl Application {
             EngineConfig {
                 max_holds_per_buyer: settings.max_holds_per_buyer,
                 threads: settings.engine_threads,
+                live: settings.live.clone(),
             },
             settings.payment_timeout,
             mirror,
+            bus,
         ));
         let rooms = Arc::new(WaitingRooms::new(
             pool.clone(),

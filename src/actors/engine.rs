@@ -13,10 +13,12 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::broadcaster::{Broadcaster, LiveConfig};
 use super::event::{
     AbortHold, BeginCheckout, CancelCheckout, ConfirmHold, Counts, EventCounts, FinishCheckout,
     GetHold, ReleaseHold, ReserveHold, Reserved,
 };
+use super::live_bus::{Followers, LiveBus};
 use super::messages::{EngineError, HoldRequest, HoldView, OrderView, TicketView};
 use super::order_writer::{OrderWriteError, OrderWriter, WriteOrder};
 use super::registry::{EngineConfig, Registry};
@@ -31,6 +33,10 @@ use crate::persistence::{onsale, WriteError};
 pub struct Engine {
     pool: sqlx::PgPool,
     registry: Registry,
+    /// With Redis: the live maps this node relays for events whose engine runs elsewhere.
+    bus: Option<LiveBus>,
+    followers: Followers,
+    live_config: LiveConfig,
     writer: Addr<OrderWriter>,
     gateway: Arc<dyn PaymentGateway>,
     clock: Arc<dyn Clock>,
@@ -46,8 +52,14 @@ impl Engine {
         config: EngineConfig,
         payment_timeout: Duration,
         mirror: Option<super::mirror::HoldMirror>,
+        bus: Option<LiveBus>,
     ) -> Engine {
-        let registry = Registry::new(pool.clone(), clock.clone(), config, mirror);
+        let live_config = config.live.clone();
+        let registry = Registry::new(pool.clone(), clock.clone(), config, mirror, bus.clone());
+        let followers = Followers::default();
+        if let Some(bus) = &bus {
+            bus.listen(followers.clone());
+        }
         let writer_pool = pool.clone();
         let writer = OrderWriter::start_in_arbiter(&actix::Arbiter::current(), move |_| {
             OrderWriter::new(writer_pool)
@@ -55,6 +67,9 @@ impl Engine {
         Engine {
             pool,
             registry,
+            bus,
+            followers,
+            live_config,
             writer,
             gateway,
             clock,
@@ -206,6 +221,30 @@ impl Engine {
             ));
         }
         Some(states)
+    }
+
+    /// The event's live seat map on this node: the engine's own when it runs here (or no
+    /// other node runs it, in which case it starts here), otherwise a relay of the node
+    /// that does.
+    pub async fn live_map(&self, event_id: Uuid) -> Result<Addr<Broadcaster>, EngineError> {
+        if let Some(live) = self.registry.live_if_running(event_id) {
+            return Ok(live);
+        }
+        if let Some(bus) = &self.bus {
+            let source = bus.source_of(event_id).await.unwrap_or_else(|error| {
+                tracing::warn!(%event_id, %error, "could not read the live map's source");
+                None
+            });
+            if source.is_some_and(|node| node != bus.node()) {
+                let (bus, config) = (bus.clone(), self.live_config.clone());
+                return Ok(self.followers.get_or_start(event_id, move || {
+                    Broadcaster::start_in_arbiter(&actix::Arbiter::current(), move |_| {
+                        Broadcaster::follower(event_id, config, bus)
+                    })
+                }));
+            }
+        }
+        self.registry.live(event_id).await
     }
 
     /// Seats and tickets still on sale (not held, not sold), starting the event's engine

@@ -13,6 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::broadcaster::{Broadcaster, CloseLive, HoldEvent, HoldNews, TierChanged};
 use super::messages::{EngineError, HeldSeat, HeldTier, HoldRequest, HoldStatus, HoldView};
 use super::mirror::{HoldMirror, MirroredHold};
 use super::section::{ChangeSeats, SeatChange, SectionActor};
@@ -109,6 +110,11 @@ pub struct EventActor {
     ended: HashMap<Uuid, Ended>,
     ended_order: VecDeque<Uuid>,
     mirror: Option<HoldMirror>,
+    /// The event's live map, told of tier counts and of what happens to each hold.
+    live: Option<Addr<Broadcaster>>,
+    /// When to warn a holder that their hold is about to expire.
+    warnings: BTreeSet<(DateTime<Utc>, Uuid)>,
+    hold_warning: Duration,
 }
 
 impl EventActor {
@@ -146,7 +152,53 @@ impl EventActor {
             ended: HashMap::new(),
             ended_order: VecDeque::new(),
             mirror: None,
+            live: None,
+            warnings: BTreeSet::new(),
+            hold_warning: Duration::zero(),
         }
+    }
+
+    /// Tells `live` of tier counts and hold news, warning holders `hold_warning` before
+    /// their deadline.
+    pub fn with_live(mut self, live: Addr<Broadcaster>, hold_warning: Duration) -> EventActor {
+        self.live = Some(live);
+        self.hold_warning = hold_warning;
+        self
+    }
+
+    fn tell(&self, hold_id: Uuid, status: HoldEvent, order_id: Option<Uuid>) {
+        let (Some(live), Some(hold)) = (&self.live, self.holds.get(&hold_id)) else {
+            return;
+        };
+        live.do_send(HoldNews {
+            buyer_id: hold.buyer_id,
+            hold_id,
+            status,
+            expires_at: hold.expires_at,
+            order_id,
+        });
+    }
+
+    fn tier_changed(&self, index: usize) {
+        if let (Some(live), Some(tier)) = (&self.live, self.tiers.get(index)) {
+            live.do_send(TierChanged {
+                tier: index,
+                available: tier.available(),
+            });
+        }
+    }
+
+    /// A new hold: its clock starts, its holder hears of it.
+    fn start_clock(&mut self, hold_id: Uuid, hold: Hold) {
+        self.deadlines.insert((hold.expires_at, hold_id));
+        let warn_at = hold.expires_at - self.hold_warning;
+        if self.live.is_some() && self.hold_warning > Duration::zero() && warn_at > self.clock.now()
+        {
+            self.warnings.insert((warn_at, hold_id));
+        }
+        self.holds.insert(hold_id, hold);
+        self.mirror_save(hold_id);
+        self.tell(hold_id, HoldEvent::Held, None);
     }
 
     /// Mirrors holds to Redis from now on, and takes back the holds a previous run
@@ -373,6 +425,11 @@ impl EventActor {
 
     /// Ends a hold that is not being paid for: seats and counts go back to the sale.
     fn end_hold(&mut self, hold_id: Uuid, how: Ended) {
+        let news = match how {
+            Ended::Expired => HoldEvent::Expired,
+            Ended::Released | Ended::Purchased(_) => HoldEvent::Released,
+        };
+        self.tell(hold_id, news, None);
         let Some(hold) = self.holds.remove(&hold_id) else {
             return;
         };
@@ -384,7 +441,10 @@ impl EventActor {
                     self.sections[*index].free += positions.len() as u32;
                 }
             }
-            Lines::Tier { index, quantity } => self.tiers[*index].held -= quantity,
+            Lines::Tier { index, quantity } => {
+                self.tiers[*index].held -= quantity;
+                self.tier_changed(*index);
+            }
         }
         self.buyer_done(hold.buyer_id);
         self.remember(hold_id, how);
@@ -407,6 +467,21 @@ impl EventActor {
             {
                 self.end_hold(hold_id, Ended::Expired);
                 tracing::debug!(%hold_id, "hold expired");
+            }
+        }
+        let warn: Vec<(DateTime<Utc>, Uuid)> = self
+            .warnings
+            .range(..=(now, Uuid::max()))
+            .copied()
+            .collect();
+        for (at, hold_id) in warn {
+            self.warnings.remove(&(at, hold_id));
+            if self
+                .holds
+                .get(&hold_id)
+                .is_some_and(|h| h.status == HoldStatus::Held)
+            {
+                self.tell(hold_id, HoldEvent::ExpiringSoon, None);
             }
         }
         self.update_status(now, ctx);
@@ -446,6 +521,10 @@ impl Actor for EventActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
         ctx.run_interval(SWEEP_EVERY, |act, ctx| act.sweep(ctx));
+        // The live map starts from Postgres; restored holds may have taken tickets since.
+        for index in 0..self.tiers.len() {
+            self.tier_changed(index);
+        }
         let now = self.clock.now();
         self.update_status(now, ctx);
     }
@@ -533,16 +612,15 @@ impl Handler<ReserveHold> for EventActor {
                     return Err(EngineError::SoldOut);
                 }
                 tier.held += quantity;
+                self.tier_changed(index);
                 let hold = Hold {
                     buyer_id: msg.buyer_id,
                     lines: Lines::Tier { index, quantity },
                     expires_at: deadline(now + self.rules.hold_duration, msg.not_after),
                     status: HoldStatus::Held,
                 };
-                self.deadlines.insert((hold.expires_at, hold_id));
                 let view = self.view(hold_id, &hold);
-                self.holds.insert(hold_id, hold);
-                self.mirror_save(hold_id);
+                self.start_clock(hold_id, hold);
                 Reserved::Done(view)
             }
             HoldRequest::Seats(seat_ids) => self.plan_seats(hold_id, seat_ids)?,
@@ -704,10 +782,8 @@ impl Handler<ConfirmHold> for EventActor {
             expires_at: deadline(self.clock.now() + self.rules.hold_duration, not_after),
             status: HoldStatus::Held,
         };
-        self.deadlines.insert((hold.expires_at, msg.hold_id));
         let view = self.view(msg.hold_id, &hold);
-        self.holds.insert(msg.hold_id, hold);
-        self.mirror_save(msg.hold_id);
+        self.start_clock(msg.hold_id, hold);
         Ok(view)
     }
 }
@@ -795,6 +871,7 @@ impl Handler<BeginCheckout> for EventActor {
         hold.status = HoldStatus::PaymentPending;
         let hold = &self.holds[&msg.hold_id];
         self.change_seats(msg.hold_id, &hold.lines, SeatChange::BeginPayment);
+        self.tell(msg.hold_id, HoldEvent::PaymentPending, None);
         Ok(self.view(msg.hold_id, hold))
     }
 }
@@ -821,6 +898,7 @@ impl Handler<CancelCheckout> for EventActor {
         self.deadlines.insert((hold.expires_at, msg.hold_id));
         let hold = &self.holds[&msg.hold_id];
         self.change_seats(msg.hold_id, &hold.lines, SeatChange::CancelPayment);
+        self.tell(msg.hold_id, HoldEvent::Held, None);
     }
 }
 
@@ -836,6 +914,7 @@ impl Handler<FinishCheckout> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: FinishCheckout, ctx: &mut Context<Self>) {
+        self.tell(msg.hold_id, HoldEvent::Confirmed, Some(msg.order_id));
         let Some(hold) = self.holds.remove(&msg.hold_id) else {
             return;
         };
@@ -845,6 +924,7 @@ impl Handler<FinishCheckout> for EventActor {
             let tier = &mut self.tiers[index];
             tier.held -= quantity;
             tier.sold += quantity;
+            self.tier_changed(index);
         }
         self.buyer_done(hold.buyer_id);
         self.remember(msg.hold_id, Ended::Purchased(msg.order_id));
@@ -910,6 +990,9 @@ impl Handler<Stop> for EventActor {
             if let Some(addr) = &section.addr {
                 addr.do_send(super::section::StopSection);
             }
+        }
+        if let Some(live) = &self.live {
+            live.do_send(CloseLive("event_closed"));
         }
         ctx.stop();
     }

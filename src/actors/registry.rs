@@ -16,12 +16,15 @@ use chrono::Duration;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::broadcaster::{Broadcaster, LiveConfig};
 use super::event::{EventActor, SaleRules, SectionSlot, TierSlot};
+use super::live_bus::LiveBus;
 use super::messages::EngineError;
 use super::mirror::{HoldMirror, MirroredHold};
 use super::section::SectionActor;
 use crate::clock::Clock;
 use crate::domain::event::EventStatus;
+use crate::domain::live_map::{LiveMap, SectionStart, TierStart};
 use crate::domain::seat_board::SeatBoard;
 use crate::domain::venue::SectionKind;
 use crate::persistence::onsale::{self, SeatInfo};
@@ -32,6 +35,15 @@ pub struct EngineConfig {
     pub max_holds_per_buyer: u32,
     /// Threads that run the on-sale actors.
     pub threads: usize,
+    /// The live seat map's settings.
+    pub live: LiveConfig,
+}
+
+/// An event's running actors.
+#[derive(Clone)]
+struct Running {
+    event: Addr<EventActor>,
+    live: Addr<Broadcaster>,
 }
 
 pub struct Registry {
@@ -41,10 +53,11 @@ pub struct Registry {
     arbiters: Mutex<Vec<Arbiter>>,
     handles: Vec<ArbiterHandle>,
     next: AtomicUsize,
-    events: RwLock<HashMap<Uuid, Addr<EventActor>>>,
+    events: RwLock<HashMap<Uuid, Running>>,
     starting: tokio::sync::Mutex<()>,
     holds: RwLock<HashMap<Uuid, Uuid>>,
     mirror: Option<HoldMirror>,
+    bus: Option<LiveBus>,
 }
 
 impl Registry {
@@ -54,6 +67,7 @@ impl Registry {
         clock: Arc<dyn Clock>,
         config: EngineConfig,
         mirror: Option<HoldMirror>,
+        bus: Option<LiveBus>,
     ) -> Registry {
         let arbiters: Vec<Arbiter> = (0..config.threads.max(1)).map(|_| Arbiter::new()).collect();
         let handles = arbiters.iter().map(Arbiter::handle).collect();
@@ -68,6 +82,7 @@ impl Registry {
             starting: tokio::sync::Mutex::new(()),
             holds: RwLock::new(HashMap::new()),
             mirror,
+            bus,
         }
     }
 
@@ -76,37 +91,54 @@ impl Registry {
         &self.handles[i]
     }
 
-    fn running(&self, event_id: Uuid) -> Option<Addr<EventActor>> {
+    fn running(&self, event_id: Uuid) -> Option<Running> {
         let events = self
             .events
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        events.get(&event_id).filter(|a| a.connected()).cloned()
+        events
+            .get(&event_id)
+            .filter(|r| r.event.connected())
+            .cloned()
+    }
+
+    async fn get_running(&self, event_id: Uuid) -> Result<Running, EngineError> {
+        if let Some(running) = self.running(event_id) {
+            return Ok(running);
+        }
+        let _starting = self.starting.lock().await;
+        if let Some(running) = self.running(event_id) {
+            return Ok(running);
+        }
+        let running = self.start(event_id).await?;
+        self.events
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(event_id, running.clone());
+        Ok(running)
     }
 
     /// The event's actor, started if it is not running yet.
     pub async fn get(&self, event_id: Uuid) -> Result<Addr<EventActor>, EngineError> {
-        if let Some(addr) = self.running(event_id) {
-            return Ok(addr);
-        }
-        let _starting = self.starting.lock().await;
-        if let Some(addr) = self.running(event_id) {
-            return Ok(addr);
-        }
-        let addr = self.start(event_id).await?;
-        self.events
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(event_id, addr.clone());
-        Ok(addr)
+        Ok(self.get_running(event_id).await?.event)
+    }
+
+    /// The event's live map on this node, its engine started if it is not running yet.
+    pub async fn live(&self, event_id: Uuid) -> Result<Addr<Broadcaster>, EngineError> {
+        Ok(self.get_running(event_id).await?.live)
     }
 
     /// Whether an event's actor is running (it is not started by asking).
     pub fn if_running(&self, event_id: Uuid) -> Option<Addr<EventActor>> {
-        self.running(event_id)
+        self.running(event_id).map(|r| r.event)
     }
 
-    async fn start(&self, event_id: Uuid) -> Result<Addr<EventActor>, EngineError> {
+    /// The live map of an event whose engine runs on this node.
+    pub fn live_if_running(&self, event_id: Uuid) -> Option<Addr<Broadcaster>> {
+        self.running(event_id).map(|r| r.live)
+    }
+
+    async fn start(&self, event_id: Uuid) -> Result<Running, EngineError> {
         let state = onsale::load(&self.pool, event_id)
             .await?
             .ok_or(EngineError::EventNotFound)?;
@@ -131,11 +163,13 @@ impl Registry {
             })
             .collect();
         let restored = self.restore(event_id, &state.sections, &mut boards).await;
+        let live = self.start_live(event_id, &state, &boards, &restored);
         let sections = state
             .sections
             .into_iter()
             .zip(boards)
-            .map(|(s, board)| {
+            .enumerate()
+            .map(|(index, (s, board))| {
                 let kind = SectionKind::parse(&s.kind).unwrap_or(SectionKind::Seated);
                 let (addr, free) = match board {
                     Some(board) => {
@@ -144,9 +178,10 @@ impl Registry {
                         } else {
                             0
                         };
+                        let recipient = live.clone().recipient();
                         (
                             Some(SectionActor::start_in_arbiter(self.arbiter(), move |_| {
-                                SectionActor::new(board)
+                                SectionActor::new(board).with_live(recipient, index)
                             })),
                             free,
                         )
@@ -197,9 +232,66 @@ impl Registry {
             self.clock.clone(),
             self.pool.clone(),
         );
-        let actor = actor.with_mirror(self.mirror.clone(), restored);
+        let actor = actor
+            .with_mirror(self.mirror.clone(), restored)
+            .with_live(live.clone(), self.config.live.hold_warning);
         tracing::info!(%event_id, "starting the on-sale engine of an event");
-        Ok(EventActor::start_in_arbiter(self.arbiter(), move |_| actor))
+        Ok(Running {
+            event: EventActor::start_in_arbiter(self.arbiter(), move |_| actor),
+            live,
+        })
+    }
+
+    /// Starts the event's live map from the boards as they are about to start (and the
+    /// tiers, less what restored holds keep), numbering its batches from the current time
+    /// in milliseconds so that a restarted node's numbers follow on from the last run's.
+    fn start_live(
+        &self,
+        event_id: Uuid,
+        state: &onsale::OnSaleState,
+        boards: &[Option<SeatBoard>],
+        restored: &[MirroredHold],
+    ) -> Addr<Broadcaster> {
+        let sections = state
+            .sections
+            .iter()
+            .zip(boards)
+            .map(|(s, board)| SectionStart {
+                section_id: s.section_id,
+                seat_ids: s.seats.iter().map(|seat| seat.seat_id).collect(),
+                states: board
+                    .as_ref()
+                    .map(|b| b.states().to_vec())
+                    .unwrap_or_default(),
+                on_sale: s.price_cents.is_some() && board.is_some(),
+            })
+            .collect();
+        let tiers = state
+            .tiers
+            .iter()
+            .map(|t| {
+                let held: u32 = restored
+                    .iter()
+                    .filter_map(|h| h.tier.filter(|(id, _)| *id == t.tier_id))
+                    .map(|(_, quantity)| quantity)
+                    .sum();
+                TierStart {
+                    tier_id: t.tier_id,
+                    section_id: t.section_id,
+                    available: u32::try_from(t.quantity - t.sold_quantity)
+                        .unwrap_or(0)
+                        .saturating_sub(held),
+                }
+            })
+            .collect();
+        let seq = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let map = LiveMap::new(seq, sections, tiers);
+        let (config, bus) = (self.config.live.clone(), self.bus.clone());
+        Broadcaster::start_in_arbiter(self.arbiter(), move |_| {
+            Broadcaster::source(event_id, map, config, bus)
+        })
     }
 
     /// The unexpired holds Redis kept for this event whose seats are all still free, their
@@ -300,8 +392,8 @@ impl Registry {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&event_id);
-        if let Some(addr) = removed {
-            addr.do_send(super::event::Stop);
+        if let Some(running) = removed {
+            running.event.do_send(super::event::Stop);
         }
         self.holds
             .write()

@@ -5,15 +5,39 @@
 use actix::prelude::*;
 use uuid::Uuid;
 
+use super::broadcaster::SeatsChanged;
 use crate::domain::seat_board::{Counts, Seat, SeatBoard};
 
 pub struct SectionActor {
     board: SeatBoard,
+    /// Where seat changes are told (the event's live map), and this section's index there.
+    live: Option<(Recipient<SeatsChanged>, usize)>,
 }
 
 impl SectionActor {
     pub fn new(board: SeatBoard) -> SectionActor {
-        SectionActor { board }
+        SectionActor { board, live: None }
+    }
+
+    /// Tells `live` every change, as section number `index`.
+    pub fn with_live(mut self, live: Recipient<SeatsChanged>, index: usize) -> SectionActor {
+        self.live = Some((live, index));
+        self
+    }
+
+    /// Tells the live map the states of these seats now.
+    fn announce(&self, positions: &[u32]) {
+        let Some((live, section)) = &self.live else {
+            return;
+        };
+        let changes = positions
+            .iter()
+            .filter_map(|&p| self.board.state(p).map(|state| (p, state)))
+            .collect();
+        live.do_send(SeatsChanged {
+            section: *section,
+            changes,
+        });
     }
 }
 
@@ -39,7 +63,9 @@ impl Handler<HoldSeats> for SectionActor {
     type Result = Result<(), Vec<u32>>;
 
     fn handle(&mut self, msg: HoldSeats, _: &mut Context<Self>) -> Self::Result {
-        self.board.hold(msg.hold_id, &msg.positions)
+        self.board.hold(msg.hold_id, &msg.positions)?;
+        self.announce(&msg.positions);
+        Ok(())
     }
 }
 
@@ -55,7 +81,9 @@ impl Handler<HoldBest> for SectionActor {
     type Result = Option<Vec<u32>>;
 
     fn handle(&mut self, msg: HoldBest, _: &mut Context<Self>) -> Self::Result {
-        self.board.hold_best_available(msg.hold_id, msg.quantity)
+        let positions = self.board.hold_best_available(msg.hold_id, msg.quantity)?;
+        self.announce(&positions);
+        Some(positions)
     }
 }
 
@@ -92,6 +120,10 @@ impl Handler<ChangeSeats> for SectionActor {
             SeatChange::CancelPayment => self.board.cancel_payment(hold, positions),
             SeatChange::Sell => self.board.sell(hold, positions),
         };
+        if matches!(msg.change, SeatChange::Release | SeatChange::Sell) {
+            // Payment starting or failing changes nothing others can see.
+            self.announce(positions);
+        }
         if !done {
             tracing::warn!(hold_id = %hold, change = ?msg.change, "a seat change did not apply to every seat");
         }

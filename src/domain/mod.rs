@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod event;
+pub mod live_map;
 pub mod money;
 pub mod onsale;
 pub mod pricing;

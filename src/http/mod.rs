@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod holds;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
@@ -89,6 +90,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/events/{event_id}/seatmap",
                     web::get().to(catalog::seatmap),
                 )
+                .route("/events/{event_id}/live", web::get().to(live::live))
                 // Waiting room (buyer or visitor; organizer controls)
                 .route("/visitors", web::post().to(queue::new_visitor))
                 .route("/events/{event_id}/queue", web::post().to(queue::join))

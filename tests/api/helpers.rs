@@ -32,6 +32,8 @@ pub struct TestApp {
     pub gateway: Arc<SimulatedGateway>,
     /// The server's waiting rooms: tests run admission passes instead of waiting for ticks.
     pub rooms: Arc<boxoffice::queue::WaitingRooms>,
+    /// The server's engine: tests read live-map figures from it.
+    pub engine: Arc<boxoffice::actors::Engine>,
     db_name: String,
     owns_database: bool,
     server_url: String,
@@ -138,6 +140,7 @@ async fn spawn(
     let port = application.port();
     let pool = application.pool().clone();
     let rooms = application.rooms().clone();
+    let engine = application.engine().clone();
     actix_web::rt::spawn(application.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -146,6 +149,7 @@ async fn spawn(
         clock,
         gateway: simulated,
         rooms,
+        engine,
         db_name,
         owns_database,
         server_url,

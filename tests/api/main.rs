@@ -9,6 +9,7 @@ mod errors;
 mod events;
 mod helpers;
 mod holds;
+mod live;
 mod operations;
 mod queue;
 mod races;

@@ -1,0 +1,745 @@
+//! The broadcaster: one per event per node, between the actors that change seats and the
+//! viewers' sockets.
+//!
+//! On the node that runs the event's on-sale engine it is the *source*: section and event
+//! actors tell it every seat and tier change, it cuts them into one numbered batch per
+//! interval, keeps the last batches in a ring for viewers that reconnect, and sends each
+//! batch, encoded once, to every viewer. With Redis configured it also publishes each batch
+//! (and the snapshot it leads to) for the other nodes. On any other node it is a
+//! *follower*: it relays the source's batches from Redis to its own viewers, with the same
+//! sequence numbers.
+//!
+//! A viewer is sent frames with `try_send` into its bounded mailbox. One that cannot keep
+//! up misses batches and is sent a fresh snapshot as soon as it has room again; one that
+//! stays behind too long is disconnected. So a viewer that never reads costs a bounded
+//! amount of memory whatever happens on the map.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::live_bus::{LiveBus, Relayed, RelayedKind, StoredSnapshot};
+use crate::domain::live_map::{Delta, LiveMap, Snapshot};
+use crate::domain::seat_board::Seat;
+
+/// Settings of the live seat map.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// How often a batch of changes is cut and sent.
+    pub batch: Duration,
+    /// How many batches are kept for viewers that reconnect.
+    pub ring: usize,
+    /// How many frames may wait for one viewer before it counts as behind.
+    pub viewer_queue: usize,
+    /// A viewer that has not been heard from (pong or message) for this long is closed.
+    pub idle: Duration,
+    /// A viewer behind for this long is disconnected.
+    pub slow_limit: Duration,
+    /// How long before a hold's deadline its holder is warned.
+    pub hold_warning: chrono::Duration,
+}
+
+impl Default for LiveConfig {
+    fn default() -> LiveConfig {
+        LiveConfig {
+            batch: Duration::from_millis(100),
+            ring: 600,
+            viewer_queue: 32,
+            idle: Duration::from_secs(30),
+            slow_limit: Duration::from_secs(30),
+            hold_warning: chrono::Duration::seconds(60),
+        }
+    }
+}
+
+/// What a viewer's socket is sent.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub enum Push {
+    /// A JSON text frame, encoded once for every viewer.
+    Frame(Arc<str>),
+    /// Close the socket, with this reason.
+    Close(&'static str),
+}
+
+/// Seats of one section changed (sent by its section actor after each change).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SeatsChanged {
+    pub section: usize,
+    pub changes: Vec<(u32, Seat)>,
+}
+
+/// A GA tier's count changed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TierChanged {
+    pub tier: usize,
+    pub available: u32,
+}
+
+/// What happened to a hold, for its holder's sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HoldEvent {
+    Held,
+    ExpiringSoon,
+    Expired,
+    Released,
+    PaymentPending,
+    Confirmed,
+}
+
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct HoldNews {
+    pub buyer_id: Uuid,
+    pub hold_id: Uuid,
+    pub status: HoldEvent,
+    pub expires_at: DateTime<Utc>,
+    pub order_id: Option<Uuid>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Frame<'a> {
+    Snapshot(&'a Snapshot),
+    Delta(&'a Delta),
+    Hold {
+        hold_id: Uuid,
+        status: HoldEvent,
+        expires_at: DateTime<Utc>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        order_id: Option<Uuid>,
+    },
+}
+
+fn encode(frame: &Frame<'_>) -> Arc<str> {
+    match serde_json::to_string(frame) {
+        Ok(text) => text.into(),
+        Err(error) => {
+            tracing::error!(%error, "could not encode a live-map frame");
+            Arc::from("{}")
+        }
+    }
+}
+
+/// A viewer joins: it is answered with the frames that bring it up to date (the batches it
+/// missed since `since`, or a snapshot and what followed it).
+#[derive(Message)]
+#[rtype(result = "Joined")]
+pub struct Join {
+    pub viewer: Recipient<Push>,
+    pub buyer: Option<Uuid>,
+    pub since: Option<u64>,
+}
+
+#[derive(MessageResponse)]
+pub enum Joined {
+    Frames { id: u64, frames: Vec<Arc<str>> },
+    Closed(&'static str),
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub id: u64,
+}
+
+/// A viewer asks for a fresh snapshot (it thinks it missed something).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resync {
+    pub id: u64,
+}
+
+/// The event is over or cancelled: viewers are told and the broadcaster stops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseLive(pub &'static str);
+
+/// Live figures of one broadcaster.
+#[derive(Message)]
+#[rtype(result = "LiveStats")]
+pub struct GetStats;
+
+#[derive(Debug, Clone, Default, Serialize, MessageResponse)]
+pub struct LiveStats {
+    pub seq: u64,
+    pub viewers: usize,
+    pub behind: usize,
+    pub batches: u64,
+    pub frames_dropped: u64,
+    pub resyncs: u64,
+    pub disconnected_slow: u64,
+}
+
+struct Viewer {
+    recipient: Recipient<Push>,
+    buyer: Option<Uuid>,
+    /// Since when the viewer has been missing batches (it is owed a snapshot).
+    behind_since: Option<Instant>,
+}
+
+enum Feed {
+    /// This node runs the event's engine: the map is here.
+    Source(LiveMap),
+    /// Another node does: batches come from Redis.
+    Follower {
+        /// The node whose batches are followed (from the last snapshot read).
+        node: Option<String>,
+        fetching: bool,
+        /// When the last viewer left (followers stop once idle for a while).
+        idle_since: Option<Instant>,
+    },
+}
+
+pub struct Broadcaster {
+    event_id: Uuid,
+    config: LiveConfig,
+    feed: Feed,
+    bus: Option<LiveBus>,
+    /// The last batches, oldest first, numbered without a gap.
+    ring: VecDeque<(u64, Arc<str>)>,
+    /// The snapshot frame and its number.
+    snapshot: Option<(u64, Arc<str>)>,
+    viewers: HashMap<u64, Viewer>,
+    buyers: HashMap<Uuid, Vec<u64>>,
+    next_id: u64,
+    closed: Option<&'static str>,
+    stats: LiveStats,
+    last_claim: Option<Instant>,
+}
+
+/// A follower with no viewer for this long stops.
+const FOLLOWER_IDLE: Duration = Duration::from_secs(60);
+/// A follower reads a fresh snapshot once its own is this many batches old.
+const SNAPSHOT_REFRESH: u64 = 50;
+/// How often a source renews its claim in Redis.
+const CLAIM_EVERY: Duration = Duration::from_secs(2);
+
+impl Broadcaster {
+    /// The source of an event's live map, this node running its engine.
+    pub fn source(
+        event_id: Uuid,
+        map: LiveMap,
+        config: LiveConfig,
+        bus: Option<LiveBus>,
+    ) -> Broadcaster {
+        Self::with_feed(event_id, Feed::Source(map), config, bus)
+    }
+
+    /// A relay of the batches another node publishes.
+    pub fn follower(event_id: Uuid, config: LiveConfig, bus: LiveBus) -> Broadcaster {
+        let feed = Feed::Follower {
+            node: None,
+            fetching: false,
+            idle_since: None,
+        };
+        Self::with_feed(event_id, feed, config, Some(bus))
+    }
+
+    fn with_feed(
+        event_id: Uuid,
+        feed: Feed,
+        config: LiveConfig,
+        bus: Option<LiveBus>,
+    ) -> Broadcaster {
+        Broadcaster {
+            event_id,
+            config,
+            feed,
+            bus,
+            ring: VecDeque::new(),
+            snapshot: None,
+            viewers: HashMap::new(),
+            buyers: HashMap::new(),
+            next_id: 0,
+            closed: None,
+            stats: LiveStats::default(),
+            last_claim: None,
+        }
+    }
+
+    /// The number of the newest state this node knows.
+    fn seq(&self) -> u64 {
+        match &self.feed {
+            Feed::Source(map) => map.seq(),
+            Feed::Follower { .. } => {
+                let ring = self.ring.back().map(|(seq, _)| *seq);
+                let snapshot = self.snapshot.as_ref().map(|(seq, _)| *seq);
+                ring.max(snapshot).unwrap_or(0)
+            }
+        }
+    }
+
+    /// The source's snapshot frame as of its last batch, encoded once per batch.
+    fn source_snapshot(&mut self) -> Option<(u64, Arc<str>)> {
+        let Feed::Source(map) = &self.feed else {
+            return self.snapshot.clone();
+        };
+        if self.snapshot.as_ref().map(|(seq, _)| *seq) != Some(map.seq()) {
+            let snapshot = map.snapshot();
+            self.snapshot = Some((snapshot.seq, encode(&Frame::Snapshot(&snapshot))));
+        }
+        self.snapshot.clone()
+    }
+
+    /// What brings a viewer that last saw `since` up to date: the batches after it when the
+    /// ring still has them all, otherwise a snapshot and the batches after the snapshot.
+    /// Empty when there is nothing to send yet (a follower still reading its snapshot).
+    fn catch_up(&mut self, since: Option<u64>) -> Vec<Arc<str>> {
+        let seq = self.seq();
+        if let Some(since) = since {
+            if since == seq {
+                return Vec::new();
+            }
+            let oldest = self.ring.front().map(|(s, _)| *s);
+            if since < seq && oldest.is_some_and(|oldest| oldest <= since + 1) {
+                return self
+                    .ring
+                    .iter()
+                    .filter(|(s, _)| *s > since)
+                    .map(|(_, frame)| frame.clone())
+                    .collect();
+            }
+        }
+        let Some((at, snapshot)) = self.source_snapshot() else {
+            return Vec::new();
+        };
+        let next = self.ring.iter().find(|(s, _)| *s > at).map(|(s, _)| *s);
+        if next.is_some_and(|next| next != at + 1) {
+            // The batches kept do not follow on from the snapshot: wait for a newer one.
+            return Vec::new();
+        }
+        std::iter::once(snapshot)
+            .chain(
+                self.ring
+                    .iter()
+                    .filter(|(s, _)| *s > at)
+                    .map(|(_, frame)| frame.clone()),
+            )
+            .collect()
+    }
+
+    fn remember(&mut self, seq: u64, frame: Arc<str>) {
+        self.ring.push_back((seq, frame));
+        while self.ring.len() > self.config.ring.max(1) {
+            self.ring.pop_front();
+        }
+    }
+
+    /// Sends a batch to every viewer that keeps up; the others are owed a snapshot.
+    fn fan_out(&mut self, frame: &Arc<str>) {
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        for (id, viewer) in &mut self.viewers {
+            if viewer.behind_since.is_some() {
+                continue;
+            }
+            match viewer.recipient.try_send(Push::Frame(frame.clone())) {
+                Ok(()) => {}
+                Err(SendError::Full(_)) => {
+                    viewer.behind_since = Some(now);
+                    self.stats.frames_dropped += 1;
+                }
+                Err(SendError::Closed(_)) => gone.push(*id),
+            }
+        }
+        for id in gone {
+            self.remove(id);
+        }
+    }
+
+    /// Viewers owed a snapshot get one when they have room; those behind too long go.
+    fn tend_behind(&mut self) {
+        let behind: Vec<u64> = self
+            .viewers
+            .iter()
+            .filter(|(_, v)| v.behind_since.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        if behind.is_empty() {
+            return;
+        }
+        let frames = self.catch_up(None);
+        if frames.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for id in behind {
+            let Some(viewer) = self.viewers.get_mut(&id) else {
+                continue;
+            };
+            let since = viewer.behind_since.unwrap_or(now);
+            let mut sent = true;
+            for frame in &frames {
+                match viewer.recipient.try_send(Push::Frame(frame.clone())) {
+                    Ok(()) => {}
+                    Err(SendError::Full(_)) => {
+                        sent = false;
+                        break;
+                    }
+                    Err(SendError::Closed(_)) => {
+                        self.remove(id);
+                        sent = false;
+                        break;
+                    }
+                }
+            }
+            let Some(viewer) = self.viewers.get_mut(&id) else {
+                continue;
+            };
+            if sent {
+                viewer.behind_since = None;
+                self.stats.resyncs += 1;
+            } else if now.duration_since(since) > self.config.slow_limit {
+                viewer.recipient.do_send(Push::Close("too_slow"));
+                self.remove(id);
+                self.stats.disconnected_slow += 1;
+            }
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Some(viewer) = self.viewers.remove(&id) else {
+            return;
+        };
+        if let Some(buyer) = viewer.buyer {
+            if let Some(ids) = self.buyers.get_mut(&buyer) {
+                ids.retain(|v| *v != id);
+                if ids.is_empty() {
+                    self.buyers.remove(&buyer);
+                }
+            }
+        }
+        if self.viewers.is_empty() {
+            if let Feed::Follower { idle_since, .. } = &mut self.feed {
+                *idle_since = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Sends a frame to the sockets of one buyer on this node.
+    fn tell_buyer(&self, buyer: Uuid, frame: &Arc<str>) {
+        for id in self.buyers.get(&buyer).into_iter().flatten() {
+            if let Some(viewer) = self.viewers.get(id) {
+                // Hold news is rare and must not be lost to a full queue.
+                viewer.recipient.do_send(Push::Frame(frame.clone()));
+            }
+        }
+    }
+
+    /// The source's beat: cut and send a batch, tend slow viewers, renew the claim.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if let Feed::Source(map) = &mut self.feed {
+            if let Some(delta) = map.cut() {
+                let frame = encode(&Frame::Delta(&delta));
+                self.stats.batches += 1;
+                self.remember(delta.seq, frame.clone());
+                self.fan_out(&frame);
+                if self.bus.is_some() {
+                    let snapshot = self.source_snapshot();
+                    if let (Some(bus), Some((_, snapshot))) = (&self.bus, snapshot) {
+                        bus.publish_batch(self.event_id, delta.seq, frame, snapshot);
+                    }
+                }
+            }
+            let claim_due = self.last_claim.is_none_or(|at| at.elapsed() >= CLAIM_EVERY);
+            if self.bus.is_some() && claim_due {
+                if self.last_claim.is_none() {
+                    // Followers that join before the first batch need a snapshot to start from.
+                    if let Some((seq, snapshot)) = self.source_snapshot() {
+                        if let Some(bus) = &self.bus {
+                            bus.store_snapshot(self.event_id, seq, snapshot);
+                        }
+                    }
+                }
+                if let Some(bus) = &self.bus {
+                    bus.claim(self.event_id);
+                }
+                self.last_claim = Some(Instant::now());
+            }
+        }
+        self.tend_behind();
+        if let Feed::Follower {
+            idle_since: Some(since),
+            ..
+        } = &self.feed
+        {
+            if self.viewers.is_empty() && since.elapsed() > FOLLOWER_IDLE {
+                ctx.stop();
+            }
+        }
+    }
+
+    /// A follower reads the source's latest snapshot from Redis.
+    fn fetch_snapshot(&mut self, ctx: &mut Context<Self>) {
+        let (Feed::Follower { fetching, .. }, Some(bus)) = (&mut self.feed, &self.bus) else {
+            return;
+        };
+        if *fetching {
+            return;
+        }
+        *fetching = true;
+        let (bus, event_id) = (bus.clone(), self.event_id);
+        ctx.spawn(
+            async move { bus.load_snapshot(event_id).await }
+                .into_actor(self)
+                .map(|loaded, act, ctx| {
+                    if let Feed::Follower { fetching, .. } = &mut act.feed {
+                        *fetching = false;
+                    }
+                    match loaded {
+                        Ok(Some(stored)) => act.adopt(stored),
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(event_id = %act.event_id, %error, "could not read the live snapshot");
+                            ctx.run_later(Duration::from_secs(1), |act, ctx| {
+                                act.fetch_snapshot(ctx)
+                            });
+                        }
+                    }
+                }),
+        );
+    }
+
+    /// A follower takes the snapshot it read: batches it holds from before are kept only
+    /// if they follow on from it without a gap; viewers waiting for a start get one.
+    fn adopt(&mut self, stored: StoredSnapshot) {
+        let known = self.seq();
+        let Feed::Follower { node, .. } = &mut self.feed else {
+            return;
+        };
+        let new_source = node.as_deref() != Some(stored.node.as_str());
+        if new_source {
+            self.ring.clear();
+            self.snapshot = None;
+            *node = Some(stored.node);
+        }
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|(seq, _)| *seq > stored.seq)
+        {
+            return;
+        }
+        let follows_on = self
+            .ring
+            .front()
+            .is_none_or(|(first, _)| *first <= stored.seq + 1);
+        if !follows_on {
+            self.ring.clear();
+        }
+        // Viewers that were sent everything up to `known` and the snapshot is newer: they
+        // missed batches nobody relayed, and are owed the snapshot.
+        let skipped = new_source || (self.snapshot.is_some() && stored.seq > known);
+        self.snapshot = Some((stored.seq, stored.frame));
+        if skipped {
+            for viewer in self.viewers.values_mut() {
+                viewer.behind_since.get_or_insert_with(Instant::now);
+            }
+        }
+        self.tend_behind();
+    }
+
+    /// A follower receives a batch or hold news from the source.
+    fn relay(&mut self, relayed: Relayed, ctx: &mut Context<Self>) {
+        let Feed::Follower { node, .. } = &self.feed else {
+            return;
+        };
+        let following = node.clone();
+        if following.as_deref() != Some(relayed.node.as_str()) {
+            // Not the source we follow (yet): read who it is now.
+            self.fetch_snapshot(ctx);
+            if following.is_some() {
+                return;
+            }
+        }
+        match relayed.kind {
+            RelayedKind::Hold { buyer } => self.tell_buyer(buyer, &relayed.frame),
+            RelayedKind::Batch { seq } => {
+                let Some(at) = self.snapshot.as_ref().map(|(s, _)| *s) else {
+                    // Nothing to start from yet: keep the batch for when the snapshot comes.
+                    if self.ring.back().is_some_and(|(s, _)| *s + 1 != seq) {
+                        self.ring.clear();
+                    }
+                    self.remember(seq, relayed.frame);
+                    self.fetch_snapshot(ctx);
+                    return;
+                };
+                let current = self.seq();
+                if seq <= current {
+                    return;
+                }
+                if seq == current + 1 {
+                    self.remember(seq, relayed.frame.clone());
+                    self.stats.batches += 1;
+                    self.fan_out(&relayed.frame);
+                } else {
+                    // A batch was lost between the nodes: start again from a snapshot.
+                    self.ring.clear();
+                    self.remember(seq, relayed.frame);
+                    for viewer in self.viewers.values_mut() {
+                        viewer.behind_since.get_or_insert_with(Instant::now);
+                    }
+                    self.fetch_snapshot(ctx);
+                    return;
+                }
+                // Keep the snapshot recent, so a joining viewer is not sent a long tail.
+                if seq.saturating_sub(at) > SNAPSHOT_REFRESH.min(self.config.ring as u64 / 2) {
+                    self.fetch_snapshot(ctx);
+                }
+            }
+        }
+    }
+}
+
+impl Actor for Broadcaster {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(65_536);
+        ctx.run_interval(self.config.batch, |act, ctx| act.tick(ctx));
+        self.fetch_snapshot(ctx);
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        for viewer in self.viewers.values() {
+            viewer
+                .recipient
+                .do_send(Push::Close(self.closed.unwrap_or("restarting")));
+        }
+        if let (Feed::Source(_), Some(bus)) = (&self.feed, &self.bus) {
+            bus.release(self.event_id);
+        }
+        Running::Stop
+    }
+}
+
+impl Handler<SeatsChanged> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: SeatsChanged, _: &mut Context<Self>) {
+        if let Feed::Source(map) = &mut self.feed {
+            for (position, state) in msg.changes {
+                map.seat_changed(msg.section, position, state);
+            }
+        }
+    }
+}
+
+impl Handler<TierChanged> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: TierChanged, _: &mut Context<Self>) {
+        if let Feed::Source(map) = &mut self.feed {
+            map.tier_changed(msg.tier, msg.available);
+        }
+    }
+}
+
+impl Handler<HoldNews> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: HoldNews, _: &mut Context<Self>) {
+        let frame = encode(&Frame::Hold {
+            hold_id: msg.hold_id,
+            status: msg.status,
+            expires_at: msg.expires_at,
+            order_id: msg.order_id,
+        });
+        self.tell_buyer(msg.buyer_id, &frame);
+        if let Some(bus) = &self.bus {
+            bus.publish_hold(self.event_id, msg.buyer_id, frame);
+        }
+    }
+}
+
+impl Handler<Join> for Broadcaster {
+    type Result = Joined;
+
+    fn handle(&mut self, msg: Join, _: &mut Context<Self>) -> Joined {
+        if let Some(reason) = self.closed {
+            return Joined::Closed(reason);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let frames = self.catch_up(msg.since);
+        // A follower that has no snapshot yet owes the viewer one.
+        let owed = frames.is_empty() && msg.since.is_none_or(|s| s != self.seq());
+        self.viewers.insert(
+            id,
+            Viewer {
+                recipient: msg.viewer,
+                buyer: msg.buyer,
+                behind_since: owed.then(Instant::now),
+            },
+        );
+        if let Some(buyer) = msg.buyer {
+            self.buyers.entry(buyer).or_default().push(id);
+        }
+        if let Feed::Follower { idle_since, .. } = &mut self.feed {
+            *idle_since = None;
+        }
+        Joined::Frames { id, frames }
+    }
+}
+
+impl Handler<Leave> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
+        self.remove(msg.id);
+    }
+}
+
+impl Handler<Resync> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: Resync, _: &mut Context<Self>) {
+        if let Some(viewer) = self.viewers.get_mut(&msg.id) {
+            viewer.behind_since.get_or_insert_with(Instant::now);
+        }
+        self.tend_behind();
+    }
+}
+
+impl Handler<CloseLive> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseLive, ctx: &mut Context<Self>) {
+        self.closed = Some(msg.0);
+        ctx.stop();
+    }
+}
+
+impl Handler<Relayed> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: Relayed, ctx: &mut Context<Self>) {
+        self.relay(msg, ctx);
+    }
+}
+
+impl Handler<GetStats> for Broadcaster {
+    type Result = LiveStats;
+
+    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> LiveStats {
+        LiveStats {
+            seq: self.seq(),
+            viewers: self.viewers.len(),
+            behind: self
+                .viewers
+                .values()
+                .filter(|v| v.behind_since.is_some())
+                .count(),
+            ..self.stats.clone()
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The live seat map between nodes, over Redis. The node running an event's engine (its
+//! *source*) publishes each batch on the event's channel, after storing the snapshot that
+//! batch leads to, and renews a short-lived claim naming itself; every other node follows
+//! the claim's owner, relaying the batches to its own viewers.
+//!
+//! ```text
+//! {prefix}:live:{event_id}             channel: "{node}\nB\n{seq}\n\n{frame}" (a batch)
+//!                                               "{node}\nH\n0\n{buyer}\n{frame}" (hold news)
+//! {prefix}:livesnap:{event_id}         "{node}\n{seq}\n{snapshot frame}", kept a day
+//! {prefix}:livesource:{event_id}       the source's node id, for 10 s after each renewal
+//! ```
+//!
+//! The snapshot is stored before its batch is published, so a follower that subscribes and
+//! then reads the snapshot (number `n`) receives every batch after `n`. Writes go through a
+//! bounded queue that one task drains: a source never waits on Redis, and if Redis falls
+//! behind batches are dropped, which followers notice as a gap and mend from the snapshot.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use actix::prelude::*;
+use anyhow::Context as _;
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::broadcaster::Broadcaster;
+
+/// How long a source's claim lasts without renewal.
+const CLAIM_SECONDS: u64 = 10;
+/// How long a stored snapshot is kept.
+const SNAPSHOT_SECONDS: u64 = 86_400;
+/// Writes waiting for Redis before new ones are dropped.
+const QUEUE: usize = 4096;
+
+enum Op {
+    Batch {
+        event_id: Uuid,
+        seq: u64,
+        frame: Arc<str>,
+        snapshot: Arc<str>,
+    },
+    Snapshot {
+        event_id: Uuid,
+        seq: u64,
+        snapshot: Arc<str>,
+    },
+    Hold {
+        event_id: Uuid,
+        buyer: Uuid,
+        frame: Arc<str>,
+    },
+    Claim(Uuid),
+    Release(Uuid),
+}
+
+/// A batch or hold news from another node, for a follower.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Relayed {
+    pub node: String,
+    pub kind: RelayedKind,
+    pub frame: Arc<str>,
+}
+
+pub enum RelayedKind {
+    Batch { seq: u64 },
+    Hold { buyer: Uuid },
+}
+
+/// A snapshot a source stored.
+pub struct StoredSnapshot {
+    pub node: String,
+    pub seq: u64,
+    pub frame: Arc<str>,
+}
+
+#[derive(Clone)]
+pub struct LiveBus {
+    node: Arc<str>,
+    prefix: Arc<str>,
+    url: Arc<str>,
+    conn: ConnectionManager,
+    ops: mpsc::Sender<Op>,
+}
+
+impl LiveBus {
+    /// Connects and starts the writer task (on the current actix arbiter). `node` names
+    /// this process among the nodes sharing the Redis.
+    pub async fn connect(url: &str, prefix: &str, node: &str) -> anyhow::Result<LiveBus> {
+        let client = redis::Client::open(url).context("parsing REDIS_URL")?;
+        let conn = ConnectionManager::new(client)
+            .await
+            .context("connecting to Redis")?;
+        let (ops, mut queue) = mpsc::channel::<Op>(QUEUE);
+        let bus = LiveBus {
+            node: node.into(),
+            prefix: prefix.into(),
+            url: url.into(),
+            conn,
+            ops,
+        };
+        let writer = bus.clone();
+        actix_web::rt::spawn(async move {
+            let mut batch = Vec::with_capacity(64);
+            while queue.recv_many(&mut batch, 64).await > 0 {
+                if let Err(error) = writer.apply(batch.drain(..)).await {
+                    tracing::warn!(%error, "could not publish live-map batches to Redis");
+                }
+            }
+        });
+        Ok(bus)
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn channel(&self, event_id: Uuid) -> String {
+        format!("{}:live:{event_id}", self.prefix)
+    }
+
+    fn snapshot_key(&self, event_id: Uuid) -> String {
+        format!("{}:livesnap:{event_id}", self.prefix)
+    }
+
+    fn source_key(&self, event_id: Uuid) -> String {
+        format!("{}:livesource:{event_id}", self.prefix)
+    }
+
+    fn queue(&self, op: Op) {
+        if self.ops.try_send(op).is_err() {
+            tracing::debug!("Redis is behind: a live-map write was dropped");
+        }
+    }
+
+    pub fn publish_batch(&self, event_id: Uuid, seq: u64, frame: Arc<str>, snapshot: Arc<str>) {
+        self.queue(Op::Batch {
+            event_id,
+            seq,
+            frame,
+            snapshot,
+        });
+    }
+
+    pub fn store_snapshot(&self, event_id: Uuid, seq: u64, snapshot: Arc<str>) {
+        self.queue(Op::Snapshot {
+            event_id,
+            seq,
+            snapshot,
+        });
+    }
+
+    pub fn publish_hold(&self, event_id: Uuid, buyer: Uuid, frame: Arc<str>) {
+        self.queue(Op::Hold {
+            event_id,
+            buyer,
+            frame,
+        });
+    }
+
+    /// This node is the event's source for the next few seconds.
+    pub fn claim(&self, event_id: Uuid) {
+        self.queue(Op::Claim(event_id));
+    }
+
+    pub fn release(&self, event_id: Uuid) {
+        self.queue(Op::Release(event_id));
+    }
+
+    async fn apply(&self, ops: impl Iterator<Item = Op>) -> anyhow::Result<()> {
+        let mut pipe = redis::pipe();
+        for op in ops {
+            match op {
+                Op::Batch {
+                    event_id,
+                    seq,
+                    frame,
+                    snapshot,
+                } => {
+                    let stored = format!("{}\n{seq}\n{snapshot}", self.node);
+                    pipe.set_ex(self.snapshot_key(event_id), stored, SNAPSHOT_SECONDS)
+                        .ignore();
+                    let message = format!("{}\nB\n{seq}\n\n{frame}", self.node);
+                    pipe.publish(self.channel(event_id), message).ignore();
+                }
+                Op::Snapshot {
+                    event_id,
+                    seq,
+                    snapshot,
+                } => {
+                    let stored = format!("{}\n{seq}\n{snapshot}", self.node);
+                    pipe.set_ex(self.snapshot_key(event_id), stored, SNAPSHOT_SECONDS)
+                        .ignore();
+                }
+                Op::Hold {
+                    event_id,
+                    buyer,
+                    frame,
+                } => {
+                    let message = format!("{}\nH\n0\n{buyer}\n{frame}", self.node);
+                    pipe.publish(self.channel(event_id), message).ignore();
+                }
+                Op::Claim(event_id) => {
+                    pipe.set_ex(self.source_key(event_id), &*self.node, CLAIM_SECONDS)
+                        .ignore();
+                }
+                Op::Release(event_id) => {
+                    pipe.del(self.source_key(event_id)).ignore();
+                }
+            }
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    /// The node whose claim on the event is current, if any.
+    pub async fn source_of(&self, event_id: Uuid) -> anyhow::Result<Option<String>> {
+        let mut conn = self.conn.clone();
+        Ok(conn.get(self.source_key(event_id)).await?)
+    }
+
+    /// The snapshot the event's source stored last.
+    pub async fn load_snapshot(&self, event_id: Uuid) -> anyhow::Result<Option<StoredSnapshot>> {
+        let mut conn = self.conn.clone();
+        let stored: Option<String> = conn.get(self.snapshot_key(event_id)).await?;
+        Ok(stored.and_then(|s| {
+            let mut parts = s.splitn(3, '\n');
+            let node = parts.next()?.to_owned();
+            let seq = parts.next()?.parse().ok()?;
+            let frame = parts.next()?.into();
+            Some(StoredSnapshot { node, seq, frame })
+        }))
+    }
+
+    /// Relays every other node's batches to this node's followers, for as long as the
+    /// process runs (reconnecting after a lost connection).
+    pub fn listen(&self, followers: Followers) {
+        let bus = self.clone();
+        actix_web::rt::spawn(async move {
+            loop {
+                if let Err(error) = bus.relay(&followers).await {
+                    tracing::warn!(%error, "the live-map subscription to Redis broke; retrying");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    async fn relay(&self, followers: &Followers) -> anyhow::Result<()> {
+        let client = redis::Client::open(&*self.url)?;
+        let mut pubsub = client.get_async_pubsub().await?;
+        let prefix = format!("{}:live:", self.prefix);
+        pubsub.psubscribe(format!("{prefix}*")).await?;
+        let mut messages = pubsub.into_on_message();
+        while let Some(message) = messages.next().await {
+            let Some(event_id) = message
+                .get_channel_name()
+                .strip_prefix(&prefix)
+                .and_then(|id| Uuid::parse_str(id).ok())
+            else {
+                continue;
+            };
+            let Some(follower) = followers.get(event_id) else {
+                continue;
+            };
+            let Ok(payload) = message.get_payload::<String>() else {
+                continue;
+            };
+            if let Some(relayed) = parse(&payload).filter(|r| r.node != *self.node) {
+                follower.do_send(relayed);
+            }
+        }
+        anyhow::bail!("the subscription ended")
+    }
+}
+
+fn parse(payload: &str) -> Option<Relayed> {
+    let mut parts = payload.splitn(5, '\n');
+    let node = parts.next()?.to_owned();
+    let kind = parts.next()?;
+    let seq: u64 = parts.next()?.parse().ok()?;
+    let buyer = parts.next()?;
+    let frame: Arc<str> = parts.next()?.into();
+    let kind = match kind {
+        "B" => RelayedKind::Batch { seq },
+        "H" => RelayedKind::Hold {
+            buyer: Uuid::parse_str(buyer).ok()?,
+        },
+        _ => return None,
+    };
+    Some(Relayed { node, kind, frame })
+}
+
+/// This node's followers, by event.
+#[derive(Clone, Default)]
+pub struct Followers(Arc<RwLock<HashMap<Uuid, Addr<Broadcaster>>>>);
+
+impl Followers {
+    pub fn get(&self, event_id: Uuid) -> Option<Addr<Broadcaster>> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&event_id)
+            .filter(|a| a.connected())
+            .cloned()
+    }
+
+    /// The event's follower, started by `start` if there is none.
+    pub fn get_or_start(
+        &self,
+        event_id: Uuid,
+        start: impl FnOnce() -> Addr<Broadcaster>,
+    ) -> Addr<Broadcaster> {
+        let mut map = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(&event_id).filter(|a| a.connected()) {
+            Some(addr) => addr.clone(),
+            None => {
+                let addr = start();
+                map.insert(event_id, addr.clone());
+                addr
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_node_kind_number_and_frame() {
+        let buyer = Uuid::new_v4();
+        let batch =
+            parse("node-a\nB\n42\n\n{\"type\":\"delta\",\"x\":\"a\\nb\"}").expect("a batch");
+        assert_eq!(batch.node, "node-a");
+        assert!(matches!(batch.kind, RelayedKind::Batch { seq: 42 }));
+        assert_eq!(&*batch.frame, "{\"type\":\"delta\",\"x\":\"a\\nb\"}");
+        let hold = parse(&format!("n\nH\n0\n{buyer}\n{{}}")).expect("hold news");
+        assert!(matches!(hold.kind, RelayedKind::Hold { buyer: b } if b == buyer));
+        assert!(parse("n\nX\n0\n\n{}").is_none());
+        assert!(parse("n\nB\nnot-a-number\n\n{}").is_none());
+        assert!(parse("n\nH\n0\nnot-a-uuid\n{}").is_none());
+        assert!(parse("truncated").is_none());
+    }
+}
