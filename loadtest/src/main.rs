@@ -8,12 +8,15 @@
 //! ./target/release/loadtest hot-tier      # many buyers, one GA tier
 //! ./target/release/loadtest hot-section   # many buyers, random seats of one section
 //! ./target/release/loadtest waiting-room  # 100,000 buyers queue, then are admitted
+//! ./target/release/loadtest viewers       # 10,000 live seat-map viewers, 1,000 changes/s
 //! ```
 //! Traffic goes to 127.0.0.1 only, unless `--url` names another server.
 
 mod baseline;
+mod raw_socket;
 mod report;
 mod server;
+mod viewers;
 mod waiting_room;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -68,6 +71,28 @@ enum Scenario {
         /// The longest the admission phase may take.
         #[arg(long, default_value_t = 120)]
         admission_seconds: u64,
+    },
+    /// Viewers watch the live seat map while buyers hold and release seats at a steady
+    /// rate (`--seconds` of changes); measures viewers held, memory per idle viewer and
+    /// the delay from a hold's acknowledgement to its delta. `--clients` viewers connect
+    /// at a time.
+    Viewers {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 10_000)]
+        viewers: usize,
+        #[arg(long, default_value_t = 1_000)]
+        changes_per_second: u32,
+        /// Viewers that parse every frame and time the deltas.
+        #[arg(long, default_value_t = 100)]
+        samplers: usize,
+        /// Buyers making the changes.
+        #[arg(long, default_value_t = 16)]
+        changers: usize,
+        #[arg(long, default_value_t = 100)]
+        rows: i32,
+        #[arg(long, default_value_t = 100)]
+        seats_per_row: i32,
     },
 }
 
@@ -129,6 +154,25 @@ async fn main() -> anyhow::Result<()> {
                 admission_seconds,
             };
             (waiting_room::run(&common, &plan).await?, common.out.clone())
+        }
+        Scenario::Viewers {
+            common,
+            viewers,
+            changes_per_second,
+            samplers,
+            changers,
+            rows,
+            seats_per_row,
+        } => {
+            let plan = viewers::Plan {
+                viewers,
+                changes_per_second,
+                samplers,
+                rows,
+                seats_per_row,
+                changers: changers.max(1),
+            };
+            (viewers::run(&common, &plan).await?, common.out.clone())
         }
     };
     report.print();

@@ -14,8 +14,8 @@
 //! stays behind too long is disconnected. So a viewer that never reads costs a bounded
 //! amount of memory whatever happens on the map.
 
+use bytestring::ByteString;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -62,7 +62,7 @@ impl Default for LiveConfig {
 #[rtype(result = "()")]
 pub enum Push {
     /// A JSON text frame, encoded once for every viewer.
-    Frame(Arc<str>),
+    Frame(ByteString),
     /// Close the socket, with this reason.
     Close(&'static str),
 }
@@ -119,12 +119,12 @@ enum Frame<'a> {
     },
 }
 
-fn encode(frame: &Frame<'_>) -> Arc<str> {
+fn encode(frame: &Frame<'_>) -> ByteString {
     match serde_json::to_string(frame) {
         Ok(text) => text.into(),
         Err(error) => {
             tracing::error!(%error, "could not encode a live-map frame");
-            Arc::from("{}")
+            ByteString::from_static("{}")
         }
     }
 }
@@ -141,7 +141,7 @@ pub struct Join {
 
 #[derive(MessageResponse)]
 pub enum Joined {
-    Frames { id: u64, frames: Vec<Arc<str>> },
+    Frames { id: u64, frames: Vec<ByteString> },
     Closed(&'static str),
 }
 
@@ -205,9 +205,9 @@ pub struct Broadcaster {
     feed: Feed,
     bus: Option<LiveBus>,
     /// The last batches, oldest first, numbered without a gap.
-    ring: VecDeque<(u64, Arc<str>)>,
+    ring: VecDeque<(u64, ByteString)>,
     /// The snapshot frame and its number.
-    snapshot: Option<(u64, Arc<str>)>,
+    snapshot: Option<(u64, ByteString)>,
     viewers: HashMap<u64, Viewer>,
     buyers: HashMap<Uuid, Vec<u64>>,
     next_id: u64,
@@ -279,7 +279,7 @@ impl Broadcaster {
     }
 
     /// The source's snapshot frame as of its last batch, encoded once per batch.
-    fn source_snapshot(&mut self) -> Option<(u64, Arc<str>)> {
+    fn source_snapshot(&mut self) -> Option<(u64, ByteString)> {
         let Feed::Source(map) = &self.feed else {
             return self.snapshot.clone();
         };
@@ -293,7 +293,7 @@ impl Broadcaster {
     /// What brings a viewer that last saw `since` up to date: the batches after it when the
     /// ring still has them all, otherwise a snapshot and the batches after the snapshot.
     /// Empty when there is nothing to send yet (a follower still reading its snapshot).
-    fn catch_up(&mut self, since: Option<u64>) -> Vec<Arc<str>> {
+    fn catch_up(&mut self, since: Option<u64>) -> Vec<ByteString> {
         let seq = self.seq();
         if let Some(since) = since {
             if since == seq {
@@ -327,7 +327,7 @@ impl Broadcaster {
             .collect()
     }
 
-    fn remember(&mut self, seq: u64, frame: Arc<str>) {
+    fn remember(&mut self, seq: u64, frame: ByteString) {
         self.ring.push_back((seq, frame));
         while self.ring.len() > self.config.ring.max(1) {
             self.ring.pop_front();
@@ -335,7 +335,7 @@ impl Broadcaster {
     }
 
     /// Sends a batch to every viewer that keeps up; the others are owed a snapshot.
-    fn fan_out(&mut self, frame: &Arc<str>) {
+    fn fan_out(&mut self, frame: &ByteString) {
         let now = Instant::now();
         let mut gone = Vec::new();
         for (id, viewer) in &mut self.viewers {
@@ -426,7 +426,7 @@ impl Broadcaster {
     }
 
     /// Sends a frame to the sockets of one buyer on this node.
-    fn tell_buyer(&self, buyer: Uuid, frame: &Arc<str>) {
+    fn tell_buyer(&self, buyer: Uuid, frame: &ByteString) {
         for id in self.buyers.get(&buyer).into_iter().flatten() {
             if let Some(viewer) = self.viewers.get(id) {
                 // Hold news is rare and must not be lost to a full queue.

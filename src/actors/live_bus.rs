@@ -18,6 +18,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use bytestring::ByteString;
+
 use actix::prelude::*;
 use anyhow::Context as _;
 use futures_util::StreamExt;
@@ -39,18 +41,18 @@ enum Op {
     Batch {
         event_id: Uuid,
         seq: u64,
-        frame: Arc<str>,
-        snapshot: Arc<str>,
+        frame: ByteString,
+        snapshot: ByteString,
     },
     Snapshot {
         event_id: Uuid,
         seq: u64,
-        snapshot: Arc<str>,
+        snapshot: ByteString,
     },
     Hold {
         event_id: Uuid,
         buyer: Uuid,
-        frame: Arc<str>,
+        frame: ByteString,
     },
     Claim(Uuid),
     Release(Uuid),
@@ -62,7 +64,7 @@ enum Op {
 pub struct Relayed {
     pub node: String,
     pub kind: RelayedKind,
-    pub frame: Arc<str>,
+    pub frame: ByteString,
 }
 
 pub enum RelayedKind {
@@ -74,14 +76,14 @@ pub enum RelayedKind {
 pub struct StoredSnapshot {
     pub node: String,
     pub seq: u64,
-    pub frame: Arc<str>,
+    pub frame: ByteString,
 }
 
 #[derive(Clone)]
 pub struct LiveBus {
-    node: Arc<str>,
-    prefix: Arc<str>,
-    url: Arc<str>,
+    node: ByteString,
+    prefix: ByteString,
+    url: ByteString,
     conn: ConnectionManager,
     ops: mpsc::Sender<Op>,
 }
@@ -136,7 +138,7 @@ impl LiveBus {
         }
     }
 
-    pub fn publish_batch(&self, event_id: Uuid, seq: u64, frame: Arc<str>, snapshot: Arc<str>) {
+    pub fn publish_batch(&self, event_id: Uuid, seq: u64, frame: ByteString, snapshot: ByteString) {
         self.queue(Op::Batch {
             event_id,
             seq,
@@ -145,7 +147,7 @@ impl LiveBus {
         });
     }
 
-    pub fn store_snapshot(&self, event_id: Uuid, seq: u64, snapshot: Arc<str>) {
+    pub fn store_snapshot(&self, event_id: Uuid, seq: u64, snapshot: ByteString) {
         self.queue(Op::Snapshot {
             event_id,
             seq,
@@ -153,7 +155,7 @@ impl LiveBus {
         });
     }
 
-    pub fn publish_hold(&self, event_id: Uuid, buyer: Uuid, frame: Arc<str>) {
+    pub fn publish_hold(&self, event_id: Uuid, buyer: Uuid, frame: ByteString) {
         self.queue(Op::Hold {
             event_id,
             buyer,
@@ -284,7 +286,7 @@ fn parse(payload: &str) -> Option<Relayed> {
     let kind = parts.next()?;
     let seq: u64 = parts.next()?.parse().ok()?;
     let buyer = parts.next()?;
-    let frame: Arc<str> = parts.next()?.into();
+    let frame: ByteString = parts.next()?.into();
     let kind = match kind {
         "B" => RelayedKind::Batch { seq },
         "H" => RelayedKind::Hold {

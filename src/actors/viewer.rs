@@ -6,7 +6,7 @@
 //! than that for one socket, and a socket whose client does not read stops being polled,
 //! so its mailbox fills and the broadcaster treats it as behind.
 
-use std::sync::Arc;
+use bytestring::ByteString;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -44,8 +44,8 @@ impl Viewer {
         }
     }
 
-    fn write(frame: &Arc<str>, ctx: &mut ws::WebsocketContext<Self>) {
-        ctx.text(&**frame);
+    fn write(frame: &ByteString, ctx: &mut ws::WebsocketContext<Self>) {
+        ctx.text(frame.clone());
     }
 
     fn close(reason: &'static str, ctx: &mut ws::WebsocketContext<Self>) {
