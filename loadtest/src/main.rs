@@ -87,7 +87,7 @@ enum Scenario {
         #[arg(long, default_value_t = 100)]
         samplers: usize,
         /// Buyers making the changes.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 64)]
         changers: usize,
         #[arg(long, default_value_t = 100)]
         rows: i32,
@@ -414,28 +414,7 @@ async fn hot_section(common: &Common, rows: i32, per_row: i32) -> anyhow::Result
     let server = start(common).await?;
     let api = Api::new(&server.url);
     let organizer = api.signup("organizer").await?;
-    let sections =
-        json!([{"name": "Hot", "kind": "seated", "rows": rows, "seats_per_row": per_row}]);
-    let (event_id, _) = event_on_sale(&api, &organizer, sections, |venue| {
-        json!({"currency": "USD", "sections": [{"section_id": venue["sections"][0]["section_id"], "price_cents": 5000}]})
-    })
-    .await?;
-    let map: Value = api
-        .client
-        .get(format!("{}/api/v1/events/{event_id}/seatmap", server.url))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let seats: Vec<String> = map["sections"][0]["rows"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .flat_map(|r| r["seats"].as_array().cloned().unwrap_or_default())
-                .filter_map(|s| s["seat_id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let (event_id, seats) = server::section_on_sale(&api, &organizer, rows, per_row).await?;
     let capacity = seats.len() as u64;
     let seats = Arc::new(seats);
     let tokens = Arc::new(buyers(&api, common.clients).await?);

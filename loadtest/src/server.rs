@@ -242,3 +242,36 @@ pub async fn event_on_sale(
     .await?;
     Ok((event_id, venue))
 }
+
+/// An event on sale now at a venue of one seated section of `rows` × `per_row` seats;
+/// returns the event and its seat ids in seat-map order.
+pub async fn section_on_sale(
+    api: &Api,
+    organizer: &str,
+    rows: i32,
+    per_row: i32,
+) -> anyhow::Result<(String, Vec<String>)> {
+    let sections =
+        json!([{"name": "Bowl", "kind": "seated", "rows": rows, "seats_per_row": per_row}]);
+    let (event_id, _) = event_on_sale(api, organizer, sections, |venue| {
+        json!({"currency": "USD", "sections": [{"section_id": venue["sections"][0]["section_id"], "price_cents": 5000}]})
+    })
+    .await?;
+    let map: Value = api
+        .client
+        .get(format!("{}/api/v1/events/{event_id}/seatmap", api.url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let seats = map["sections"][0]["rows"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .flat_map(|r| r["seats"].as_array().cloned().unwrap_or_default())
+                .filter_map(|s| s["seat_id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((event_id, seats))
+}

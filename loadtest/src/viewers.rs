@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::raw_socket::{Event, RawSocket};
 use crate::report::{Report, Summary, Tally};
-use crate::server::{event_on_sale, Api, Server};
+use crate::server::{section_on_sale, Api, Server};
 use crate::Common;
 
 /// The scenario's own parameters.
@@ -237,30 +237,13 @@ pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
     };
     let api = Api::new(&server.url);
     let organizer = api.signup("organizer").await?;
-    let sections = json!([{"name": "Bowl", "kind": "seated", "rows": plan.rows, "seats_per_row": plan.seats_per_row}]);
-    let (event_id, _) = event_on_sale(&api, &organizer, sections, |venue| {
-        json!({"currency": "USD", "sections": [{"section_id": venue["sections"][0]["section_id"], "price_cents": 5000}]})
-    })
-    .await?;
-    let map: Value = api
-        .client
-        .get(format!("{}/api/v1/events/{event_id}/seatmap", server.url))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let seats: Vec<String> = map["sections"][0]["rows"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .flat_map(|r| r["seats"].as_array().cloned().unwrap_or_default())
-                .filter_map(|s| s["seat_id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let (event_id, seats) =
+        section_on_sale(&api, &organizer, plan.rows, plan.seats_per_row).await?;
     if seats.len() < plan.changers * 16 {
         bail!("the venue is too small for {} changers", plan.changers);
     }
+    // Buyers sign up first: password hashing takes memory that would blur the figures.
+    let buyers = crate::buyers(&api, plan.changers).await?;
     // The event's engine starts with the first viewer: start it now so the memory read
     // before the viewers is the engine's, not theirs.
     let mut probe = connect(&format!(
@@ -354,7 +337,6 @@ pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
         "viewers: {} seat changes a second for {} s",
         plan.changes_per_second, common.seconds
     );
-    let buyers = crate::buyers(&api, plan.changers).await?;
     let holds_url = Arc::new(format!("{}/api/v1/events/{event_id}/holds", server.url));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(plan.changers * 2)

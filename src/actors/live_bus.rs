@@ -238,8 +238,8 @@ impl LiveBus {
         }))
     }
 
-    /// Relays every other node's batches to this node's followers, for as long as the
-    /// process runs (reconnecting after a lost connection).
+    /// Relays the batches published for the events this node follows to their followers,
+    /// for as long as the process runs (reconnecting after a lost connection).
     pub fn listen(&self, followers: Followers) {
         let bus = self.clone();
         actix_web::rt::spawn(async move {
@@ -272,7 +272,9 @@ impl LiveBus {
             let Ok(payload) = message.get_payload::<String>() else {
                 continue;
             };
-            if let Some(relayed) = parse(&payload).filter(|r| r.node != *self.node) {
+            // A node's own batches too: a follower may outlive the moment its own node
+            // took over the event's engine, and then follows it through Redis.
+            if let Some(relayed) = parse(&payload) {
                 follower.do_send(relayed);
             }
         }

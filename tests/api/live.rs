@@ -99,11 +99,11 @@ async fn layout(app: &TestApp, event_id: Uuid) -> Vec<(Uuid, Vec<Uuid>)> {
 }
 
 impl Watcher {
-    /// Connects and reads the first frame, which must be a snapshot.
-    async fn connect(app: &TestApp, event_id: Uuid, query: &str) -> Watcher {
-        let mut watcher = Watcher {
-            socket: open(app, event_id, query).await,
-            layout: layout(app, event_id).await,
+    /// A watcher that has seen nothing yet.
+    fn new(socket: Socket, layout: Vec<(Uuid, Vec<Uuid>)>) -> Watcher {
+        Watcher {
+            socket,
+            layout,
             seq: 0,
             seats: HashMap::new(),
             sections: HashMap::new(),
@@ -112,7 +112,13 @@ impl Watcher {
             holds: Vec::new(),
             snapshots: 0,
             deltas: 0,
-        };
+        }
+    }
+
+    /// Connects and reads the first frame, which must be a snapshot.
+    async fn connect(app: &TestApp, event_id: Uuid, query: &str) -> Watcher {
+        let socket = open(app, event_id, query).await;
+        let mut watcher = Watcher::new(socket, layout(app, event_id).await);
         let first = next_frame(&mut watcher.socket).await;
         assert_eq!(first["type"], "snapshot", "the first frame: {first}");
         watcher.apply(&first);
@@ -459,18 +465,8 @@ async fn a_reconnecting_viewer_gets_exactly_what_it_missed_or_a_snapshot() {
     // Too far behind for the ring of three, or a number from the future: a snapshot that
     // shows the state now.
     for stale in [since, since + 1, since + 1_000_000] {
-        let mut late = Watcher {
-            socket: open(&app, event_id, &format!("?since={stale}")).await,
-            layout: witness.layout.clone(),
-            seq: 0,
-            seats: HashMap::new(),
-            sections: HashMap::new(),
-            tiers: HashMap::new(),
-            log: Vec::new(),
-            holds: Vec::new(),
-            snapshots: 0,
-            deltas: 0,
-        };
+        let socket = open(&app, event_id, &format!("?since={stale}")).await;
+        let mut late = Watcher::new(socket, witness.layout.clone());
         let frame = next_frame(&mut late.socket).await;
         assert_eq!(frame["type"], "snapshot", "since {stale}: {frame}");
         late.apply(&frame);
