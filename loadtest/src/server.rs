@@ -38,7 +38,11 @@ impl Server {
                 "BOXOFFICE_JWT_SECRET",
                 format!("loadtest-{}", Uuid::new_v4()),
             )
+            // Every simulated browser comes from 127.0.0.1: the per-address limits would
+            // measure the limiter, not the server.
             .env("BOXOFFICE_AUTH_RATE_PER_MINUTE", "1000000")
+            .env("BOXOFFICE_IP_RATE_PER_MINUTE", "100000000")
+            .env("BOXOFFICE_BUYER_RATE_PER_MINUTE", "100000000")
             .env("BOXOFFICE_MAX_HOLDS_PER_BUYER", "1000000")
             .env("RUST_LOG", "warn")
             .env_remove("REDIS_URL")

@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::raw_socket::{Event, RawSocket};
 use crate::report::{Report, Summary, Tally};
-use crate::server::{section_on_sale, Api, Server};
+use crate::server::{section_on_sale, Api};
 use crate::Common;
 
 /// The scenario's own parameters.
@@ -220,21 +220,7 @@ pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
             budget + 200
         );
     }
-    let server = match &common.url {
-        Some(url) => Server::at(url),
-        None => {
-            Server::start(
-                &common.server_bin,
-                &common.database_url,
-                "boxoffice_loadtest",
-                &[
-                    ("BOXOFFICE_IP_RATE_PER_MINUTE", "100000000"),
-                    ("BOXOFFICE_BUYER_RATE_PER_MINUTE", "100000000"),
-                ],
-            )
-            .await?
-        }
-    };
+    let server = crate::start(common).await?;
     let api = Api::new(&server.url);
     let organizer = api.signup("organizer").await?;
     let (event_id, seats) =

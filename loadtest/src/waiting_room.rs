@@ -105,11 +105,7 @@ pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
                 &common.server_bin,
                 &common.database_url,
                 "boxoffice_loadtest",
-                &[
-                    ("BOXOFFICE_IP_RATE_PER_MINUTE", "100000000"),
-                    ("BOXOFFICE_BUYER_RATE_PER_MINUTE", "100000000"),
-                    ("BOXOFFICE_QUEUE_ABANDON_SECONDS", "3600"),
-                ],
+                &[("BOXOFFICE_QUEUE_ABANDON_SECONDS", "3600")],
             )
             .await?
         }
