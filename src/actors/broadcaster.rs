@@ -439,32 +439,9 @@ impl Broadcaster {
     fn tick(&mut self, ctx: &mut Context<Self>) {
         if let Feed::Source(map) = &mut self.feed {
             if let Some(delta) = map.cut() {
-                let frame = encode(&Frame::Delta(&delta));
-                self.stats.batches += 1;
-                self.remember(delta.seq, frame.clone());
-                self.fan_out(&frame);
-                if self.bus.is_some() {
-                    let snapshot = self.source_snapshot();
-                    if let (Some(bus), Some((_, snapshot))) = (&self.bus, snapshot) {
-                        bus.publish_batch(self.event_id, delta.seq, frame, snapshot);
-                    }
-                }
+                self.send_batch(&delta);
             }
-            let claim_due = self.last_claim.is_none_or(|at| at.elapsed() >= CLAIM_EVERY);
-            if self.bus.is_some() && claim_due {
-                if self.last_claim.is_none() {
-                    // Followers that join before the first batch need a snapshot to start from.
-                    if let Some((seq, snapshot)) = self.source_snapshot() {
-                        if let Some(bus) = &self.bus {
-                            bus.store_snapshot(self.event_id, seq, snapshot);
-                        }
-                    }
-                }
-                if let Some(bus) = &self.bus {
-                    bus.claim(self.event_id);
-                }
-                self.last_claim = Some(Instant::now());
-            }
+            self.renew_claim();
         }
         self.tend_behind();
         if let Feed::Follower {
@@ -476,6 +453,38 @@ impl Broadcaster {
                 ctx.stop();
             }
         }
+    }
+
+    /// Sends a batch to this node's viewers, keeps it for reconnects, and publishes it
+    /// (with the snapshot it leads to) for the other nodes.
+    fn send_batch(&mut self, delta: &Delta) {
+        let frame = encode(&Frame::Delta(delta));
+        self.stats.batches += 1;
+        self.remember(delta.seq, frame.clone());
+        self.fan_out(&frame);
+        if let Some(bus) = self.bus.clone() {
+            if let Some((_, snapshot)) = self.source_snapshot() {
+                bus.publish_batch(self.event_id, delta.seq, frame, snapshot);
+            }
+        }
+    }
+
+    /// With Redis: names this node the event's source for the next few seconds; the first
+    /// time with a snapshot, for followers that come before the first batch.
+    fn renew_claim(&mut self) {
+        let Some(bus) = self.bus.clone() else {
+            return;
+        };
+        if self.last_claim.is_some_and(|at| at.elapsed() < CLAIM_EVERY) {
+            return;
+        }
+        if self.last_claim.is_none() {
+            if let Some((seq, snapshot)) = self.source_snapshot() {
+                bus.store_snapshot(self.event_id, seq, snapshot);
+            }
+        }
+        bus.claim(self.event_id);
+        self.last_claim = Some(Instant::now());
     }
 
     /// A follower reads the source's latest snapshot from Redis.

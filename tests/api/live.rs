@@ -464,7 +464,7 @@ async fn a_reconnecting_viewer_gets_exactly_what_it_missed_or_a_snapshot() {
 
     // Too far behind for the ring of three, or a number from the future: a snapshot that
     // shows the state now.
-    for stale in [since, since + 1, since + 1_000_000] {
+    for stale in [since, since + 1, since + 1_000_000, u64::MAX] {
         let socket = open(&app, event_id, &format!("?since={stale}")).await;
         let mut late = Watcher::new(socket, witness.layout.clone());
         let frame = next_frame(&mut late.socket).await;
@@ -475,7 +475,12 @@ async fn a_reconnecting_viewer_gets_exactly_what_it_missed_or_a_snapshot() {
     }
 
     // Bad numbers are refused before the upgrade.
-    for query in ["?since=abc", "?since=-1"] {
+    for query in [
+        "?since=abc",
+        "?since=-1",
+        "?since=18446744073709551616",
+        "?since=1.5",
+    ] {
         let (status, body) = app
             .get(&format!("/api/v1/events/{event_id}/live{query}"), None)
             .await;
