@@ -14,6 +14,12 @@ pub struct Tally {
     pub successes: u64,
 }
 
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally::new()
+    }
+}
+
 impl Tally {
     pub fn new() -> Tally {
         // 1 µs to 60 s with 3 significant figures.

@@ -13,6 +13,11 @@ use uuid::Uuid;
 pub struct Server {
     pub url: String,
     child: Option<Child>,
+    /// The server's own database, where the harness may read it (invariants) and write
+    /// buyer accounts (so that password hashing does not swamp a run).
+    database_url: Option<String>,
+    /// The key the server signs account tokens with, where the harness knows it.
+    jwt_secret: Option<String>,
 }
 
 impl Server {
@@ -29,15 +34,13 @@ impl Server {
             .local_addr()?
             .port();
         let database_url = crate::baseline::database_url(admin_url, name);
+        let jwt_secret = format!("loadtest-{}", Uuid::new_v4());
         let mut command = Command::new(binary);
         command
             .arg("serve")
-            .env("DATABASE_URL", database_url)
+            .env("DATABASE_URL", &database_url)
             .env("BOXOFFICE_BIND", format!("127.0.0.1:{port}"))
-            .env(
-                "BOXOFFICE_JWT_SECRET",
-                format!("loadtest-{}", Uuid::new_v4()),
-            )
+            .env("BOXOFFICE_JWT_SECRET", &jwt_secret)
             // Every simulated browser comes from 127.0.0.1: the per-address limits would
             // measure the limiter, not the server.
             .env("BOXOFFICE_AUTH_RATE_PER_MINUTE", "1000000")
@@ -57,6 +60,8 @@ impl Server {
         let server = Server {
             url: format!("http://127.0.0.1:{port}"),
             child: Some(child),
+            database_url: Some(database_url),
+            jwt_secret: Some(jwt_secret),
         };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -74,12 +79,67 @@ impl Server {
         bail!("the server did not become ready")
     }
 
-    /// A server started elsewhere.
-    pub fn at(url: &str) -> Server {
+    /// A server started elsewhere (with its database and token key, where known).
+    pub fn at(url: &str, database_url: Option<String>, jwt_secret: Option<String>) -> Server {
         Server {
             url: url.trim_end_matches('/').to_owned(),
             child: None,
+            database_url,
+            jwt_secret,
         }
+    }
+
+    /// A connection pool on the server's database, where the harness knows it.
+    pub async fn pool(&self) -> anyhow::Result<Option<sqlx::PgPool>> {
+        let Some(url) = &self.database_url else {
+            return Ok(None);
+        };
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(url)
+            .await
+            .context("connecting to the server's database")?;
+        Ok(Some(pool))
+    }
+
+    /// Tokens of `n` new buyers: written straight into the server's database and signed
+    /// with its key where the harness knows both, signed up through the API otherwise.
+    pub async fn buyers(&self, api: &Api, n: usize) -> anyhow::Result<Vec<String>> {
+        let (Some(pool), Some(secret)) = (self.pool().await?, &self.jwt_secret) else {
+            let mut tokens = Vec::with_capacity(n);
+            for _ in 0..n {
+                tokens.push(api.signup("buyer").await?);
+            }
+            return Ok(tokens);
+        };
+        let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+        let now = Utc::now().timestamp();
+        let mut tokens = Vec::with_capacity(n);
+        let ids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+        for chunk in ids.chunks(5_000) {
+            let emails: Vec<String> = chunk
+                .iter()
+                .map(|id| format!("buyer-{}@loadtest.invalid", id.simple()))
+                .collect();
+            sqlx::query(
+                "INSERT INTO users (user_id, email, password_hash, name, role)
+                 SELECT id, email, '!', 'Load Test', 'buyer' FROM UNNEST($1::uuid[], $2::text[]) AS u(id, email)",
+            )
+            .bind(chunk)
+            .bind(&emails)
+            .execute(&pool)
+            .await
+            .context("writing buyer accounts")?;
+        }
+        for id in ids {
+            let claims = json!({"sub": id, "role": "buyer", "aud": "boxoffice:account", "iat": now, "exp": now + 86_400});
+            tokens.push(jsonwebtoken::encode(
+                &jsonwebtoken::Header::default(),
+                &claims,
+                &key,
+            )?);
+        }
+        Ok(tokens)
     }
 
     /// Peak resident memory of a server this harness started, from /proc.

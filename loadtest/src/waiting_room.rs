@@ -17,7 +17,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::report::{Report, Summary, Tally};
-use crate::server::{Api, Server};
+use crate::server::Api;
 use crate::{Budget, Common};
 
 /// The scenario's own parameters.
@@ -98,18 +98,7 @@ pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
     if plan.buyers == 0 || plan.buyers > 200_000 {
         bail!("--buyers must be between 1 and 200000 (the largest venue)");
     }
-    let server = match &common.url {
-        Some(url) => Server::at(url),
-        None => {
-            Server::start(
-                &common.server_bin,
-                &common.database_url,
-                "boxoffice_loadtest",
-                &[("BOXOFFICE_QUEUE_ABANDON_SECONDS", "3600")],
-            )
-            .await?
-        }
-    };
+    let server = crate::start_with(common, &[("BOXOFFICE_QUEUE_ABANDON_SECONDS", "3600")]).await?;
     let api = Api::new(&server.url);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(common.clients)

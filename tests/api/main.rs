@@ -7,6 +7,7 @@ mod checkout;
 mod crash;
 mod errors;
 mod events;
+mod flash_sale;
 mod helpers;
 mod holds;
 mod live;

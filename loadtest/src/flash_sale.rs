@@ -1,0 +1,702 @@
+//! `flash-sale`: simulated browsers go through a whole on-sale. Each one joins the waiting
+//! room before the sale opens, waits for admission, opens the live seat map, chooses seats
+//! (best available, or seats of a popular block to force contention), holds them, and pays
+//! with the simulated card, except for the shares that are declined (and retry with a good
+//! card), abandon the hold (it expires) or release it. The run ends when every browser is
+//! done (bought, gave up, or found the event sold out) or the time limit passes; then the
+//! invariants are checked in Postgres and through the API.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::invariants::{self, LeftHold, Verdict};
+use crate::report::{Report, Summary, Tally};
+use crate::server::{Api, Server};
+use crate::Common;
+
+/// The scenario's own parameters.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub browsers: usize,
+    pub sections: usize,
+    pub rows: i32,
+    pub seats_per_row: i32,
+    pub admission_per_minute: u32,
+    /// Seconds from set-up to the sale opening (browsers join in this time).
+    pub lead_seconds: u64,
+    /// Share of browsers that go for the popular block rather than best available.
+    pub popular_share: f64,
+    pub decline_share: f64,
+    pub abandon_share: f64,
+    pub release_share: f64,
+    pub hold_minutes: u32,
+    /// The shopping window of a server the harness starts.
+    pub admission_window_minutes: u32,
+}
+
+/// How a browser's visit ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Bought,
+    Released,
+    Abandoned,
+    SoldOut,
+    /// Still waiting for admission when the run's time ran out.
+    NotAdmitted,
+    /// Every hold attempt was refused (seats taken under the browser's nose).
+    NoSeats,
+    /// Neither card went through.
+    PaymentFailed,
+    /// An error answer or a lost connection.
+    Error,
+}
+
+impl Ending {
+    fn name(self) -> &'static str {
+        match self {
+            Ending::Bought => "bought",
+            Ending::Released => "released",
+            Ending::Abandoned => "abandoned",
+            Ending::SoldOut => "sold_out",
+            Ending::NotAdmitted => "not_admitted",
+            Ending::NoSeats => "no_seats",
+            Ending::PaymentFailed => "payment_failed",
+            Ending::Error => "error",
+        }
+    }
+}
+
+/// What a browser does once it has a hold, drawn from the plan's shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    Pay,
+    DeclinedThenPay,
+    Abandon,
+    Release,
+}
+
+impl Plan {
+    /// Draws a browser's intent: `roll` in 0..1.
+    pub fn intent(&self, roll: f64) -> Intent {
+        let mut edge = self.decline_share;
+        if roll < edge {
+            return Intent::DeclinedThenPay;
+        }
+        edge += self.abandon_share;
+        if roll < edge {
+            return Intent::Abandon;
+        }
+        edge += self.release_share;
+        if roll < edge {
+            return Intent::Release;
+        }
+        Intent::Pay
+    }
+}
+
+/// The steps' measurements, shared by the browsers.
+#[derive(Default)]
+struct Steps {
+    join: Mutex<Option<Tally>>,
+    admission: Mutex<Option<Tally>>,
+    hold: Mutex<Option<Tally>>,
+    checkout: Mutex<Option<Tally>>,
+    endings: Mutex<BTreeMap<&'static str, u64>>,
+    left: Mutex<Vec<LeftHold>>,
+    /// Holds per second over the run, by second.
+    timeline: Mutex<BTreeMap<u64, u64>>,
+}
+
+fn record(slot: &Mutex<Option<Tally>>, took: Duration, outcome: &str, success: bool) {
+    let mut slot = slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    slot.get_or_insert_with(Tally::new)
+        .record(took, outcome, success);
+}
+
+fn take(slot: &Mutex<Option<Tally>>) -> Tally {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+        .unwrap_or_default()
+}
+
+/// The venue as browsers see it: seat ids per section in seat-map order, and the popular
+/// block (the front rows of the first section).
+struct Venue {
+    sections: Vec<Vec<String>>,
+    popular: Vec<(usize, usize)>,
+    /// Where each seat id is: (section, position).
+    index: std::collections::HashMap<String, (usize, usize)>,
+}
+
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+    ws_base: String,
+    event_id: String,
+    token: String,
+    venue: Arc<Venue>,
+    steps: Arc<Steps>,
+    started: Instant,
+    deadline: Instant,
+}
+
+/// An answer: status and JSON body (or the kind of failure).
+async fn send(request: reqwest::RequestBuilder) -> (String, u16, Value) {
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let body = response.json().await.unwrap_or(Value::Null);
+            let code = body["error"]["code"]
+                .as_str()
+                .map_or_else(|| status.to_string(), str::to_owned);
+            (code, status, body)
+        }
+        Err(error) => (
+            if error.is_timeout() {
+                "timeout"
+            } else {
+                "connection_error"
+            }
+            .to_owned(),
+            0,
+            Value::Null,
+        ),
+    }
+}
+
+impl Browser {
+    async fn visit(&self, plan: &Plan, rng_seed: u64) -> Ending {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(rng_seed);
+        let queue = format!("{}/api/v1/events/{}/queue", self.base, self.event_id);
+        let t = Instant::now();
+        let (code, status, _) = send(self.client.post(&queue).bearer_auth(&self.token)).await;
+        record(&self.steps.join, t.elapsed(), &code, status == 200);
+        if status != 200 {
+            return Ending::Error;
+        }
+        // Wait for admission, polling as a browser tab would.
+        let waited = Instant::now();
+        let admission = loop {
+            if Instant::now() > self.deadline {
+                return Ending::NotAdmitted;
+            }
+            let (_, status, body) = send(self.client.get(&queue).bearer_auth(&self.token)).await;
+            match body["state"].as_str() {
+                Some("admitted") => {
+                    break body["admission_token"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned()
+                }
+                Some("sold_out") | Some("closed") => {
+                    record(&self.steps.admission, waited.elapsed(), "sold_out", false);
+                    return Ending::SoldOut;
+                }
+                _ if status != 200 && status != 429 => return Ending::Error,
+                _ => tokio::time::sleep(Duration::from_millis(rng.gen_range(500..1000))).await,
+            }
+        };
+        record(&self.steps.admission, waited.elapsed(), "admitted", true);
+
+        // The live map: the snapshot, then whatever deltas have come when choosing.
+        let url = format!("{}/api/v1/events/{}/live", self.ws_base, self.event_id);
+        let mut map: Vec<Vec<u8>> = self
+            .venue
+            .sections
+            .iter()
+            .map(|s| vec![b'a'; s.len()])
+            .collect();
+        let mut socket = match tokio_tungstenite::connect_async(url).await {
+            Ok((socket, _)) => Some(socket),
+            Err(_) => None,
+        };
+        let quantity = rng.gen_range(1..=4u32);
+        let popular = rng.gen_bool(plan.popular_share.clamp(0.0, 1.0));
+        let holds = format!("{}/api/v1/events/{}/holds", self.base, self.event_id);
+        let mut hold = None;
+        for attempt in 0..6 {
+            if let Some(socket) = socket.as_mut() {
+                drain(socket, &self.venue, &mut map).await;
+            }
+            // After three seats taken under its nose, a browser settles for best available.
+            let body = if popular && attempt < 3 {
+                let free: Vec<&(usize, usize)> = self
+                    .venue
+                    .popular
+                    .iter()
+                    .filter(|(s, p)| map[*s].get(*p) == Some(&b'a'))
+                    .collect();
+                let picked: Vec<&String> = free
+                    .choose_multiple(&mut rng, quantity as usize)
+                    .map(|(s, p)| &self.venue.sections[*s][*p])
+                    .collect();
+                if picked.is_empty() {
+                    json!({"best_available": {"quantity": quantity}})
+                } else {
+                    json!({"seat_ids": picked})
+                }
+            } else {
+                json!({"best_available": {"quantity": quantity}})
+            };
+            let t = Instant::now();
+            let (code, status, answer) = send(
+                self.client
+                    .post(&holds)
+                    .bearer_auth(&self.token)
+                    .header("X-Admission-Token", &admission)
+                    .json(&body),
+            )
+            .await;
+            record(&self.steps.hold, t.elapsed(), &code, status == 201);
+            match (status, code.as_str()) {
+                (201, _) => {
+                    let second = self.started.elapsed().as_secs();
+                    *self
+                        .steps
+                        .timeline
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .entry(second)
+                        .or_default() += 1;
+                    hold = Some(answer);
+                    break;
+                }
+                (409, "sold_out") => return Ending::SoldOut,
+                // A person looks at the map again (the next deltas arrive) and picks again.
+                (409, "seat_unavailable") => {
+                    tokio::time::sleep(Duration::from_millis(rng.gen_range(100..300))).await
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        drop(socket);
+        let Some(hold) = hold else {
+            return Ending::NoSeats;
+        };
+        let hold_id = hold["hold_id"].as_str().unwrap_or_default().to_owned();
+        let intent = plan.intent(rng.gen());
+        match intent {
+            Intent::Abandon => {
+                let expires_at = hold["expires_at"]
+                    .as_str()
+                    .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+                    .unwrap_or_else(Utc::now);
+                self.steps
+                    .left
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(LeftHold {
+                        hold_id,
+                        token: self.token.clone(),
+                        expires_at,
+                    });
+                return Ending::Abandoned;
+            }
+            Intent::Release => {
+                let _ = send(
+                    self.client
+                        .delete(format!("{}/api/v1/holds/{hold_id}", self.base))
+                        .bearer_auth(&self.token),
+                )
+                .await;
+                return Ending::Released;
+            }
+            Intent::Pay | Intent::DeclinedThenPay => {}
+        }
+        let checkout = format!("{}/api/v1/holds/{hold_id}/checkout", self.base);
+        let cards: &[&str] = if intent == Intent::DeclinedThenPay {
+            &["tok_decline", "tok_ok"]
+        } else {
+            &["tok_ok"]
+        };
+        for (i, card) in cards.iter().enumerate() {
+            let t = Instant::now();
+            let (code, status, _) = send(
+                self.client
+                    .post(&checkout)
+                    .bearer_auth(&self.token)
+                    .header("X-Admission-Token", &admission)
+                    .header("Idempotency-Key", format!("{hold_id}-{i}"))
+                    .json(&json!({"payment_token": card})),
+            )
+            .await;
+            record(&self.steps.checkout, t.elapsed(), &code, status == 201);
+            if status == 201 {
+                return Ending::Bought;
+            }
+        }
+        Ending::PaymentFailed
+    }
+}
+
+/// Applies the deltas that have already arrived to the browser's map (without waiting).
+async fn drain<S>(socket: &mut S, venue: &Venue, map: &mut [Vec<u8>])
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let next = tokio::time::timeout(Duration::from_millis(1), socket.next()).await;
+        let Ok(Some(Ok(Message::Text(text)))) = next else {
+            if matches!(next, Ok(Some(Ok(_)))) {
+                continue;
+            }
+            return;
+        };
+        let Ok(frame) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        match frame["type"].as_str() {
+            Some("snapshot") => {
+                for (i, section) in frame["sections"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    if let (Some(states), Some(row)) = (section["states"].as_str(), map.get_mut(i))
+                    {
+                        if states.len() == row.len() {
+                            row.copy_from_slice(states.as_bytes());
+                        }
+                    }
+                }
+            }
+            Some("delta") => {
+                for change in frame["changes"].as_array().into_iter().flatten() {
+                    let (Some(id), Some(state)) =
+                        (change["seat_id"].as_str(), change["state"].as_str())
+                    else {
+                        continue;
+                    };
+                    if let Some((s, p)) = venue.position(id) {
+                        map[s][p] = state.as_bytes().first().copied().unwrap_or(b'a');
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Venue {
+    fn new(sections: Vec<Vec<String>>, popular: Vec<(usize, usize)>) -> Venue {
+        let index = sections
+            .iter()
+            .enumerate()
+            .flat_map(|(s, seats)| {
+                seats
+                    .iter()
+                    .enumerate()
+                    .map(move |(p, id)| (id.clone(), (s, p)))
+            })
+            .collect();
+        Venue {
+            sections,
+            popular,
+            index,
+        }
+    }
+
+    fn position(&self, seat_id: &str) -> Option<(usize, usize)> {
+        self.index.get(seat_id).copied()
+    }
+}
+
+/// A finished sale, before its invariants are checked.
+pub struct Sale {
+    pub report: Report,
+    pub event_id: String,
+    /// Holds the browsers abandoned.
+    pub left: Vec<LeftHold>,
+    pub api: Api,
+    pub server: Server,
+    /// When the run's time limit ends.
+    pub deadline: Instant,
+}
+
+impl Sale {
+    /// Checks the invariants (none without access to the server's database), as of the
+    /// server's time `now`.
+    pub async fn verify(&self, now: DateTime<Utc>) -> anyhow::Result<Option<Verdict>> {
+        match self.server.pool().await? {
+            Some(pool) => Ok(Some(
+                invariants::check(&self.api, &pool, &self.event_id, &self.left, now).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Runs the sale, waits (within the time limit) for the abandoned holds' deadlines, and
+/// checks the invariants: a broken one is an error.
+pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
+    let mut sale = run_sale(common, plan).await?;
+    if let Some(last) = sale.left.iter().map(|h| h.expires_at).max() {
+        let wait = (last - Utc::now() + chrono::Duration::seconds(2))
+            .to_std()
+            .unwrap_or_default();
+        let allowed = sale.deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(wait.min(allowed)).await;
+    }
+    match sale.verify(Utc::now()).await? {
+        Some(verdict) => {
+            verdict.print();
+            sale.report
+                .extra
+                .insert("invariants".into(), json!(verdict));
+            if !verdict.ok() {
+                sale.report.print();
+                bail!("invariants broken: {}", verdict.failures().join("; "));
+            }
+        }
+        None => println!("invariants: not checked (no access to the server's database)"),
+    }
+    Ok(sale.report)
+}
+
+/// Sets up the event and runs the browsers to the end (or the time limit).
+pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
+    if plan.browsers == 0 || plan.sections == 0 {
+        bail!("--browsers and --sections must be at least 1");
+    }
+    // Shoppers who leave without buying keep their place in the shop until their window
+    // closes; a short window keeps the tail of a run from waiting on them.
+    let window = plan.admission_window_minutes.to_string();
+    let server =
+        crate::start_with(common, &[("BOXOFFICE_ADMISSION_WINDOW_MINUTES", &window)]).await?;
+    let api = Api::new(&server.url);
+    let organizer = api.signup("organizer").await?;
+    let sections: Vec<Value> = (0..plan.sections)
+        .map(|i| json!({"name": format!("S{}", i + 1), "kind": "seated", "rows": plan.rows, "seats_per_row": plan.seats_per_row}))
+        .collect();
+    let venue = api
+        .post(
+            "/api/v1/venues",
+            Some(&organizer),
+            &json!({"name": "Flash Sale Arena", "address": "127.0.0.1", "city": "Loopback", "latitude": 0.0,
+                    "longitude": 0.0, "timezone": "UTC", "venue_type": "ARENA", "layout": {"sections": sections}}),
+        )
+        .await?;
+    let start = Utc::now() + chrono::Duration::days(2);
+    let event = api
+        .post(
+            "/api/v1/events",
+            Some(&organizer),
+            &json!({"venue_id": venue["venue_id"], "title": "Flash Sale Night", "category": "CONCERT",
+                    "start_time": start, "end_time": start + chrono::Duration::hours(3)}),
+        )
+        .await?;
+    let event_id = event["event_id"]
+        .as_str()
+        .context("no event id")?
+        .to_owned();
+    let prices: Vec<Value> = venue["sections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, s)| json!({"section_id": s["section_id"], "price_cents": 15_000 - 2_000 * (i as i64 % 5)}))
+        .collect();
+    api.put(
+        &format!("/api/v1/events/{event_id}/pricing"),
+        Some(&organizer),
+        &json!({"currency": "USD", "sections": prices}),
+    )
+    .await?;
+    let sale_starts = Utc::now() + chrono::Duration::seconds(plan.lead_seconds as i64);
+    api.put(
+        &format!("/api/v1/events/{event_id}/onsale"),
+        Some(&organizer),
+        &json!({"sale_starts_at": sale_starts, "sale_ends_at": start, "hold_minutes": plan.hold_minutes,
+                "max_per_order": 4,
+                "waiting_room": {"queue_opens_at": Utc::now() - chrono::Duration::minutes(1),
+                                 "admission_per_minute": plan.admission_per_minute}}),
+    )
+    .await?;
+    api.post(
+        &format!("/api/v1/events/{event_id}/publish"),
+        Some(&organizer),
+        &json!({}),
+    )
+    .await?;
+    let map: Value = api
+        .client
+        .get(format!("{}/api/v1/events/{event_id}/seatmap", server.url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let seat_ids: Vec<Vec<String>> = map["sections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            s["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|r| r["seats"].as_array().cloned().unwrap_or_default())
+                .filter_map(|seat| seat["seat_id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .collect();
+    let front = (plan.seats_per_row.max(1) as usize) * 5;
+    let popular = (0..seat_ids.first().map_or(0, |s| s.len().min(front)))
+        .map(|p| (0, p))
+        .collect();
+    let capacity: usize = seat_ids.iter().map(Vec::len).sum();
+    let venue = Arc::new(Venue::new(seat_ids, popular));
+
+    println!("flash-sale: {} browsers, {capacity} seats", plan.browsers);
+    let tokens = server.buyers(&api, plan.browsers).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(common.clients)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let steps = Arc::new(Steps::default());
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(common.seconds.max(plan.lead_seconds + 10));
+    let done = Arc::new(AtomicU64::new(0));
+    let browsers: Vec<_> = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(i, token)| {
+            let browser = Browser {
+                client: client.clone(),
+                base: server.url.clone(),
+                ws_base: server.url.replacen("http", "ws", 1),
+                event_id: event_id.clone(),
+                token,
+                venue: venue.clone(),
+                steps: steps.clone(),
+                started,
+                deadline,
+            };
+            let (plan, done) = (plan.clone(), done.clone());
+            tokio::spawn(async move {
+                let ending = browser.visit(&plan, i as u64).await;
+                *browser
+                    .steps
+                    .endings
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .entry(ending.name())
+                    .or_default() += 1;
+                done.fetch_add(1, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    for browser in browsers {
+        let _ = browser.await;
+    }
+    let elapsed = started.elapsed();
+    let peak = server.peak_rss_mib();
+
+    let left = steps
+        .left
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let runs = vec![
+        Summary::new("join", plan.browsers, elapsed, &take(&steps.join), None),
+        Summary::new(
+            "admission",
+            plan.browsers,
+            elapsed,
+            &take(&steps.admission),
+            None,
+        ),
+        Summary::new("hold", plan.browsers, elapsed, &take(&steps.hold), None),
+        Summary::new(
+            "checkout",
+            plan.browsers,
+            elapsed,
+            &take(&steps.checkout),
+            peak,
+        ),
+    ];
+    let mut report = Report::new("flash-sale", runs);
+    let endings = steps
+        .endings
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let timeline = steps
+        .timeline
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    report.extra.insert("browsers".into(), json!(plan.browsers));
+    report.extra.insert("seats".into(), json!(capacity));
+    report.extra.insert("endings".into(), json!(endings));
+    report
+        .extra
+        .insert("holds_per_second".into(), json!(timeline));
+    report
+        .extra
+        .insert("seconds".into(), json!(elapsed.as_secs_f64()));
+    Ok(Sale {
+        report,
+        event_id,
+        left,
+        api,
+        server,
+        deadline,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan {
+            browsers: 1,
+            sections: 1,
+            rows: 1,
+            seats_per_row: 1,
+            admission_per_minute: 60,
+            lead_seconds: 1,
+            popular_share: 0.0,
+            decline_share: 0.1,
+            abandon_share: 0.2,
+            release_share: 0.3,
+            hold_minutes: 1,
+            admission_window_minutes: 2,
+        }
+    }
+
+    #[test]
+    fn intents_follow_the_shares_in_order() {
+        let plan = plan();
+        assert_eq!(plan.intent(0.05), Intent::DeclinedThenPay);
+        assert_eq!(plan.intent(0.15), Intent::Abandon);
+        assert_eq!(plan.intent(0.45), Intent::Release);
+        assert_eq!(plan.intent(0.61), Intent::Pay);
+        assert_eq!(plan.intent(0.99), Intent::Pay);
+    }
+
+    #[test]
+    fn a_seat_is_found_by_its_id() {
+        let venue = Venue::new(
+            vec![vec!["a".into(), "b".into()], vec!["c".into()]],
+            Vec::new(),
+        );
+        assert_eq!(venue.position("c"), Some((1, 0)));
+        assert_eq!(venue.position("b"), Some((0, 1)));
+        assert_eq!(venue.position("z"), None);
+    }
+}
