@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::invariants::{self, LeftHold, Verdict};
@@ -149,12 +150,28 @@ struct Browser {
     token: String,
     venue: Arc<Venue>,
     steps: Arc<Steps>,
+    gate: Arc<Semaphore>,
     started: Instant,
     deadline: Instant,
 }
 
-/// An answer: status and JSON body (or the kind of failure).
-async fn send(request: reqwest::RequestBuilder) -> (String, u16, Value) {
+/// An answer: error code (or status, or the kind of failure), status, JSON body, and how
+/// long the server took. At most `gate`'s permits of requests are in flight, so the
+/// browsers share a pool of kept-alive connections instead of opening one each; the time
+/// waited for a permit is the harness's, and does not count.
+async fn send(
+    gate: &Semaphore,
+    request: reqwest::RequestBuilder,
+) -> (String, u16, Value, Duration) {
+    let Ok(_permit) = gate.acquire().await else {
+        return ("closed".to_owned(), 0, Value::Null, Duration::ZERO);
+    };
+    let t = Instant::now();
+    let (code, status, body) = answer(request).await;
+    (code, status, body, t.elapsed())
+}
+
+async fn answer(request: reqwest::RequestBuilder) -> (String, u16, Value) {
     match request.send().await {
         Ok(response) => {
             let status = response.status().as_u16();
@@ -181,19 +198,23 @@ impl Browser {
     async fn visit(&self, plan: &Plan, rng_seed: u64) -> Ending {
         let mut rng = rand::rngs::StdRng::seed_from_u64(rng_seed);
         let queue = format!("{}/api/v1/events/{}/queue", self.base, self.event_id);
-        let t = Instant::now();
-        let (code, status, _) = send(self.client.post(&queue).bearer_auth(&self.token)).await;
-        record(&self.steps.join, t.elapsed(), &code, status == 200);
+        let (code, status, _, took) = send(
+            &self.gate,
+            self.client.post(&queue).bearer_auth(&self.token),
+        )
+        .await;
+        record(&self.steps.join, took, &code, status == 200);
         if status != 200 {
             return Ending::Error;
         }
-        // Wait for admission, polling as a browser tab would.
+        // Wait for admission, polling every two seconds or so as a browser tab would.
         let waited = Instant::now();
         let admission = loop {
             if Instant::now() > self.deadline {
                 return Ending::NotAdmitted;
             }
-            let (_, status, body) = send(self.client.get(&queue).bearer_auth(&self.token)).await;
+            let (_, status, body, _) =
+                send(&self.gate, self.client.get(&queue).bearer_auth(&self.token)).await;
             match body["state"].as_str() {
                 Some("admitted") => {
                     break body["admission_token"]
@@ -206,7 +227,7 @@ impl Browser {
                     return Ending::SoldOut;
                 }
                 _ if status != 200 && status != 429 => return Ending::Error,
-                _ => tokio::time::sleep(Duration::from_millis(rng.gen_range(500..1000))).await,
+                _ => tokio::time::sleep(Duration::from_millis(rng.gen_range(1500..3000))).await,
             }
         };
         record(&self.steps.admission, waited.elapsed(), "admitted", true);
@@ -251,8 +272,8 @@ impl Browser {
             } else {
                 json!({"best_available": {"quantity": quantity}})
             };
-            let t = Instant::now();
-            let (code, status, answer) = send(
+            let (code, status, answer, took) = send(
+                &self.gate,
                 self.client
                     .post(&holds)
                     .bearer_auth(&self.token)
@@ -260,7 +281,7 @@ impl Browser {
                     .json(&body),
             )
             .await;
-            record(&self.steps.hold, t.elapsed(), &code, status == 201);
+            record(&self.steps.hold, took, &code, status == 201);
             match (status, code.as_str()) {
                 (201, _) => {
                     let second = self.started.elapsed().as_secs();
@@ -307,6 +328,7 @@ impl Browser {
             }
             Intent::Release => {
                 let _ = send(
+                    &self.gate,
                     self.client
                         .delete(format!("{}/api/v1/holds/{hold_id}", self.base))
                         .bearer_auth(&self.token),
@@ -323,8 +345,8 @@ impl Browser {
             &["tok_ok"]
         };
         for (i, card) in cards.iter().enumerate() {
-            let t = Instant::now();
-            let (code, status, _) = send(
+            let (code, status, _, took) = send(
+                &self.gate,
                 self.client
                     .post(&checkout)
                     .bearer_auth(&self.token)
@@ -333,7 +355,7 @@ impl Browser {
                     .json(&json!({"payment_token": card})),
             )
             .await;
-            record(&self.steps.checkout, t.elapsed(), &code, status == 201);
+            record(&self.steps.checkout, took, &code, status == 201);
             if status == 201 {
                 return Ending::Bought;
             }
@@ -567,6 +589,7 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
         .timeout(Duration::from_secs(30))
         .build()?;
     let steps = Arc::new(Steps::default());
+    let gate = Arc::new(Semaphore::new(common.clients.max(1)));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(common.seconds.max(plan.lead_seconds + 10));
     let done = Arc::new(AtomicU64::new(0));
@@ -582,6 +605,7 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
                 token,
                 venue: venue.clone(),
                 steps: steps.clone(),
+                gate: gate.clone(),
                 started,
                 deadline,
             };

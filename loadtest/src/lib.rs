@@ -9,6 +9,7 @@
 //! ./target/release/loadtest hot-section   # many buyers, random seats of one section
 //! ./target/release/loadtest waiting-room  # 100,000 buyers queue, then are admitted
 //! ./target/release/loadtest viewers       # 10,000 live seat-map viewers, 1,000 changes/s
+//! ./target/release/loadtest flash-sale    # 20,000 browsers, 10,000 seats, invariants checked
 //! ```
 //! Traffic goes to 127.0.0.1 only, unless `--url` names another server.
 
