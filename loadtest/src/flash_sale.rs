@@ -593,6 +593,13 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(common.seconds.max(plan.lead_seconds + 10));
     let done = Arc::new(AtomicU64::new(0));
+    let progress = indicatif::ProgressBar::new(plan.browsers as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} browsers done · {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let browsers: Vec<_> = tokens
         .into_iter()
         .enumerate()
@@ -609,7 +616,7 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
                 started,
                 deadline,
             };
-            let (plan, done) = (plan.clone(), done.clone());
+            let (plan, done, progress) = (plan.clone(), done.clone(), progress.clone());
             tokio::spawn(async move {
                 let ending = browser.visit(&plan, i as u64).await;
                 *browser
@@ -620,12 +627,30 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
                     .entry(ending.name())
                     .or_default() += 1;
                 done.fetch_add(1, Ordering::Relaxed);
+                progress.inc(1);
             })
         })
         .collect();
+    let ticker = {
+        let (progress, steps) = (progress.clone(), steps.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let endings = steps
+                    .endings
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                let bought = endings.get("bought").copied().unwrap_or(0);
+                progress.set_message(format!("{bought} bought"));
+            }
+        })
+    };
     for browser in browsers {
         let _ = browser.await;
     }
+    ticker.abort();
+    progress.finish();
     let elapsed = started.elapsed();
     let peak = server.peak_rss_mib();
 
