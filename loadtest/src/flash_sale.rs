@@ -197,6 +197,7 @@ async fn answer(request: reqwest::RequestBuilder) -> (String, u16, Value) {
 impl Browser {
     async fn visit(&self, plan: &Plan, rng_seed: u64) -> Ending {
         let mut rng = rand::rngs::StdRng::seed_from_u64(rng_seed);
+        let rng = &mut rng;
         let queue = format!("{}/api/v1/events/{}/queue", self.base, self.event_id);
         let (code, status, _, took) = send(
             &self.gate,
@@ -231,7 +232,21 @@ impl Browser {
             }
         };
         record(&self.steps.admission, waited.elapsed(), "admitted", true);
+        let ending = self.shop(plan, &admission, rng).await;
+        // A page that is done without buying says so, and the room lets the next buyer in;
+        // a tab that was simply closed (an abandoned hold) does not.
+        if !matches!(ending, Ending::Bought | Ending::Abandoned) {
+            let _ = send(
+                &self.gate,
+                self.client.delete(&queue).bearer_auth(&self.token),
+            )
+            .await;
+        }
+        ending
+    }
 
+    /// An admitted browser's visit to the shop: the map, a hold, payment.
+    async fn shop(&self, plan: &Plan, admission: &str, rng: &mut rand::rngs::StdRng) -> Ending {
         // The live map: the snapshot, then whatever deltas have come when choosing.
         let url = format!("{}/api/v1/events/{}/live", self.ws_base, self.event_id);
         let mut map: Vec<Vec<u8>> = self
@@ -261,7 +276,7 @@ impl Browser {
                     .filter(|(s, p)| map[*s].get(*p) == Some(&b'a'))
                     .collect();
                 let picked: Vec<&String> = free
-                    .choose_multiple(&mut rng, quantity as usize)
+                    .choose_multiple(rng, quantity as usize)
                     .map(|(s, p)| &self.venue.sections[*s][*p])
                     .collect();
                 if picked.is_empty() {
@@ -277,7 +292,7 @@ impl Browser {
                 self.client
                     .post(&holds)
                     .bearer_auth(&self.token)
-                    .header("X-Admission-Token", &admission)
+                    .header("X-Admission-Token", admission)
                     .json(&body),
             )
             .await;
@@ -350,7 +365,7 @@ impl Browser {
                 self.client
                     .post(&checkout)
                     .bearer_auth(&self.token)
-                    .header("X-Admission-Token", &admission)
+                    .header("X-Admission-Token", admission)
                     .header("Idempotency-Key", format!("{hold_id}-{i}"))
                     .json(&json!({"payment_token": card})),
             )

@@ -96,6 +96,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/events/{event_id}/queue", web::post().to(queue::join))
                 .route("/events/{event_id}/queue", web::get().to(queue::status))
                 .route("/events/{event_id}/queue", web::patch().to(queue::control))
+                .route("/events/{event_id}/queue", web::delete().to(queue::leave))
                 .route(
                     "/events/{event_id}/queue/claim",
                     web::post().to(queue::claim),

@@ -17,7 +17,7 @@ use super::{accounts, catalog, events, holds, live, ops, orders, queue, venues};
         events::create, events::list_own, events::update, events::set_pricing, events::set_onsale,
         events::publish, events::cancel,
         catalog::list, catalog::get, catalog::seatmap, live::live,
-        queue::new_visitor, queue::join, queue::status, queue::claim, queue::live, queue::stats,
+        queue::new_visitor, queue::join, queue::leave, queue::status, queue::claim, queue::live, queue::stats,
         queue::control,
         holds::create, holds::get, holds::release, holds::checkout,
         orders::get, orders::mine, orders::my_tickets,

@@ -134,6 +134,27 @@ pub async fn status(
     Ok(HttpResponse::Ok().json(state.rooms.status(*path, who.0).await?))
 }
 
+/// Leaves the waiting room: a waiting buyer gives up their place, an admitted one ends their
+/// shopping session (its admission token stops working, and a hold it placed can no longer
+/// be paid for), so the room can let the next buyer in. Pages call it when the buyer is
+/// done or gives up.
+#[utoipa::path(delete, path = "/api/v1/events/{event_id}/queue", tag = "waiting room", security(("bearer" = [])),
+    params(("event_id" = Uuid, Path)),
+    responses((status = 204, description = "left"), (status = 401, body = ErrorBody),
+              (status = 404, description = "not_found, not_in_queue", body = ErrorBody),
+              (status = 409, description = "no_waiting_room", body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[tracing::instrument(skip(state, req))]
+pub async fn leave(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: QueueIdentity,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    state.sale_limits.check(&req, who.0)?;
+    state.rooms.leave(*path, who.0).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimBody {

@@ -517,6 +517,27 @@ impl Handler<Purchased> for QueueActor {
     }
 }
 
+/// The buyer leaves the room: their place, or their shopping session (and its token),
+/// ends, so the room can let the next buyer in. Answers whether they had either.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Leave {
+    pub buyer: Uuid,
+}
+
+impl Handler<Leave> for QueueActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: Leave, _: &mut Context<Self>) -> bool {
+        let left = self.line.leave(msg.buyer);
+        if let (true, Some(store)) = (left, &self.store) {
+            store.leave(vec![msg.buyer]);
+            store.forget(vec![msg.buyer]);
+        }
+        left
+    }
+}
+
 /// Moves a visitor's place or admission to the account they signed in with.
 #[derive(Message)]
 #[rtype(result = "Standing")]

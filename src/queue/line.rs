@@ -398,6 +398,14 @@ impl Line {
         true
     }
 
+    /// The buyer leaves: their place, or their shopping session, ends. Returns whether they
+    /// had either.
+    pub fn leave(&mut self, buyer: Uuid) -> bool {
+        let had = self.places.contains_key(&buyer) || self.admitted.contains_key(&buyer);
+        self.remove(buyer);
+        had
+    }
+
     fn remove(&mut self, buyer: Uuid) {
         if let Some(place) = self.places.remove(&buyer) {
             match place.index {
@@ -548,6 +556,26 @@ mod tests {
             line.join(b[1], now + Duration::minutes(16), 0),
             Joined::New(_)
         ));
+    }
+
+    #[test]
+    fn leaving_frees_a_place_or_a_shopping_slot() {
+        let now = Utc::now();
+        let mut line = Line::new();
+        line.start();
+        let people = buyers(3);
+        for (i, b) in people.iter().enumerate() {
+            line.join(*b, now, i as u64);
+        }
+        line.admit(1, session(now));
+        assert_eq!((line.waiting(), line.shopping()), (2, 1));
+        assert!(line.leave(people[0]), "the shopper leaves");
+        assert_eq!(line.shopping(), 0);
+        assert!(line.admission(people[0], now).is_none());
+        assert!(line.leave(people[1]), "a waiting buyer leaves");
+        assert_eq!(line.waiting(), 1);
+        assert_eq!(line.spot(people[2], now), Spot::Waiting { position: 1 });
+        assert!(!line.leave(people[1]), "twice: nothing left to leave");
     }
 
     #[test]

@@ -18,8 +18,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::actor::{
-    AdmitNow, CheckSession, Close, Control, Join, JoinRefused, Purchased, QueueActor, RoomConfig,
-    RoomNews, RoomStats, Schedule, Standing, Stats, Status, StopRoom, Transfer, Unwatch, Watch,
+    AdmitNow, CheckSession, Close, Control, Join, JoinRefused, Leave, Purchased, QueueActor,
+    RoomConfig, RoomNews, RoomStats, Schedule, Standing, Stats, Status, StopRoom, Transfer,
+    Unwatch, Watch,
 };
 use super::admission::{AdmissionClaims, AdmissionError, AdmissionKeys};
 use super::line::Line;
@@ -275,6 +276,16 @@ impl WaitingRooms {
         let (addr, sale_starts_at) = self.open_room(event_id).await?;
         let standing = addr.send(Status { buyer }).await?;
         self.view(event_id, buyer, standing, sale_starts_at)
+    }
+
+    /// `buyer` leaves the room (their place, or their shopping session, ends).
+    pub async fn leave(&self, event_id: Uuid, buyer: Uuid) -> Result<(), QueueError> {
+        let (addr, _) = self.open_room(event_id).await?;
+        if addr.send(Leave { buyer }).await? {
+            Ok(())
+        } else {
+            Err(QueueError::NotInQueue)
+        }
     }
 
     /// The API's view of a standing; an admission comes with its signed token.

@@ -4,7 +4,7 @@
 
 use chrono::Duration;
 use futures_util::StreamExt;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
@@ -1011,4 +1011,85 @@ async fn odd_waiting_room_requests_get_clear_answers() {
         place["state"] == "closed"
     })
     .await;
+}
+
+#[actix_web::test]
+async fn leaving_frees_the_place_or_the_shopping_slot_for_the_next_buyer() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let event_id = app
+        .room_event(&organizer, Room { tiny: true, ..ROOM })
+        .await;
+    let buyers = app.quick_buyers(4).await;
+    for buyer in &buyers {
+        app.join(event_id, &buyer.token).await;
+    }
+    app.start_sale();
+    app.control(&organizer, event_id, json!({"paused": true}))
+        .await;
+    app.admit_pass(event_id).await;
+    let mut by_place = Vec::new();
+    for buyer in &buyers {
+        let (_, place) = app.place(event_id, &buyer.token).await;
+        by_place.push((position(&place), buyer.clone()));
+    }
+    by_place.sort_by_key(|(p, _)| *p);
+    let order: Vec<Account> = by_place.into_iter().map(|(_, b)| b).collect();
+    app.control(&organizer, event_id, json!({"paused": false}))
+        .await;
+    app.clock.advance(Duration::seconds(10));
+    // 12 tickets, up to 6 each: two shoppers, then the room holds back.
+    assert_eq!(app.admit_pass(event_id).await, 2);
+    app.clock.advance(Duration::seconds(10));
+    assert_eq!(app.admit_pass(event_id).await, 0);
+
+    // A shopper leaves without buying: their token stops working, and the next buyer in
+    // line is let in at the next pass.
+    let leaver = &order[0];
+    let pass = app.admission(event_id, &leaver.token).await;
+    let queue = format!("/api/v1/events/{event_id}/queue");
+    let (status, body) = app
+        .call(Method::DELETE, &queue, Some(&leaver.token), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let tier = app.general_tier(event_id).await;
+    let (status, body) = app
+        .admitted_hold(
+            &leaver.token,
+            Some(&pass),
+            event_id,
+            &json!({"tier_id": tier, "quantity": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = app.place(event_id, &leaver.token).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_in_queue");
+    app.clock.advance(Duration::seconds(10));
+    assert_eq!(
+        app.admit_pass(event_id).await,
+        1,
+        "the freed slot goes to the next buyer"
+    );
+    let (_, next) = app.place(event_id, &order[2].token).await;
+    assert_eq!(next["state"], "admitted", "{next}");
+
+    // A waiting buyer leaves: nobody is left behind them, and leaving twice is refused.
+    let (_, before) = app.place(event_id, &order[3].token).await;
+    assert_eq!(before["position"], 1, "{before}");
+    let (status, _) = app
+        .call(Method::DELETE, &queue, Some(&order[3].token), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = app
+        .call(Method::DELETE, &queue, Some(&order[3].token), None)
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_in_queue");
+    let stats = app
+        .rooms
+        .stats(event_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((stats.waiting, stats.shopping), (0, 2), "{stats:?}");
+    let (status, body) = app.call(Method::DELETE, &queue, None, None).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
 }
