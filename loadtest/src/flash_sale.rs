@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use rand::seq::SliceRandom;
@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::invariants::{self, LeftHold, Verdict};
 use crate::report::{Report, Summary, Tally};
-use crate::server::{Api, Server};
+use crate::server::{priced_event, Api, Server};
 use crate::Common;
 
 /// The scenario's own parameters.
@@ -519,39 +519,16 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
     let sections: Vec<Value> = (0..plan.sections)
         .map(|i| json!({"name": format!("S{}", i + 1), "kind": "seated", "rows": plan.rows, "seats_per_row": plan.seats_per_row}))
         .collect();
-    let venue = api
-        .post(
-            "/api/v1/venues",
-            Some(&organizer),
-            &json!({"name": "Flash Sale Arena", "address": "127.0.0.1", "city": "Loopback", "latitude": 0.0,
-                    "longitude": 0.0, "timezone": "UTC", "venue_type": "ARENA", "layout": {"sections": sections}}),
-        )
-        .await?;
-    let start = Utc::now() + chrono::Duration::days(2);
-    let event = api
-        .post(
-            "/api/v1/events",
-            Some(&organizer),
-            &json!({"venue_id": venue["venue_id"], "title": "Flash Sale Night", "category": "CONCERT",
-                    "start_time": start, "end_time": start + chrono::Duration::hours(3)}),
-        )
-        .await?;
-    let event_id = event["event_id"]
-        .as_str()
-        .context("no event id")?
-        .to_owned();
-    let prices: Vec<Value> = venue["sections"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, s)| json!({"section_id": s["section_id"], "price_cents": 15_000 - 2_000 * (i as i64 % 5)}))
-        .collect();
-    api.put(
-        &format!("/api/v1/events/{event_id}/pricing"),
-        Some(&organizer),
-        &json!({"currency": "USD", "sections": prices}),
-    )
+    let (event_id, _, start) = priced_event(&api, &organizer, "Flash Sale Night", json!(sections), |venue| {
+        let prices: Vec<Value> = venue["sections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, s)| json!({"section_id": s["section_id"], "price_cents": 15_000 - 2_000 * (i as i64 % 5)}))
+            .collect();
+        json!({"currency": "USD", "sections": prices})
+    })
     .await?;
     let sale_starts = Utc::now() + chrono::Duration::seconds(plan.lead_seconds as i64);
     api.put(

@@ -256,19 +256,21 @@ impl Api {
     }
 }
 
-/// An event on sale now, at a venue with the given layout; returns the event and the
-/// created venue's answer.
-pub async fn event_on_sale(
+/// A draft event two days from now at a new venue with the given layout, priced by
+/// `pricing` (given the venue's answer); returns the event id, the venue's answer, and when
+/// the event starts.
+pub async fn priced_event(
     api: &Api,
     organizer: &str,
+    title: &str,
     sections: Value,
     pricing: impl Fn(&Value) -> Value,
-) -> anyhow::Result<(String, Value)> {
+) -> anyhow::Result<(String, Value, chrono::DateTime<Utc>)> {
     let venue = api
         .post(
             "/api/v1/venues",
             Some(organizer),
-            &json!({"name": "Load Test Arena", "address": "127.0.0.1", "city": "Loopback", "latitude": 0.0, "longitude": 0.0,
+            &json!({"name": format!("{title} Arena"), "address": "127.0.0.1", "city": "Loopback", "latitude": 0.0, "longitude": 0.0,
                     "timezone": "UTC", "venue_type": "ARENA", "layout": {"sections": sections}}),
         )
         .await?;
@@ -277,7 +279,7 @@ pub async fn event_on_sale(
         .post(
             "/api/v1/events",
             Some(organizer),
-            &json!({"venue_id": venue["venue_id"], "title": "Load Test Night", "category": "CONCERT",
+            &json!({"venue_id": venue["venue_id"], "title": title, "category": "CONCERT",
                     "start_time": start, "end_time": start + chrono::Duration::hours(3)}),
         )
         .await?;
@@ -291,6 +293,19 @@ pub async fn event_on_sale(
         &pricing(&venue),
     )
     .await?;
+    Ok((event_id, venue, start))
+}
+
+/// An event on sale now, at a venue with the given layout; returns the event and the
+/// created venue's answer.
+pub async fn event_on_sale(
+    api: &Api,
+    organizer: &str,
+    sections: Value,
+    pricing: impl Fn(&Value) -> Value,
+) -> anyhow::Result<(String, Value)> {
+    let (event_id, venue, start) =
+        priced_event(api, organizer, "Load Test Night", sections, pricing).await?;
     api.put(
         &format!("/api/v1/events/{event_id}/onsale"),
         Some(organizer),

@@ -17,7 +17,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::report::{Report, Summary, Tally};
-use crate::server::Api;
+use crate::server::{priced_event, Api};
 use crate::{Budget, Common};
 
 /// The scenario's own parameters.
@@ -105,34 +105,11 @@ pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
         .build()?;
     let organizer = api.signup("organizer").await?;
     let capacity = plan.buyers as i64;
-    let venue = api
-        .post(
-            "/api/v1/venues",
-            Some(&organizer),
-            &json!({"name": "Load Test Stadium", "address": "127.0.0.1", "city": "Loopback", "latitude": 0.0,
-                    "longitude": 0.0, "timezone": "UTC", "venue_type": "STADIUM",
-                    "layout": {"sections": [{"name": "Field", "kind": "general_admission", "capacity": capacity}]}}),
-        )
-        .await?;
-    let start = Utc::now() + chrono::Duration::days(2);
-    let event = api
-        .post(
-            "/api/v1/events",
-            Some(&organizer),
-            &json!({"venue_id": venue["venue_id"], "title": "Load Test Queue Night", "category": "CONCERT",
-                    "start_time": start, "end_time": start + chrono::Duration::hours(3)}),
-        )
-        .await?;
-    let event_id = event["event_id"]
-        .as_str()
-        .context("no event id")?
-        .to_owned();
-    api.put(
-        &format!("/api/v1/events/{event_id}/pricing"),
-        Some(&organizer),
-        &json!({"currency": "USD", "tiers": [{"section_id": venue["sections"][0]["section_id"], "name": "GENERAL",
-                "price_cents": 5000, "quantity": capacity, "max_per_order": 1}]}),
-    )
+    let field = json!([{"name": "Field", "kind": "general_admission", "capacity": capacity}]);
+    let (event_id, _, start) = priced_event(&api, &organizer, "Load Test Queue Night", field, |venue| {
+        json!({"currency": "USD", "tiers": [{"section_id": venue["sections"][0]["section_id"], "name": "GENERAL",
+                "price_cents": 5000, "quantity": capacity, "max_per_order": 1}]})
+    })
     .await?;
 
     println!("waiting-room: {} visitors", plan.buyers);

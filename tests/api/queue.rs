@@ -99,6 +99,32 @@ impl TestApp {
             .await
     }
 
+    /// `buyers` join in the pre-queue and the sale starts; answers them in their drawn
+    /// order, nobody admitted yet.
+    async fn line_up(
+        &self,
+        organizer: &Account,
+        event_id: Uuid,
+        buyers: &[Account],
+    ) -> Vec<Account> {
+        for buyer in buyers {
+            self.join(event_id, &buyer.token).await;
+        }
+        self.start_sale();
+        self.control(organizer, event_id, json!({"paused": true}))
+            .await;
+        self.admit_pass(event_id).await;
+        let mut by_place = Vec::new();
+        for buyer in buyers {
+            let (_, place) = self.place(event_id, &buyer.token).await;
+            by_place.push((position(&place), buyer.clone()));
+        }
+        by_place.sort_by_key(|(p, _)| *p);
+        self.control(organizer, event_id, json!({"paused": false}))
+            .await;
+        by_place.into_iter().map(|(_, b)| b).collect()
+    }
+
     /// An admission pass, now; how many were let in.
     async fn admit_pass(&self, event_id: Uuid) -> u64 {
         self.rooms
@@ -403,22 +429,7 @@ async fn admission_is_held_back_by_inventory_and_sold_out_is_told_at_once() {
         .room_event(&organizer, Room { tiny: true, ..ROOM })
         .await;
     let buyers = app.quick_buyers(10).await;
-    for buyer in &buyers {
-        app.join(event_id, &buyer.token).await;
-    }
-    app.start_sale();
-    app.control(&organizer, event_id, json!({"paused": true}))
-        .await;
-    app.admit_pass(event_id).await;
-    let mut by_place = Vec::new();
-    for buyer in &buyers {
-        let (_, place) = app.place(event_id, &buyer.token).await;
-        by_place.push((position(&place), buyer.clone()));
-    }
-    by_place.sort_by_key(|(p, _)| *p);
-    let order: Vec<Account> = by_place.into_iter().map(|(_, b)| b).collect();
-    app.control(&organizer, event_id, json!({"paused": false}))
-        .await;
+    let order = app.line_up(&organizer, event_id, &buyers).await;
     app.clock.advance(Duration::seconds(10));
 
     // 12 tickets, up to 6 each: two shoppers could take everything.
@@ -1021,22 +1032,7 @@ async fn leaving_frees_the_place_or_the_shopping_slot_for_the_next_buyer() {
         .room_event(&organizer, Room { tiny: true, ..ROOM })
         .await;
     let buyers = app.quick_buyers(4).await;
-    for buyer in &buyers {
-        app.join(event_id, &buyer.token).await;
-    }
-    app.start_sale();
-    app.control(&organizer, event_id, json!({"paused": true}))
-        .await;
-    app.admit_pass(event_id).await;
-    let mut by_place = Vec::new();
-    for buyer in &buyers {
-        let (_, place) = app.place(event_id, &buyer.token).await;
-        by_place.push((position(&place), buyer.clone()));
-    }
-    by_place.sort_by_key(|(p, _)| *p);
-    let order: Vec<Account> = by_place.into_iter().map(|(_, b)| b).collect();
-    app.control(&organizer, event_id, json!({"paused": false}))
-        .await;
+    let order = app.line_up(&organizer, event_id, &buyers).await;
     app.clock.advance(Duration::seconds(10));
     // 12 tickets, up to 6 each: two shoppers, then the room holds back.
     assert_eq!(app.admit_pass(event_id).await, 2);
