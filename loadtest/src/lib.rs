@@ -16,6 +16,7 @@
 pub mod baseline;
 pub mod flash_sale;
 pub mod hot;
+pub mod html;
 pub mod invariants;
 pub mod raw_socket;
 pub mod report;

@@ -185,6 +185,9 @@ async fn main() -> anyhow::Result<()> {
     let out = out.unwrap_or_else(|| format!("loadtest-{}.json", report.scenario));
     std::fs::write(&out, serde_json::to_vec_pretty(&report)?)
         .with_context(|| format!("writing {out}"))?;
-    println!("report written to {out}");
+    let page = format!("{}.html", out.trim_end_matches(".json"));
+    std::fs::write(&page, boxoffice_loadtest::html::page(&report))
+        .with_context(|| format!("writing {page}"))?;
+    println!("report written to {out} and {page}");
     Ok(())
 }
