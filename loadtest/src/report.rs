@@ -7,6 +7,9 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+/// The longest time a tally records (an hour); longer ones count as an hour.
+const MAX_MICROS: u64 = 3_600_000_000;
+
 /// What one client saw; merged into a [`Summary`] at the end.
 pub struct Tally {
     pub latency: Histogram<u64>,
@@ -22,9 +25,9 @@ impl Default for Tally {
 
 impl Tally {
     pub fn new() -> Tally {
-        // 1 µs to 60 s with 3 significant figures.
-        let latency = Histogram::new_with_bounds(1, 60_000_000, 3)
-            .expect("1 µs to 60 s at 3 figures is a valid histogram");
+        // 1 µs to an hour with 3 significant figures (waits in a waiting room run long).
+        let latency = Histogram::new_with_bounds(1, MAX_MICROS, 3)
+            .expect("1 µs to an hour at 3 figures is a valid histogram");
         Tally {
             latency,
             outcomes: BTreeMap::new(),
@@ -34,7 +37,7 @@ impl Tally {
 
     pub fn record(&mut self, took: Duration, outcome: &str, success: bool) {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
-        let _ = self.latency.record(micros.min(60_000_000));
+        let _ = self.latency.record(micros.min(MAX_MICROS));
         *self.outcomes.entry(outcome.to_owned()).or_default() += 1;
         if success {
             self.successes += 1;
