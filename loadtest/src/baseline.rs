@@ -58,6 +58,16 @@ impl Baseline {
         Ok(Baseline { pool })
     }
 
+    /// The seed design's database for a run: as many connections as clients (64 at most).
+    pub async fn for_run(common: &crate::Common) -> anyhow::Result<Baseline> {
+        Baseline::create(
+            &common.database_url,
+            "boxoffice_loadtest_seed",
+            common.clients.min(64) as u32,
+        )
+        .await
+    }
+
     pub async fn add_tier(&self, quantity: i32) -> anyhow::Result<Uuid> {
         let tier_id = Uuid::new_v4();
         sqlx::query(

@@ -547,26 +547,10 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
     )
     .await?;
     let map: Value = api
-        .client
-        .get(format!("{}/api/v1/events/{event_id}/seatmap", server.url))
-        .send()
-        .await?
-        .json()
+        .get_json(&format!("/api/v1/events/{event_id}/seatmap"))
         .await?;
-    let seat_ids: Vec<Vec<String>> = map["sections"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| {
-            s["rows"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|r| r["seats"].as_array().cloned().unwrap_or_default())
-                .filter_map(|seat| seat["seat_id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .collect();
+    let seat_ids = crate::server::seat_ids(&map);
+    // The popular block: the first five rows of the first section.
     let front = (plan.seats_per_row.max(1) as usize) * 5;
     let popular = (0..seat_ids.first().map_or(0, |s| s.len().min(front)))
         .map(|p| (0, p))

@@ -25,13 +25,7 @@ pub async fn hot_tier(common: &Common) -> anyhow::Result<Report> {
                "price_cents": 5000, "quantity": QUANTITY, "max_per_order": 4}]})
     })
     .await?;
-    let detail: Value = api
-        .client
-        .get(format!("{}/api/v1/events/{event_id}", server.url))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let detail: Value = api.get_json(&format!("/api/v1/events/{event_id}")).await?;
     let tier_id = detail["tiers"][0]["tier_id"]
         .as_str()
         .context("no tier")?
@@ -59,22 +53,14 @@ pub async fn hot_tier(common: &Common) -> anyhow::Result<Report> {
         &tally,
         server.peak_rss_mib(),
     )];
-    let (detail, sold_ok) =
-        check_tier(&api, &server.url, &event_id, tally.successes, QUANTITY).await?;
+    let (detail, sold_ok) = check_tier(&api, &event_id, tally.successes, QUANTITY).await?;
     if !sold_ok {
         bail!("boxoffice oversold or lost holds: {detail}");
     }
     drop(server);
 
     if !common.skip_baseline {
-        let baseline = Arc::new(
-            Baseline::create(
-                &common.database_url,
-                "boxoffice_loadtest_seed",
-                common.clients.min(64) as u32,
-            )
-            .await?,
-        );
+        let baseline = Arc::new(Baseline::for_run(common).await?);
         let tier = baseline.add_tier(QUANTITY as i32).await?;
         println!(
             "hot-tier: seed design, {} clients, {} s",
@@ -110,18 +96,11 @@ pub async fn hot_tier(common: &Common) -> anyhow::Result<Report> {
 /// After a run: the tier's availability must equal quantity less the holds that succeeded.
 async fn check_tier(
     api: &Api,
-    url: &str,
     event_id: &str,
     held: u64,
     quantity: i64,
 ) -> anyhow::Result<(Value, bool)> {
-    let detail: Value = api
-        .client
-        .get(format!("{url}/api/v1/events/{event_id}"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let detail = api.get_json(&format!("/api/v1/events/{event_id}")).await?;
     let available = detail["tiers"][0]["available"].as_i64().unwrap_or(-1);
     Ok((
         detail["tiers"][0].clone(),
@@ -175,21 +154,12 @@ pub async fn hot_section(common: &Common, rows: i32, per_row: i32) -> anyhow::Re
         server.peak_rss_mib(),
     )];
     let map: Value = api
-        .client
-        .get(format!("{}/api/v1/events/{event_id}/seatmap", server.url))
-        .send()
-        .await?
-        .json()
+        .get_json(&format!("/api/v1/events/{event_id}/seatmap"))
         .await?;
-    let held_on_map = map["sections"][0]["rows"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .flat_map(|r| r["seats"].as_array().cloned().unwrap_or_default())
-                .filter(|s| s["state"] == "held")
-                .count()
-        })
-        .unwrap_or(0) as u64;
+    let held_on_map: u64 = crate::invariants::count_map(&map)
+        .values()
+        .map(|c| c.held)
+        .sum();
     if held_on_map != tally.successes * 2 {
         bail!(
             "boxoffice: {} holds succeeded but {held_on_map} seats are held",
@@ -199,14 +169,7 @@ pub async fn hot_section(common: &Common, rows: i32, per_row: i32) -> anyhow::Re
     drop(server);
 
     if !common.skip_baseline {
-        let baseline = Arc::new(
-            Baseline::create(
-                &common.database_url,
-                "boxoffice_loadtest_seed",
-                common.clients.min(64) as u32,
-            )
-            .await?,
-        );
+        let baseline = Arc::new(Baseline::for_run(common).await?);
         let seats = Arc::new(baseline.add_section(rows, per_row).await?);
         println!(
             "hot-section: seed design, {} clients, up to {} s",

@@ -130,11 +130,7 @@ pub async fn check(
 
     // Seats: the live map against the tickets in Postgres, section by section.
     let map: Value = api
-        .client
-        .get(format!("{}/api/v1/events/{event_id}/seatmap", api.url))
-        .send()
-        .await?
-        .json()
+        .get_json(&format!("/api/v1/events/{event_id}/seatmap"))
         .await?;
     let sold_in_db: Vec<(Uuid, i64)> = sqlx::query_as(
         "SELECT section_id, count(*) FROM tickets
@@ -187,13 +183,7 @@ pub async fn check(
     .fetch_all(pool)
     .await
     .context("reading tiers")?;
-    let detail: Value = api
-        .client
-        .get(format!("{}/api/v1/events/{event_id}", api.url))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let detail: Value = api.get_json(&format!("/api/v1/events/{event_id}")).await?;
     let mut tier_problems = Vec::new();
     for (tier, quantity, sold_quantity, tickets) in &tiers {
         if i64::from(*sold_quantity) != *tickets {

@@ -199,6 +199,17 @@ impl Api {
         }
     }
 
+    /// A public GET's JSON answer (whatever the status: callers read what they need).
+    pub async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .with_context(|| format!("calling {path}"))?;
+        Ok(response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn post(
         &self,
         path: &str,
@@ -337,20 +348,26 @@ pub async fn section_on_sale(
     })
     .await?;
     let map: Value = api
-        .client
-        .get(format!("{}/api/v1/events/{event_id}/seatmap", api.url))
-        .send()
-        .await?
-        .json()
+        .get_json(&format!("/api/v1/events/{event_id}/seatmap"))
         .await?;
-    let seats = map["sections"][0]["rows"]
+    let seats = seat_ids(&map).into_iter().next().unwrap_or_default();
+    Ok((event_id, seats))
+}
+
+/// The seat ids of a `GET /seatmap` answer, section by section, in seat-map order.
+pub fn seat_ids(map: &Value) -> Vec<Vec<String>> {
+    map["sections"]
         .as_array()
-        .map(|rows| {
-            rows.iter()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            s["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
                 .flat_map(|r| r["seats"].as_array().cloned().unwrap_or_default())
-                .filter_map(|s| s["seat_id"].as_str().map(str::to_owned))
+                .filter_map(|seat| seat["seat_id"].as_str().map(str::to_owned))
                 .collect()
         })
-        .unwrap_or_default();
-    Ok((event_id, seats))
+        .collect()
 }
