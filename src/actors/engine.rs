@@ -30,6 +30,15 @@ use crate::persistence::orders::{self, NewItem, NewOrder, NewTicket, OrderRow, T
 use crate::persistence::payments::{self, NewPayment};
 use crate::persistence::{onsale, WriteError};
 
+/// What an event has left on sale, as the waiting room paces admission by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inventory {
+    /// Seats and tickets neither held nor sold.
+    pub available: u64,
+    /// Buyers holding some (their seats are already out of `available`).
+    pub holders: u64,
+}
+
 pub struct Engine {
     pool: sqlx::PgPool,
     registry: Registry,
@@ -247,11 +256,14 @@ impl Engine {
         self.registry.live(event_id).await
     }
 
-    /// Seats and tickets still on sale (not held, not sold), starting the event's engine
-    /// if it is not running.
-    pub async fn available(&self, event_id: Uuid) -> Result<u64, EngineError> {
+    /// Seats and tickets still on sale (not held, not sold), and how many buyers hold
+    /// some, starting the event's engine if it is not running.
+    pub async fn inventory(&self, event_id: Uuid) -> Result<Inventory, EngineError> {
         let counts = self.registry.get(event_id).await?.send(Counts).await?;
-        Ok(counts.sections.iter().map(|(_, n)| u64::from(*n)).sum())
+        Ok(Inventory {
+            available: counts.sections.iter().map(|(_, n)| u64::from(*n)).sum(),
+            holders: counts.holders as u64,
+        })
     }
 
     /// The event a live hold belongs to.

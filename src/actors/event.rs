@@ -944,6 +944,8 @@ pub struct EventCounts {
     pub sections: Vec<(Uuid, u32)>,
     pub tiers: Vec<(Uuid, u32)>,
     pub active_holds: usize,
+    /// Buyers with at least one live hold.
+    pub holders: usize,
 }
 
 impl Handler<Counts> for EventActor {
@@ -973,6 +975,7 @@ impl Handler<Counts> for EventActor {
                 .map(|t| (t.tier_id, t.available()))
                 .collect(),
             active_holds: self.holds.len(),
+            holders: self.buyers.len(),
         }
     }
 }

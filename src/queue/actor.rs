@@ -1,9 +1,10 @@
 //! The QueueActor: one per on-sale with a waiting room. It owns the line (see `line`), and
 //! once a tick (about a second) lets the next buyers in: at the organizer's rate, never
-//! more than the inventory left can serve (buyers already shopping could take
-//! `max_per_order` each), and not at all while admission is paused. When the event sells
-//! out, everyone waiting is told at once and their places are released; when seats come
-//! back (holds expire), admission resumes for whoever is in line.
+//! more than the inventory left can serve (buyers shopping without a hold yet could take
+//! `max_per_order` each), and not at all while admission is paused. While every seat is
+//! held, the line waits (holds may expire or be released, and their seats go to the next in
+//! line); when the event sells out (nothing free, nothing held), everyone waiting is told at
+//! once and their places are released.
 //!
 //! Every message is handled to the end before the next, so joins, admissions and status
 //! reads never race. Redis, when configured, is written behind (never waited on).
@@ -22,6 +23,7 @@ use uuid::Uuid;
 use super::line::{Admission, Joined, Line, Spot};
 use super::store::RoomStore;
 use crate::actors::messages::EngineError;
+use crate::actors::engine::Inventory;
 use crate::actors::Engine;
 use crate::clock::Clock;
 
@@ -288,9 +290,9 @@ impl QueueActor {
     }
 
     /// The inventory left, counted by the event actor.
-    fn count(&self) -> impl ActorFuture<Self, Output = Result<u64, EngineError>> {
+    fn count(&self) -> impl ActorFuture<Self, Output = Result<Inventory, EngineError>> {
         let (engine, event_id) = (self.engine.clone(), self.event_id);
-        async move { engine.available(event_id).await }.into_actor(self)
+        async move { engine.inventory(event_id).await }.into_actor(self)
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -305,7 +307,7 @@ impl QueueActor {
     }
 
     /// One admission pass, with the inventory just counted; returns how many were let in.
-    fn admit(&mut self, available: Result<u64, EngineError>) -> u64 {
+    fn admit(&mut self, inventory: Result<Inventory, EngineError>) -> u64 {
         let now = self.clock.now();
         // Time since the last pass (or since the sale started, for the first one).
         let since = self
@@ -315,8 +317,8 @@ impl QueueActor {
         let elapsed = ((now - since).num_milliseconds().max(0) as f64 / 1000.0)
             .min(2.0 * self.config.tick.as_secs_f64());
         self.last_admission_pass = Some(now);
-        let available = match available {
-            Ok(n) => n,
+        let Inventory { available, holders } = match inventory {
+            Ok(inventory) => inventory,
             Err(EngineError::SaleNotOpen(_) | EngineError::EventNotFound) => {
                 self.close();
                 return 0;
@@ -327,6 +329,13 @@ impl QueueActor {
             }
         };
         self.available = Some(available);
+        // Sold out is final only when nothing is held either: while holds may still expire
+        // or be released, the line waits for their seats instead of being sent home.
+        if available == 0 && holders > 0 {
+            self.allowance = 0.0;
+            self.sold_out = false;
+            return 0;
+        }
         if available == 0 {
             self.allowance = 0.0;
             if !self.sold_out {
@@ -350,8 +359,10 @@ impl QueueActor {
         // could not use (inventory held it back) is not saved up beyond a fraction, so a
         // room never lets a crowd in at once when seats come back.
         self.allowance = self.allowance.min(1.0) + per_second * elapsed;
+        // Shoppers who hold seats already took theirs out of `available`; the others may
+        // each still take up to `max_per_order`.
         let per_buyer = u64::from(self.schedule.max_per_order.max(1));
-        let promised = self.line.shopping() * per_buyer;
+        let promised = self.line.shopping().saturating_sub(holders) * per_buyer;
         let servable = available.saturating_sub(promised).div_ceil(per_buyer);
         let n = (self.allowance.floor() as u64).min(servable);
         if n == 0 {

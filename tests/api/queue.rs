@@ -422,7 +422,8 @@ async fn watch(
 }
 
 #[actix_web::test]
-async fn admission_is_held_back_by_inventory_and_sold_out_is_told_at_once() {
+async fn admission_is_held_back_by_inventory_waits_while_all_is_held_and_sold_out_is_told_at_once(
+) {
     let app = spawn_app_with(|s| s.admission_window = std::time::Duration::from_secs(60)).await;
     let organizer = app.organizer().await;
     let event_id = app
@@ -469,7 +470,8 @@ async fn admission_is_held_back_by_inventory_and_sold_out_is_told_at_once() {
     assert_eq!(hello["state"], "waiting");
     assert_eq!(hello["position"], 1);
 
-    // The second holds the last 6: sold out. Everyone waiting hears it at once.
+    // The second holds the last 6. Nothing is free, but a hold may still come back: the
+    // line waits rather than being sent home.
     let pass2 = app.admission(event_id, &second.token).await;
     let (status, last) = app
         .admitted_hold(
@@ -480,9 +482,48 @@ async fn admission_is_held_back_by_inventory_and_sold_out_is_told_at_once() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{last}");
+    app.clock.advance(Duration::seconds(5));
     assert_eq!(app.admit_pass(event_id).await, 0);
+    let (_, place) = app.place(event_id, &watcher.token).await;
+    assert_eq!(place["state"], "waiting", "all held is not sold out: {place}");
+
+    // The second's hold ends with their shopping window (a minute): the tickets come back
+    // and go to the next in line.
+    app.clock.advance(Duration::seconds(61));
+    app.eventually("the expired hold's tickets are back", || async {
+        let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), None).await;
+        detail["tiers"][0]["available"] == 6
+    })
+    .await;
+    assert_eq!(app.admit_pass(event_id).await, 1);
     loop {
         let news = next_message(&mut socket).await;
+        if news["state"] == "admitted" {
+            break;
+        }
+        assert_eq!(news["state"], "waiting", "{news}");
+    }
+
+    // The watcher buys the last 6: sold out for good. Everyone still waiting hears it at once.
+    let mut other = watch(&app, event_id, &order[3].token).await;
+    assert_eq!(next_message(&mut other).await["state"], "waiting");
+    let pass3 = app.admission(event_id, &watcher.token).await;
+    let (status, hold) = app
+        .admitted_hold(
+            &watcher.token,
+            Some(&pass3),
+            event_id,
+            &json!({"tier_id": tier, "quantity": 6}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    let (status, paid) = app
+        .admitted_checkout(&watcher.token, Some(&pass3), &hold["hold_id"])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    assert_eq!(app.admit_pass(event_id).await, 0);
+    loop {
+        let news = next_message(&mut other).await;
         if news["state"] == "sold_out" {
             break;
         }
@@ -499,22 +540,6 @@ async fn admission_is_held_back_by_inventory_and_sold_out_is_told_at_once() {
         (status, joined["state"].clone()),
         (StatusCode::OK, json!("sold_out"))
     );
-
-    // The second's hold ends with their shopping window (a minute): the tickets come back,
-    // and admission resumes for whoever is in line.
-    app.clock.advance(Duration::seconds(61));
-    app.eventually("the expired hold's tickets are back", || async {
-        let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), None).await;
-        detail["tiers"][0]["available"] == 6
-    })
-    .await;
-    assert_eq!(app.admit_pass(event_id).await, 0, "nobody is in line yet");
-    let (_, rejoined) = app.join(event_id, &watcher.token).await;
-    assert_eq!(rejoined["state"], "waiting", "{rejoined}");
-    app.clock.advance(Duration::seconds(2));
-    assert_eq!(app.admit_pass(event_id).await, 1);
-    let (_, place) = app.place(event_id, &watcher.token).await;
-    assert_eq!(place["state"], "admitted");
 }
 
 #[actix_web::test]
