@@ -20,6 +20,9 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
+use uuid::Uuid;
+
+use crate::baseline::{Baseline, Confirmed};
 use crate::invariants::{self, LeftHold, Verdict};
 use crate::report::{Report, Summary, Tally};
 use crate::server::{priced_event, Api, Server};
@@ -112,10 +115,38 @@ struct Steps {
     admission: Mutex<Option<Tally>>,
     hold: Mutex<Option<Tally>>,
     checkout: Mutex<Option<Tally>>,
+    /// From a hold's answer to the delta that shows its seats held, on the buyer's map.
+    delta: Mutex<Option<Tally>>,
     endings: Mutex<BTreeMap<&'static str, u64>>,
     left: Mutex<Vec<LeftHold>>,
-    /// Holds per second over the run, by second.
-    timeline: Mutex<BTreeMap<u64, u64>>,
+    /// Over the run, by second: buyers admitted, holds made, seats sold.
+    admitted: Mutex<BTreeMap<u64, u64>>,
+    holds: Mutex<BTreeMap<u64, u64>>,
+    sold: Mutex<BTreeMap<u64, u64>>,
+}
+
+/// Adds `n` to second `at` of a timeline.
+fn count(timeline: &Mutex<BTreeMap<u64, u64>>, at: Instant, n: u64) {
+    *timeline
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(at.elapsed().as_secs())
+        .or_default() += n;
+}
+
+fn copy<T: Clone>(slot: &Mutex<T>) -> T {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+/// The second by which a timeline's running total reached `target` (none if it never did).
+pub fn second_reaching(timeline: &BTreeMap<u64, u64>, target: u64) -> Option<u64> {
+    let mut total = 0;
+    timeline.iter().find_map(|(second, n)| {
+        total += n;
+        (total >= target).then_some(*second + 1)
+    })
 }
 
 fn record(slot: &Mutex<Option<Tally>>, took: Duration, outcome: &str, success: bool) {
@@ -208,7 +239,8 @@ impl Browser {
         if status != 200 {
             return Ending::Error;
         }
-        // Wait for admission, polling every two seconds or so as a browser tab would.
+        // Wait for admission, polling as a browser tab would: every two seconds or so near
+        // the front, less often while the estimated wait is long.
         let waited = Instant::now();
         let admission = loop {
             if Instant::now() > self.deadline {
@@ -228,10 +260,14 @@ impl Browser {
                     return Ending::SoldOut;
                 }
                 _ if status != 200 && status != 429 => return Ending::Error,
-                _ => tokio::time::sleep(Duration::from_millis(rng.gen_range(1500..3000))).await,
+                _ => {
+                    let wait = poll_after(body["eta_seconds"].as_u64(), rng.gen_range(0.75..1.25));
+                    tokio::time::sleep(wait).await
+                }
             }
         };
         record(&self.steps.admission, waited.elapsed(), "admitted", true);
+        count(&self.steps.admitted, self.started, 1);
         let ending = self.shop(plan, &admission, rng).await;
         // A page that is done without buying says so, and the room lets the next buyer in;
         // a tab that was simply closed (an abandoned hold) does not.
@@ -267,25 +303,15 @@ impl Browser {
             if let Some(socket) = socket.as_mut() {
                 drain(socket, &self.venue, &mut map).await;
             }
-            // After three seats taken under its nose, a browser settles for best available.
-            let body = if popular && attempt < 3 {
-                let free: Vec<&(usize, usize)> = self
-                    .venue
-                    .popular
-                    .iter()
-                    .filter(|(s, p)| map[*s].get(*p) == Some(&b'a'))
-                    .collect();
-                let picked: Vec<&String> = free
-                    .choose_multiple(rng, quantity as usize)
-                    .map(|(s, p)| &self.venue.sections[*s][*p])
-                    .collect();
-                if picked.is_empty() {
-                    json!({"best_available": {"quantity": quantity}})
-                } else {
-                    json!({"seat_ids": picked})
+            let body = match choose(&self.venue, &map, popular, attempt, quantity, rng) {
+                Some(picked) => {
+                    let ids: Vec<&String> = picked
+                        .iter()
+                        .map(|(s, p)| &self.venue.sections[*s][*p])
+                        .collect();
+                    json!({"seat_ids": ids})
                 }
-            } else {
-                json!({"best_available": {"quantity": quantity}})
+                None => json!({"best_available": {"quantity": quantity}}),
             };
             let (code, status, answer, took) = send(
                 &self.gate,
@@ -299,14 +325,10 @@ impl Browser {
             record(&self.steps.hold, took, &code, status == 201);
             match (status, code.as_str()) {
                 (201, _) => {
-                    let second = self.started.elapsed().as_secs();
-                    *self
-                        .steps
-                        .timeline
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .entry(second)
-                        .or_default() += 1;
+                    count(&self.steps.holds, self.started, 1);
+                    if let Some(socket) = socket.as_mut() {
+                        self.time_delta(socket, &mut map, &answer).await;
+                    }
                     hold = Some(answer);
                     break;
                 }
@@ -372,11 +394,82 @@ impl Browser {
             .await;
             record(&self.steps.checkout, took, &code, status == 201);
             if status == 201 {
+                let seats = hold["seats"].as_array().map_or(0, Vec::len) as u64;
+                count(&self.steps.sold, self.started, seats);
                 return Ending::Bought;
             }
         }
         Ending::PaymentFailed
     }
+}
+
+impl Browser {
+    /// Waits (two seconds at most) for the buyer's own map to show the seats of `hold` held,
+    /// and records the delay from the hold's answer; a delta that came before the answer
+    /// counts as no delay.
+    async fn time_delta<S>(&self, socket: &mut S, map: &mut [Vec<u8>], hold: &Value)
+    where
+        S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+            + Unpin,
+    {
+        let acked = Instant::now();
+        let mine: Vec<(usize, usize)> = hold["seats"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|seat| self.venue.position(seat["seat_id"].as_str()?))
+            .collect();
+        if mine.is_empty() {
+            return;
+        }
+        let shown = |map: &[Vec<u8>]| mine.iter().all(|(s, p)| map[*s][*p] != b'a');
+        drain(socket, &self.venue, map).await;
+        while !shown(map) {
+            let left = Duration::from_secs(2).saturating_sub(acked.elapsed());
+            match tokio::time::timeout(left, socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => apply(&text, &self.venue, map),
+                Ok(Some(Ok(_))) => {}
+                _ => {
+                    record(&self.steps.delta, acked.elapsed(), "not_seen", false);
+                    return;
+                }
+            }
+        }
+        record(&self.steps.delta, acked.elapsed(), "delta", true);
+    }
+}
+
+/// When a waiting browser asks again: a quarter of its estimated wait, between 2 and 10
+/// seconds, times `jitter` (so that tabs do not poll in step).
+fn poll_after(eta_seconds: Option<u64>, jitter: f64) -> Duration {
+    let base = eta_seconds.map_or(2.0, |eta| eta as f64 / 4.0).clamp(2.0, 10.0);
+    Duration::from_secs_f64(base * jitter)
+}
+
+/// The seats a browser asks for on this attempt: some free seats of the popular block (for
+/// a browser that wants them, on its first three attempts), or none: best available.
+fn choose(
+    venue: &Venue,
+    map: &[Vec<u8>],
+    popular: bool,
+    attempt: usize,
+    quantity: u32,
+    rng: &mut impl Rng,
+) -> Option<Vec<(usize, usize)>> {
+    // After three seats taken under its nose, a browser settles for best available.
+    if !popular || attempt >= 3 {
+        return None;
+    }
+    let free: Vec<&(usize, usize)> = venue
+        .popular
+        .iter()
+        .filter(|(s, p)| map.get(*s).and_then(|row| row.get(*p)) == Some(&b'a'))
+        .collect();
+    let picked: Vec<(usize, usize)> = free
+        .choose_multiple(rng, quantity as usize)
+        .map(|seat| **seat)
+        .collect();
+    (!picked.is_empty()).then_some(picked)
 }
 
 /// Applies the deltas that have already arrived to the browser's map (without waiting).
@@ -386,16 +479,21 @@ where
 {
     loop {
         let next = tokio::time::timeout(Duration::from_millis(1), socket.next()).await;
-        let Ok(Some(Ok(Message::Text(text)))) = next else {
-            if matches!(next, Ok(Some(Ok(_)))) {
-                continue;
-            }
-            return;
-        };
-        let Ok(frame) = serde_json::from_str::<Value>(&text) else {
-            continue;
-        };
-        match frame["type"].as_str() {
+        match next {
+            Ok(Some(Ok(Message::Text(text)))) => apply(&text, venue, map),
+            Ok(Some(Ok(_))) => {}
+            _ => return,
+        }
+    }
+}
+
+/// One frame of the live map applied to the browser's copy: a snapshot replaces the
+/// sections' states, a delta changes its seats; anything else is ignored.
+fn apply(text: &str, venue: &Venue, map: &mut [Vec<u8>]) {
+    let Ok(frame) = serde_json::from_str::<Value>(text) else {
+        return;
+    };
+    match frame["type"].as_str() {
             Some("snapshot") => {
                 for (i, section) in frame["sections"]
                     .as_array()
@@ -424,7 +522,6 @@ where
                 }
             }
             _ => {}
-        }
     }
 }
 
@@ -501,7 +598,28 @@ pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
         }
         None => println!("invariants: not checked (no access to the server's database)"),
     }
-    Ok(sale.report)
+    let mut report = sale.report;
+    drop(sale.server);
+    if !common.skip_baseline {
+        let seed = seed_sale(common, plan).await?;
+        report.runs.extend(seed.runs);
+        let ours = &report.extra;
+        let faster = |key: &str| -> Option<f64> {
+            let theirs = seed.figures[key].as_f64()?;
+            let ours = ours.get(key)?.as_f64()?;
+            (ours > 0.0).then(|| theirs / ours)
+        };
+        let ratios = json!({
+            "hold_p99": p99_ratio(&report.runs, "hold", "seed hold"),
+            "checkout_p99": p99_ratio(&report.runs, "checkout", "seed checkout"),
+            "time_to_sell_90_percent": faster("seconds_to_sell_90_percent"),
+        });
+        report.extra.insert("seed_design".into(), seed.figures);
+        report
+            .extra
+            .insert("seed_design_over_boxoffice".into(), ratios);
+    }
+    Ok(report)
 }
 
 /// Sets up the event and runs the browsers to the end (or the time limit).
@@ -630,11 +748,7 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
     let elapsed = started.elapsed();
     let peak = server.peak_rss_mib();
 
-    let left = steps
-        .left
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let left = copy(&steps.left);
     let runs = vec![
         Summary::new("join", plan.browsers, elapsed, &take(&steps.join), None),
         Summary::new(
@@ -646,6 +760,13 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
         ),
         Summary::new("hold", plan.browsers, elapsed, &take(&steps.hold), None),
         Summary::new(
+            "delta-delay",
+            plan.browsers,
+            elapsed,
+            &take(&steps.delta),
+            None,
+        ),
+        Summary::new(
             "checkout",
             plan.browsers,
             elapsed,
@@ -654,22 +775,25 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
         ),
     ];
     let mut report = Report::new("flash-sale", runs);
-    let endings = steps
-        .endings
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    let timeline = steps
-        .timeline
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let sold = copy(&steps.sold);
     report.extra.insert("browsers".into(), json!(plan.browsers));
     report.extra.insert("seats".into(), json!(capacity));
-    report.extra.insert("endings".into(), json!(endings));
     report
         .extra
-        .insert("holds_per_second".into(), json!(timeline));
+        .insert("endings".into(), json!(copy(&steps.endings)));
+    report
+        .extra
+        .insert("admitted_per_second".into(), json!(copy(&steps.admitted)));
+    report
+        .extra
+        .insert("holds_per_second".into(), json!(copy(&steps.holds)));
+    report
+        .extra
+        .insert("sold_per_second".into(), json!(sold));
+    report.extra.insert(
+        "seconds_to_sell_90_percent".into(),
+        json!(second_reaching(&sold, (capacity as u64 * 90).div_ceil(100))),
+    );
     report
         .extra
         .insert("seconds".into(), json!(elapsed.as_secs_f64()));
@@ -681,6 +805,238 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
         server,
         deadline,
     })
+}
+
+/// The same sale on the seed design: the same browsers (same seeds, so the same
+/// quantities, choices and intents) at the same concurrency, straight at Postgres, the way
+/// seed 001 describes it. The seeds have no waiting room, so every browser starts at once;
+/// they see the map by reading the seats (as from a read replica), and hold, pay and
+/// release with the seed's transactions. Its 60-second sweep frees abandoned holds.
+pub async fn seed_sale(common: &Common, plan: &Plan) -> anyhow::Result<SeedSale> {
+    let base = Arc::new(Baseline::for_run(common).await?);
+    let mut sections = Vec::new();
+    for _ in 0..plan.sections {
+        sections.push(base.add_section(plan.rows, plan.seats_per_row).await?);
+    }
+    let capacity: usize = sections.iter().map(Vec::len).sum();
+    let front = (plan.seats_per_row.max(1) as usize) * 5;
+    let popular: Vec<Uuid> = sections
+        .first()
+        .map(|s| s.iter().take(front).copied().collect())
+        .unwrap_or_default();
+    println!(
+        "flash-sale: the seed design, {} browsers, {capacity} seats",
+        plan.browsers
+    );
+    let steps = Arc::new(Steps::default());
+    let gate = Arc::new(Semaphore::new(common.clients.max(1)));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(common.seconds);
+    let sweeper = {
+        let base = base.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                let _ = base.sweep().await;
+            }
+        })
+    };
+    let popular = Arc::new(popular);
+    let browsers: Vec<_> = (0..plan.browsers)
+        .map(|i| {
+            let seed = SeedBrowser {
+                base: base.clone(),
+                popular: popular.clone(),
+                steps: steps.clone(),
+                gate: gate.clone(),
+                started,
+                deadline,
+            };
+            let plan = plan.clone();
+            tokio::spawn(async move {
+                let ending = seed.visit(&plan, i as u64).await;
+                *seed
+                    .steps
+                    .endings
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .entry(ending.name())
+                    .or_default() += 1;
+            })
+        })
+        .collect();
+    for browser in browsers {
+        let _ = browser.await;
+    }
+    sweeper.abort();
+    let elapsed = started.elapsed();
+    let counts = base.seat_counts().await?;
+    if counts.tickets != counts.ticketed_seats
+        || counts.sold != counts.tickets
+        || (counts.sold + counts.held + counts.available) as usize != capacity
+    {
+        bail!("the seed design's counts do not add up: {counts:?}");
+    }
+    let sold = copy(&steps.sold);
+    Ok(SeedSale {
+        runs: vec![
+            Summary::new(
+                "seed hold",
+                plan.browsers,
+                elapsed,
+                &take(&steps.hold),
+                None,
+            ),
+            Summary::new(
+                "seed checkout",
+                plan.browsers,
+                elapsed,
+                &take(&steps.checkout),
+                None,
+            ),
+        ],
+        figures: json!({
+            "endings": copy(&steps.endings),
+            "holds_per_second": copy(&steps.holds),
+            "sold_per_second": sold,
+            "seconds_to_sell_90_percent": second_reaching(&sold, (capacity as u64 * 90).div_ceil(100)),
+            "seconds": elapsed.as_secs_f64(),
+            "seats": counts,
+        }),
+    })
+}
+
+/// The seed design's sale: its steps, and its figures for the report.
+pub struct SeedSale {
+    pub runs: Vec<Summary>,
+    pub figures: Value,
+}
+
+/// A browser of the seed design's sale.
+struct SeedBrowser {
+    base: Arc<Baseline>,
+    /// The popular block, as seat ids.
+    popular: Arc<Vec<Uuid>>,
+    steps: Arc<Steps>,
+    gate: Arc<Semaphore>,
+    started: Instant,
+    deadline: Instant,
+}
+
+impl SeedBrowser {
+    /// A statement at the seed's database, timed, at most `gate`'s permits at once.
+    async fn timed<T>(
+        &self,
+        work: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> (anyhow::Result<T>, Duration) {
+        let Ok(_permit) = self.gate.acquire().await else {
+            return (Err(anyhow::anyhow!("closed")), Duration::ZERO);
+        };
+        let t = Instant::now();
+        let result = work.await;
+        (result, t.elapsed())
+    }
+
+    /// The same visit as a boxoffice browser's with the same `rng_seed`, less the room.
+    async fn visit(&self, plan: &Plan, rng_seed: u64) -> Ending {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(rng_seed);
+        let rng = &mut rng;
+        let buyer = Uuid::new_v4();
+        let quantity = rng.gen_range(1..=4u32);
+        let popular = rng.gen_bool(plan.popular_share.clamp(0.0, 1.0));
+        let minutes = plan.hold_minutes as i32;
+        let mut order = None;
+        for attempt in 0..6 {
+            if Instant::now() > self.deadline {
+                return Ending::NotAdmitted;
+            }
+            let picked = if popular && attempt < 3 {
+                // The browser reads the block's seats and picks among the free ones.
+                let (states, _) = self.timed(self.base.seat_states(&self.popular)).await;
+                let free: Vec<Uuid> = states
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(_, state)| state == "AVAILABLE")
+                    .map(|(id, _)| id)
+                    .collect();
+                free.choose_multiple(rng, quantity as usize)
+                    .copied()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let (held, took) = if picked.is_empty() {
+                self.timed(self.base.hold_best(i64::from(quantity), buyer, minutes))
+                    .await
+            } else {
+                self.timed(self.base.hold_seats(&picked, buyer, minutes))
+                    .await
+            };
+            match held {
+                Ok(Some(order_id)) => {
+                    record(&self.steps.hold, took, "held", true);
+                    count(&self.steps.holds, self.started, 1);
+                    order = Some(order_id);
+                    break;
+                }
+                Ok(None) if picked.is_empty() => {
+                    record(&self.steps.hold, took, "sold_out", false);
+                    return Ending::SoldOut;
+                }
+                Ok(None) => {
+                    record(&self.steps.hold, took, "seat_unavailable", false);
+                    tokio::time::sleep(Duration::from_millis(rng.gen_range(100..300))).await
+                }
+                Err(_) => {
+                    record(&self.steps.hold, took, "error", false);
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+            }
+        }
+        let Some(order_id) = order else {
+            return Ending::NoSeats;
+        };
+        let intent = plan.intent(rng.gen());
+        match intent {
+            Intent::Abandon => return Ending::Abandoned,
+            Intent::Release => {
+                let _ = self.timed(self.base.release(order_id)).await;
+                return Ending::Released;
+            }
+            Intent::Pay | Intent::DeclinedThenPay => {}
+        }
+        let cards: &[&str] = if intent == Intent::DeclinedThenPay {
+            &["tok_decline", "tok_ok"]
+        } else {
+            &["tok_ok"]
+        };
+        for card in cards {
+            let (confirmed, took) = self.timed(self.base.confirm_order(order_id, card)).await;
+            match confirmed {
+                Ok(Confirmed::Paid) => {
+                    record(&self.steps.checkout, took, "paid", true);
+                    count(&self.steps.sold, self.started, u64::from(quantity));
+                    return Ending::Bought;
+                }
+                Ok(Confirmed::Declined) => record(&self.steps.checkout, took, "declined", false),
+                Ok(other) => {
+                    record(&self.steps.checkout, took, &format!("{other:?}"), false);
+                    return Ending::PaymentFailed;
+                }
+                Err(_) => record(&self.steps.checkout, took, "error", false),
+            }
+        }
+        Ending::PaymentFailed
+    }
+}
+
+/// p99 of `step` in the seed design over boxoffice's: how many times faster boxoffice is.
+fn p99_ratio(runs: &[Summary], ours: &str, theirs: &str) -> Option<f64> {
+    let of = |name: &str| runs.iter().find(|r| r.system == name).map(|r| r.p99_ms);
+    match (of(ours), of(theirs)) {
+        (Some(a), Some(b)) if a > 0.0 => Some(b / a),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -723,5 +1079,94 @@ mod tests {
         assert_eq!(venue.position("c"), Some((1, 0)));
         assert_eq!(venue.position("b"), Some((0, 1)));
         assert_eq!(venue.position("z"), None);
+    }
+
+    fn small_venue() -> Venue {
+        Venue::new(
+            vec![
+                vec!["a1".into(), "a2".into(), "a3".into()],
+                vec!["b1".into(), "b2".into()],
+            ],
+            vec![(0, 0), (0, 1), (0, 2)],
+        )
+    }
+
+    #[test]
+    fn frames_update_the_browsers_map() {
+        let venue = small_venue();
+        let mut map = vec![vec![b'a'; 3], vec![b'a'; 2]];
+        apply(
+            r#"{"type":"snapshot","seq":7,"sections":[{"states":"ahs"},{"states":"sa"}]}"#,
+            &venue,
+            &mut map,
+        );
+        assert_eq!(map, vec![b"ahs".to_vec(), b"sa".to_vec()]);
+        apply(
+            r#"{"type":"delta","seq":8,"changes":[{"seat_id":"a2","state":"available"},{"seat_id":"b2","state":"held"},{"seat_id":"zz","state":"sold"}]}"#,
+            &venue,
+            &mut map,
+        );
+        assert_eq!(map, vec![b"aas".to_vec(), b"sh".to_vec()]);
+        // A snapshot of another shape, a hold frame or garbage leave the map alone.
+        for frame in [
+            r#"{"type":"snapshot","sections":[{"states":"a"}]}"#,
+            r#"{"type":"hold","hold_id":"x","status":"HELD"}"#,
+            "not json",
+        ] {
+            apply(frame, &venue, &mut map);
+        }
+        assert_eq!(map, vec![b"aas".to_vec(), b"sh".to_vec()]);
+    }
+
+    #[test]
+    fn a_popular_browser_picks_free_seats_of_the_block_then_settles_for_best_available() {
+        let venue = small_venue();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let map = vec![b"aha".to_vec(), b"aa".to_vec()];
+        for attempt in 0..3 {
+            let picked = choose(&venue, &map, true, attempt, 4, &mut rng);
+            let mut picked = picked.unwrap_or_default();
+            picked.sort();
+            assert_eq!(picked, vec![(0, 0), (0, 2)], "only the free block seats");
+        }
+        assert_eq!(choose(&venue, &map, true, 3, 2, &mut rng), None);
+        assert_eq!(choose(&venue, &map, false, 0, 2, &mut rng), None);
+        let taken = vec![b"hsh".to_vec(), b"aa".to_vec()];
+        assert_eq!(choose(&venue, &taken, true, 0, 2, &mut rng), None);
+        let one = choose(&venue, &map, true, 0, 1, &mut rng).unwrap_or_default();
+        assert_eq!(one.len(), 1);
+    }
+
+    #[test]
+    fn waiting_browsers_poll_less_often_while_the_wait_is_long() {
+        assert_eq!(poll_after(None, 1.0), Duration::from_secs(2));
+        assert_eq!(poll_after(Some(0), 1.0), Duration::from_secs(2));
+        assert_eq!(poll_after(Some(24), 1.0), Duration::from_secs(6));
+        assert_eq!(poll_after(Some(3_600), 1.0), Duration::from_secs(10));
+        assert_eq!(poll_after(Some(24), 1.25), Duration::from_secs_f64(7.5));
+    }
+
+    #[test]
+    fn the_time_to_sell_is_when_the_running_total_reaches_the_target() {
+        let sold: BTreeMap<u64, u64> = [(0, 10), (1, 50), (4, 40)].into();
+        assert_eq!(second_reaching(&sold, 10), Some(1));
+        assert_eq!(second_reaching(&sold, 60), Some(2));
+        assert_eq!(second_reaching(&sold, 95), Some(5));
+        assert_eq!(second_reaching(&sold, 101), None);
+    }
+
+    #[test]
+    fn the_ratio_is_the_seed_designs_p99_over_ours() {
+        let mut fast = Tally::new();
+        let mut slow = Tally::new();
+        fast.record(Duration::from_millis(10), "201", true);
+        slow.record(Duration::from_millis(250), "held", true);
+        let runs = vec![
+            Summary::new("hold", 1, Duration::from_secs(1), &fast, None),
+            Summary::new("seed hold", 1, Duration::from_secs(1), &slow, None),
+        ];
+        let ratio = p99_ratio(&runs, "hold", "seed hold").unwrap_or_default();
+        assert!((ratio - 25.0).abs() < 0.1, "{ratio}");
+        assert_eq!(p99_ratio(&runs, "checkout", "seed checkout"), None);
     }
 }

@@ -186,9 +186,9 @@ pub async fn hot_section(common: &Common, rows: i32, per_row: i32) -> anyhow::Re
                     .choose_multiple(&mut rand::thread_rng(), 2)
                     .copied()
                     .collect();
-                let result = match base.hold_seats(&pick, Uuid::new_v4()).await {
-                    Ok(true) => ("held".to_owned(), true),
-                    Ok(false) => ("seat_unavailable".to_owned(), false),
+                let result = match base.hold_seats(&pick, Uuid::new_v4(), 10).await {
+                    Ok(Some(_)) => ("held".to_owned(), true),
+                    Ok(None) => ("seat_unavailable".to_owned(), false),
                     Err(_) => ("error".to_owned(), false),
                 };
                 if result.1 && (held.fetch_add(2, Ordering::Relaxed) + 2) * 100 >= capacity * 95 {

@@ -156,6 +156,7 @@ pub fn page(report: &Report) -> String {
     charts.push(latency_chart(report));
     for (key, title) in [
         ("holds_per_second", "holds per second"),
+        ("sold_per_second", "seats sold per second"),
         ("admission_timeline", "buyers admitted so far"),
     ] {
         if let Some(value) = report.extra.get(key) {

@@ -180,7 +180,96 @@ impl Report {
             let text = value.to_string();
             if text.len() <= 120 {
                 println!("{name}: {text}");
+            } else if let Some(fields) = value.as_object() {
+                // (A scenario's per-second counts are printed as the timeline below.)
+                let timeline = fields.keys().all(|k| k.parse::<u64>().is_ok());
+                for (field, value) in fields.iter().filter(|_| !timeline) {
+                    let text = value.to_string();
+                    if text.len() <= 120 {
+                        println!("{name}.{field}: {text}");
+                    }
+                }
             }
+        }
+        let timeline = Timeline::of(&self.extra);
+        if !timeline.columns.is_empty() {
+            timeline.print();
+        }
+    }
+}
+
+/// The report's per-second counts (`*_per_second` maps of second → count) side by side,
+/// in buckets of a few seconds so that a run fits in about thirty lines.
+#[derive(Debug, PartialEq)]
+pub struct Timeline {
+    pub bucket_seconds: u64,
+    pub columns: Vec<String>,
+    /// (first second of the bucket, per column: count per second in the bucket)
+    pub rows: Vec<(u64, Vec<f64>)>,
+}
+
+impl Timeline {
+    pub fn of(extra: &BTreeMap<String, serde_json::Value>) -> Timeline {
+        let series: Vec<(String, BTreeMap<u64, u64>)> = extra
+            .iter()
+            .filter_map(|(name, value)| {
+                let column = name.strip_suffix("_per_second")?;
+                let counts = value
+                    .as_object()?
+                    .iter()
+                    .filter_map(|(second, n)| Some((second.parse().ok()?, n.as_u64()?)))
+                    .collect::<BTreeMap<u64, u64>>();
+                Some((column.to_owned(), counts))
+            })
+            .collect();
+        let last = series
+            .iter()
+            .filter_map(|(_, counts)| counts.keys().next_back())
+            .max()
+            .copied()
+            .unwrap_or(0);
+        let bucket_seconds = match (last + 1).div_ceil(30) {
+            0..=1 => 1,
+            n => n.div_ceil(5) * 5,
+        };
+        let rows = if series.is_empty() {
+            Vec::new()
+        } else {
+            (0..=last / bucket_seconds)
+                .map(|b| {
+                    let from = b * bucket_seconds;
+                    let rates = series
+                        .iter()
+                        .map(|(_, counts)| {
+                            counts.range(from..from + bucket_seconds).map(|(_, n)| n).sum::<u64>()
+                                as f64
+                                / bucket_seconds as f64
+                        })
+                        .collect();
+                    (from, rates)
+                })
+                .collect()
+        };
+        Timeline {
+            bucket_seconds,
+            columns: series.into_iter().map(|(name, _)| name).collect(),
+            rows,
+        }
+    }
+
+    fn print(&self) {
+        println!("\nper second, by {} s:", self.bucket_seconds);
+        print!("{:>8}", "from s");
+        for column in &self.columns {
+            print!(" {column:>10}");
+        }
+        println!();
+        for (from, rates) in &self.rows {
+            print!("{from:>8}");
+            for rate in rates {
+                print!(" {rate:>10.1}");
+            }
+            println!();
         }
     }
 }
@@ -239,6 +328,30 @@ mod tests {
         ];
         let report = Report::new("hot-tier", runs);
         assert_eq!(report.throughput_ratio.map(|r| r.round()), Some(10.0));
+    }
+
+    #[test]
+    fn the_timeline_puts_per_second_counts_side_by_side_in_buckets() {
+        let mut extra = BTreeMap::new();
+        extra.insert("holds_per_second".into(), serde_json::json!({"0": 10, "1": 20, "5": 4}));
+        extra.insert("sold_per_second".into(), serde_json::json!({"1": 6}));
+        extra.insert("seats".into(), serde_json::json!(100));
+        let timeline = Timeline::of(&extra);
+        assert_eq!(timeline.columns, ["holds", "sold"]);
+        assert_eq!(timeline.bucket_seconds, 1);
+        assert_eq!(timeline.rows.len(), 6);
+        assert_eq!(timeline.rows[1], (1, vec![20.0, 6.0]));
+        assert_eq!(timeline.rows[3], (3, vec![0.0, 0.0]));
+
+        // A long run comes in buckets: 95 s in 5-second buckets, as rates per second.
+        let long: serde_json::Map<String, serde_json::Value> =
+            (0..95u64).map(|s| (s.to_string(), serde_json::json!(2))).collect();
+        let mut extra = BTreeMap::new();
+        extra.insert("holds_per_second".into(), serde_json::Value::Object(long));
+        let timeline = Timeline::of(&extra);
+        assert_eq!(timeline.bucket_seconds, 5);
+        assert_eq!(timeline.rows.len(), 19);
+        assert!(timeline.rows.iter().all(|(_, r)| r == &vec![2.0]));
     }
 
     #[test]
