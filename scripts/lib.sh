@@ -89,3 +89,14 @@ ensure_all() {
   ensure_postgres
   ensure_redis
 }
+
+# The browser tests: Node.js, Debian's Chromium, and playwright-core from the lock file.
+ensure_browser_tests() {
+  command -v node >/dev/null 2>&1 || apt_install nodejs npm
+  command -v npm >/dev/null 2>&1 || apt_install npm
+  [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium
+  if [ ! -d e2e/node_modules/playwright-core ]; then
+    say "installing playwright-core for the browser tests"
+    npm ci --prefix e2e --no-audit --no-fund --silent
+  fi
+}

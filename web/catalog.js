@@ -1,4 +1,7 @@
 // The public event list: filters, pages, and clear messages for every error.
+import { header } from '/app.js';
+
+header();
 const list = document.querySelector('#events');
 const status = document.querySelector('#status');
 const more = document.querySelector('#more');
@@ -18,7 +21,10 @@ function query(page) {
 function render(event) {
   const li = document.createElement('li');
   const h2 = document.createElement('h2');
-  h2.textContent = event.title;
+  const link = document.createElement('a');
+  link.href = `/event.html?id=${event.event_id}`;
+  link.textContent = event.title;
+  h2.append(link);
   const meta = document.createElement('p');
   meta.className = 'meta';
   const when = new Date(event.start_time).toLocaleString();

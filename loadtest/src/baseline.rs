@@ -72,7 +72,6 @@ pub struct SeatCounts {
     pub ticketed_seats: i64,
 }
 
-
 pub struct Baseline {
     pool: PgPool,
 }
@@ -196,7 +195,8 @@ impl Baseline {
         .bind(seat_ids)
         .fetch_all(&mut *tx)
         .await?;
-        if seats.len() != seat_ids.len() || seats.iter().any(|(_, status, _)| status != "AVAILABLE") {
+        if seats.len() != seat_ids.len() || seats.iter().any(|(_, status, _)| status != "AVAILABLE")
+        {
             tx.rollback().await?;
             return Ok(None);
         }
@@ -244,7 +244,11 @@ impl Baseline {
     /// Seed 001's `confirm_order`: lock the order, check it, charge (the simulated card:
     /// `tok_decline` declines, at no latency), mark its seats sold and write one ticket
     /// per seat, in one transaction.
-    pub async fn confirm_order(&self, order_id: Uuid, payment_token: &str) -> anyhow::Result<Confirmed> {
+    pub async fn confirm_order(
+        &self,
+        order_id: Uuid,
+        payment_token: &str,
+    ) -> anyhow::Result<Confirmed> {
         let mut tx = self.pool.begin().await?;
         let (status, expired): (String, bool) = sqlx::query_as(
             "SELECT status, now() > expires_at FROM orders WHERE order_id = $1 FOR UPDATE",
@@ -326,15 +330,16 @@ impl Baseline {
 
     /// The seats by state and the tickets, to check the seed design did not oversell.
     pub async fn seat_counts(&self) -> anyhow::Result<SeatCounts> {
-        let (sold, held, available, tickets, ticketed_seats): (i64, i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM seats WHERE status = 'SOLD'), \
+        let (sold, held, available, tickets, ticketed_seats): (i64, i64, i64, i64, i64) =
+            sqlx::query_as(
+                "SELECT (SELECT count(*) FROM seats WHERE status = 'SOLD'), \
                     (SELECT count(*) FROM seats WHERE status = 'HELD'), \
                     (SELECT count(*) FROM seats WHERE status = 'AVAILABLE'), \
                     (SELECT count(*) FROM tickets WHERE is_valid), \
                     (SELECT count(DISTINCT seat_id) FROM tickets WHERE is_valid)",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+            )
+            .fetch_one(&self.pool)
+            .await?;
         Ok(SeatCounts {
             sold,
             held,
@@ -343,7 +348,6 @@ impl Baseline {
             ticketed_seats,
         })
     }
-
 
     /// (sold, available) of a tier, to check the baseline did not oversell either.
     pub async fn tier_counts(&self, tier_id: Uuid) -> anyhow::Result<(i32, i32)> {

@@ -442,7 +442,9 @@ impl Browser {
 /// When a waiting browser asks again: a quarter of its estimated wait, between 2 and 10
 /// seconds, times `jitter` (so that tabs do not poll in step).
 fn poll_after(eta_seconds: Option<u64>, jitter: f64) -> Duration {
-    let base = eta_seconds.map_or(2.0, |eta| eta as f64 / 4.0).clamp(2.0, 10.0);
+    let base = eta_seconds
+        .map_or(2.0, |eta| eta as f64 / 4.0)
+        .clamp(2.0, 10.0);
     Duration::from_secs_f64(base * jitter)
 }
 
@@ -494,34 +496,33 @@ fn apply(text: &str, venue: &Venue, map: &mut [Vec<u8>]) {
         return;
     };
     match frame["type"].as_str() {
-            Some("snapshot") => {
-                for (i, section) in frame["sections"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .enumerate()
-                {
-                    if let (Some(states), Some(row)) = (section["states"].as_str(), map.get_mut(i))
-                    {
-                        if states.len() == row.len() {
-                            row.copy_from_slice(states.as_bytes());
-                        }
+        Some("snapshot") => {
+            for (i, section) in frame["sections"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                if let (Some(states), Some(row)) = (section["states"].as_str(), map.get_mut(i)) {
+                    if states.len() == row.len() {
+                        row.copy_from_slice(states.as_bytes());
                     }
                 }
             }
-            Some("delta") => {
-                for change in frame["changes"].as_array().into_iter().flatten() {
-                    let (Some(id), Some(state)) =
-                        (change["seat_id"].as_str(), change["state"].as_str())
-                    else {
-                        continue;
-                    };
-                    if let Some((s, p)) = venue.position(id) {
-                        map[s][p] = state.as_bytes().first().copied().unwrap_or(b'a');
-                    }
+        }
+        Some("delta") => {
+            for change in frame["changes"].as_array().into_iter().flatten() {
+                let (Some(id), Some(state)) =
+                    (change["seat_id"].as_str(), change["state"].as_str())
+                else {
+                    continue;
+                };
+                if let Some((s, p)) = venue.position(id) {
+                    map[s][p] = state.as_bytes().first().copied().unwrap_or(b'a');
                 }
             }
-            _ => {}
+        }
+        _ => {}
     }
 }
 
@@ -787,9 +788,7 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
     report
         .extra
         .insert("holds_per_second".into(), json!(copy(&steps.holds)));
-    report
-        .extra
-        .insert("sold_per_second".into(), json!(sold));
+    report.extra.insert("sold_per_second".into(), json!(sold));
     report.extra.insert(
         "seconds_to_sell_90_percent".into(),
         json!(second_reaching(&sold, (capacity as u64 * 90).div_ceil(100))),

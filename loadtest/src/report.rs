@@ -241,8 +241,10 @@ impl Timeline {
                     let rates = series
                         .iter()
                         .map(|(_, counts)| {
-                            counts.range(from..from + bucket_seconds).map(|(_, n)| n).sum::<u64>()
-                                as f64
+                            counts
+                                .range(from..from + bucket_seconds)
+                                .map(|(_, n)| n)
+                                .sum::<u64>() as f64
                                 / bucket_seconds as f64
                         })
                         .collect();
@@ -333,7 +335,10 @@ mod tests {
     #[test]
     fn the_timeline_puts_per_second_counts_side_by_side_in_buckets() {
         let mut extra = BTreeMap::new();
-        extra.insert("holds_per_second".into(), serde_json::json!({"0": 10, "1": 20, "5": 4}));
+        extra.insert(
+            "holds_per_second".into(),
+            serde_json::json!({"0": 10, "1": 20, "5": 4}),
+        );
         extra.insert("sold_per_second".into(), serde_json::json!({"1": 6}));
         extra.insert("seats".into(), serde_json::json!(100));
         let timeline = Timeline::of(&extra);
@@ -344,8 +349,9 @@ mod tests {
         assert_eq!(timeline.rows[3], (3, vec![0.0, 0.0]));
 
         // A long run comes in buckets: 95 s in 5-second buckets, as rates per second.
-        let long: serde_json::Map<String, serde_json::Value> =
-            (0..95u64).map(|s| (s.to_string(), serde_json::json!(2))).collect();
+        let long: serde_json::Map<String, serde_json::Value> = (0..95u64)
+            .map(|s| (s.to_string(), serde_json::json!(2)))
+            .collect();
         let mut extra = BTreeMap::new();
         extra.insert("holds_per_second".into(), serde_json::Value::Object(long));
         let timeline = Timeline::of(&extra);

@@ -56,6 +56,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 // Organizer: venues
                 .route("/venues", web::post().to(venues::create))
                 .route("/venues", web::get().to(venues::list))
+                .route("/venues/preview", web::post().to(venues::preview))
                 .route("/venues/{venue_id}", web::get().to(venues::get))
                 .route("/venues/{venue_id}", web::patch().to(venues::update))
                 .route(
@@ -115,6 +116,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/orders/{order_id}", web::get().to(orders::get))
                 .route("/me/orders", web::get().to(orders::mine))
                 .route("/me/tickets", web::get().to(orders::my_tickets))
+                .route("/tickets/{ticket_id}/qr.svg", web::get().to(orders::qr))
                 .default_service(web::to(not_found)),
         );
 }

@@ -13,14 +13,14 @@ use super::{accounts, catalog, events, holds, live, ops, orders, queue, venues};
     paths(
         ops::healthz, ops::readyz,
         accounts::signup, accounts::login,
-        venues::create, venues::list, venues::get, venues::update, venues::deactivate, venues::activate,
+        venues::create, venues::preview, venues::list, venues::get, venues::update, venues::deactivate, venues::activate,
         events::create, events::list_own, events::update, events::set_pricing, events::set_onsale,
         events::publish, events::cancel,
         catalog::list, catalog::get, catalog::seatmap, live::live,
         queue::new_visitor, queue::join, queue::leave, queue::status, queue::claim, queue::live, queue::stats,
         queue::control,
         holds::create, holds::get, holds::release, holds::checkout,
-        orders::get, orders::mine, orders::my_tickets,
+        orders::get, orders::mine, orders::my_tickets, orders::qr,
     ),
     modifiers(&BearerAuth),
     tags(

@@ -88,3 +88,35 @@ pub async fn my_tickets(
         .collect();
     Ok(HttpResponse::Ok().json(TicketList { tickets }))
 }
+
+/// A ticket's QR code, as an SVG image: what the door scanner reads (the ticket's
+/// `qr_token`). The ticket's buyer only.
+#[utoipa::path(get, path = "/api/v1/tickets/{ticket_id}/qr.svg", tag = "checkout", security(("bearer" = [])),
+    params(("ticket_id" = Uuid, Path)),
+    responses((status = 200, content_type = "image/svg+xml", body = String), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip(state))]
+pub async fn qr(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (buyer_id, token) = crate::persistence::orders::ticket_code(&state.pool, *path)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no ticket {}", *path)))?;
+    if buyer_id != caller.user_id {
+        return Err(ApiError::Forbidden(
+            "this ticket belongs to another buyer".into(),
+        ));
+    }
+    let code = qrcode::QrCode::with_error_correction_level(token.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("QR code of a ticket: {e}")))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(160, 160)
+        .quiet_zone(true)
+        .build();
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header(("Cache-Control", "private, max-age=86400"))
+        .body(svg))
+}

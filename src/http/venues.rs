@@ -175,6 +175,69 @@ pub async fn create(
     Ok(HttpResponse::Created().json(view(&state, venue_id).await?))
 }
 
+/// A seat of a layout preview.
+#[derive(Serialize, ToSchema)]
+pub struct PreviewSeat {
+    pub label: String,
+    pub x: f32,
+    pub y: f32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PreviewSection {
+    pub name: String,
+    pub kind: SectionKind,
+    pub capacity: i32,
+    /// Seated sections only, in seat-map order.
+    pub seats: Vec<PreviewSeat>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LayoutPreview {
+    pub capacity: i32,
+    pub sections: Vec<PreviewSection>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    pub layout: LayoutSpec,
+}
+
+/// The seat map a layout makes, without storing anything: what the layout generator
+/// draws before the organizer creates the venue. Bad layouts get the same field errors as
+/// `POST /venues`.
+#[utoipa::path(post, path = "/api/v1/venues/preview", tag = "organizer", security(("bearer" = [])),
+    request_body = PreviewRequest,
+    responses((status = 200, body = LayoutPreview), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn preview(
+    _organizer: Organizer,
+    body: Json<PreviewRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let plan = SeatingPlan::parse(&body.0.layout, "layout")?;
+    Ok(HttpResponse::Ok().json(LayoutPreview {
+        capacity: plan.capacity(),
+        sections: plan
+            .sections
+            .into_iter()
+            .map(|s| PreviewSection {
+                name: s.name,
+                kind: s.kind,
+                capacity: s.capacity,
+                seats: s
+                    .seats
+                    .into_iter()
+                    .map(|seat| PreviewSeat {
+                        label: venue::seat_label(&seat.row_label, seat.seat_number),
+                        x: seat.x,
+                        y: seat.y,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }))
+}
+
 /// The caller's venues.
 #[utoipa::path(get, path = "/api/v1/venues", tag = "organizer", security(("bearer" = [])),
     responses((status = 200, body = VenueList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]

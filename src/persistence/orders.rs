@@ -306,3 +306,15 @@ pub async fn tickets_of_orders(
     .await
     .context("loading tickets")
 }
+
+/// A ticket's buyer and QR token.
+#[tracing::instrument(skip(pool))]
+pub async fn ticket_code(pool: &PgPool, ticket_id: Uuid) -> anyhow::Result<Option<(Uuid, String)>> {
+    sqlx::query_as(
+        "SELECT o.buyer_id, t.qr_token FROM tickets t JOIN orders o ON o.order_id = t.order_id WHERE t.ticket_id = $1",
+    )
+    .bind(ticket_id)
+    .fetch_optional(pool)
+    .await
+    .context("loading a ticket's code")
+}

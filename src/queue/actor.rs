@@ -22,8 +22,8 @@ use uuid::Uuid;
 
 use super::line::{Admission, Joined, Line, Spot};
 use super::store::RoomStore;
-use crate::actors::messages::EngineError;
 use crate::actors::engine::Inventory;
+use crate::actors::messages::EngineError;
 use crate::actors::Engine;
 use crate::clock::Clock;
 

@@ -440,3 +440,74 @@ async fn checkout_needs_an_idempotency_key_and_a_payment_token() {
         .iter()
         .all(|c| !matches!(c, GatewayCall::Authorize { .. })));
 }
+
+#[actix_web::test]
+async fn a_tickets_qr_code_is_an_svg_for_its_buyer_only() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let (venue, event_id) = app.on_sale_event(&organizer.token).await;
+    let buyer = app.buyer().await;
+    let (status, hold) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"tier_id": app_tier(&app, event_id).await, "quantity": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hold} {venue:?}");
+    let (status, order) = app
+        .checkout(&buyer.token, &hold["hold_id"], "qr-1", "tok_ok")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let ticket = order["tickets"][0]["ticket_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let url = app.url(&format!("/api/v1/tickets/{ticket}/qr.svg"));
+    let response = app
+        .client
+        .get(&url)
+        .bearer_auth(&buyer.token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("image/svg+xml")
+    );
+    let svg = response.text().await.unwrap_or_default();
+    assert!(svg.contains("<svg") && svg.contains("<path"), "{svg}");
+
+    let stranger = app.buyer().await;
+    let (status, body) = app
+        .get(
+            &format!("/api/v1/tickets/{ticket}/qr.svg"),
+            Some(&stranger.token),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+    let (status, body) = app
+        .get(
+            &format!("/api/v1/tickets/{}/qr.svg", ::uuid::Uuid::new_v4()),
+            Some(&buyer.token),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, _) = app
+        .get("/api/v1/tickets/not-a-uuid/qr.svg", Some(&buyer.token))
+        .await;
+    assert!(status.is_client_error(), "{status}");
+    let (status, _) = app
+        .get(&format!("/api/v1/tickets/{ticket}/qr.svg"), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+async fn app_tier(app: &crate::helpers::TestApp, event_id: ::uuid::Uuid) -> serde_json::Value {
+    let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), None).await;
+    detail["tiers"][0]["tier_id"].clone()
+}

@@ -2,6 +2,7 @@
 //! per test.
 
 mod accounts;
+mod browser;
 mod catalog;
 mod checkout;
 mod crash;

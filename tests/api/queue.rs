@@ -422,8 +422,8 @@ async fn watch(
 }
 
 #[actix_web::test]
-async fn admission_is_held_back_by_inventory_waits_while_all_is_held_and_sold_out_is_told_at_once(
-) {
+async fn admission_is_held_back_by_inventory_waits_while_all_is_held_and_sold_out_is_told_at_once()
+{
     let app = spawn_app_with(|s| s.admission_window = std::time::Duration::from_secs(60)).await;
     let organizer = app.organizer().await;
     let event_id = app
@@ -485,7 +485,10 @@ async fn admission_is_held_back_by_inventory_waits_while_all_is_held_and_sold_ou
     app.clock.advance(Duration::seconds(5));
     assert_eq!(app.admit_pass(event_id).await, 0);
     let (_, place) = app.place(event_id, &watcher.token).await;
-    assert_eq!(place["state"], "waiting", "all held is not sold out: {place}");
+    assert_eq!(
+        place["state"], "waiting",
+        "all held is not sold out: {place}"
+    );
 
     // The second's hold ends with their shopping window (a minute): the tickets come back
     // and go to the next in line.

@@ -281,3 +281,48 @@ async fn unknown_fields_and_wrong_types_in_a_venue_are_400() {
         "validation_failed",
     );
 }
+
+#[actix_web::test]
+async fn the_layout_preview_draws_the_seats_without_storing_anything() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let layout = json!({"layout": venue_body("Preview Hall", "Lyon")["layout"]});
+    let (status, plan) = app
+        .post("/api/v1/venues/preview", Some(&organizer.token), &layout)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    assert_eq!(plan["capacity"], 122);
+    let a = &plan["sections"][0]["seats"];
+    assert_eq!(a.as_array().map(Vec::len), Some(12));
+    assert_eq!(a[0]["label"], "A-1");
+    assert!(a[1]["x"].as_f64() > a[0]["x"].as_f64(), "{a}");
+    assert_eq!(plan["sections"][2]["seats"], json!([]));
+    let (_, venues) = app.get("/api/v1/venues", Some(&organizer.token)).await;
+    assert_eq!(venues["venues"], json!([]), "nothing stored");
+
+    // Bad layouts get the same field errors as creating the venue; only organizers ask.
+    let bad = json!({"layout": {"sections": [{"name": "A", "kind": "seated", "rows": 0, "seats_per_row": 4}]}});
+    let (status, body) = app
+        .post("/api/v1/venues/preview", Some(&organizer.token), &bad)
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_fields(&body, &["layout.sections[0].rows"]);
+    let (status, body) = app
+        .post(
+            "/api/v1/venues/preview",
+            Some(&organizer.token),
+            &json!({"sections": []}),
+        )
+        .await;
+    assert!(status.is_client_error(), "{status} {body}");
+    let buyer = app.buyer().await;
+    let (status, body) = app
+        .post("/api/v1/venues/preview", Some(&buyer.token), &layout)
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+}

@@ -1,0 +1,235 @@
+// Browser tests of the web pages: headless Chromium driven by Playwright against a running
+// boxoffice server. `tests/api/browser.rs` starts the server with the events these use and
+// runs this script; it can also run by hand:
+//
+//   BASE_URL=http://127.0.0.1:8080 ROOM_EVENT=<title> OPEN_EVENT=<uuid> SHOTS=shots node e2e/run.mjs
+//
+// ROOM_EVENT is the title of a published event whose waiting room opens its sale a few
+// seconds after the start; OPEN_EVENT the id of an event on sale without a waiting room.
+// Prints one JSON line of results at the end; exits non-zero on the first failure.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
+const SHOTS = process.env.SHOTS ?? 'target/web-screenshots';
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 390, height: 844 };
+mkdirSync(SHOTS, { recursive: true });
+
+const stamp = Date.now().toString(36);
+let step = 'starting';
+const results = {};
+
+function check(condition, what) {
+  if (!condition) throw new Error(`${step}: ${what}`);
+}
+
+/** A page that fails the run on any script error. */
+async function open(context) {
+  const page = await context.newPage();
+  page.on('pageerror', (error) => { results.page_errors = [...(results.page_errors ?? []), `${step}: ${error.message}`]; });
+  return page;
+}
+
+/** Screenshots at desktop and phone widths. */
+async function shoot(page, name) {
+  await page.setViewportSize(DESKTOP);
+  await page.screenshot({ path: join(SHOTS, `${name}-desktop.png`), fullPage: true });
+  await page.setViewportSize(PHONE);
+  await page.screenshot({ path: join(SHOTS, `${name}-phone.png`), fullPage: true });
+  await page.setViewportSize(DESKTOP);
+}
+
+async function signUp(page, role, name) {
+  step = `${role} signs up`;
+  await page.goto(`${BASE}/account.html`);
+  const form = page.locator('#signup');
+  await form.getByLabel('Name').fill(name);
+  await form.getByLabel('Email').fill(`${role}-${stamp}-${Math.random().toString(36).slice(2, 8)}@example.test`);
+  await form.getByLabel(/Password/).fill('correct horse battery');
+  await form.getByLabel(role === 'buyer' ? 'buy tickets' : 'sell tickets for my events').check();
+  await form.getByRole('button', { name: 'Create the account' }).click();
+  await page.waitForURL((url) => !url.pathname.startsWith('/account'));
+}
+
+// A buyer: event list -> event page -> waiting room -> admitted -> a seat -> a declined card,
+// then a good one -> tickets with QR codes -> "my tickets".
+async function buyerJourney(browser) {
+  const context = await browser.newContext({ viewport: DESKTOP });
+  const page = await open(context);
+  step = 'account page';
+  await page.goto(`${BASE}/account.html`);
+  await shoot(page, 'account');
+  await signUp(page, 'buyer', 'Ada Buyer');
+
+  step = 'event list';
+  await page.goto(`${BASE}/`);
+  const link = page.getByRole('link', { name: process.env.ROOM_EVENT });
+  await link.waitFor();
+  await shoot(page, 'events');
+  await link.click();
+
+  step = 'event page';
+  await page.waitForSelector('#map circle');
+  check(await page.locator('#sections tr').count() >= 2, 'the section overview lists the sections');
+  await shoot(page, 'event');
+
+  step = 'waiting room';
+  await page.getByRole('button', { name: 'Join the line' }).click();
+  await page.locator('#place').waitFor({ state: 'visible' });
+  const placeText = await page.locator('#position-text').textContent();
+  check(/line/i.test(placeText ?? ''), `the buyer sees their place (${placeText})`);
+  await shoot(page, 'waiting-room');
+
+  step = 'admission';
+  await page.locator('#shop').waitFor({ state: 'visible', timeout: 30_000 });
+  check(/shopping time/i.test(await page.locator('#window').textContent()), 'the shopping window counts down');
+
+  step = 'choosing a seat';
+  const seat = page.locator('#map circle[data-state=available]').first();
+  const seatId = await seat.getAttribute('data-seat');
+  await seat.focus();
+  await page.keyboard.press('Enter'); // seats are keyboard usable
+  await page.waitForSelector(`#map circle[data-seat="${seatId}"].chosen`);
+  await page.getByRole('button', { name: 'Hold chosen seats' }).click();
+  await page.locator('#hold').waitFor({ state: 'visible' });
+  check(/left to pay/.test(await page.locator('#countdown').textContent()), 'the hold counts down');
+  await shoot(page, 'hold');
+
+  step = 'a declined card';
+  await page.getByLabel('Card number').fill('4000 0000 0000 0002');
+  await page.getByRole('button', { name: 'Pay' }).click();
+  await page.locator('#message.error').waitFor();
+  check(/declined/i.test(await page.locator('#message').textContent()), 'the declined card is explained');
+  await shoot(page, 'declined');
+
+  step = 'paying';
+  await page.getByLabel('Card number').fill('4242 4242 4242 4242');
+  await page.getByRole('button', { name: 'Pay' }).click();
+  await page.locator('#done').waitFor({ state: 'visible' });
+  await page.waitForSelector('#tickets .qr svg');
+  const tickets = await page.locator('#tickets .ticket').count();
+  check(tickets === 1, `one ticket for one seat (${tickets})`);
+  const order = (await page.locator('#order-text').textContent()) ?? '';
+  await shoot(page, 'tickets');
+
+  step = 'my tickets';
+  await page.getByRole('link', { name: 'My tickets' }).click();
+  await page.waitForSelector('.order .qr svg');
+  await shoot(page, 'orders');
+  results.buyer = { seat_id: seatId, order, tickets };
+  await context.close();
+}
+
+// Two buyers' browsers on one event: a seat held in one turns held in the other within a
+// second, and available again within a second of its release.
+async function twoBrowsers(browser) {
+  step = 'two browsers';
+  const eventUrl = `${BASE}/event.html?id=${process.env.OPEN_EVENT}`;
+  const holderContext = await browser.newContext({ viewport: DESKTOP });
+  const holder = await open(holderContext);
+  await signUp(holder, 'buyer', 'Holder');
+  const watcherContext = await browser.newContext({ viewport: PHONE });
+  const watcher = await open(watcherContext);
+  await Promise.all([holder.goto(eventUrl), watcher.goto(eventUrl)]);
+  await Promise.all([holder.waitForSelector('#map circle'), watcher.waitForSelector('#map circle')]);
+  await watcher.waitForFunction(() => document.getElementById('live-state').textContent.includes('live'));
+  const seatId = await holder.locator('#map circle[data-state=available]').nth(3).getAttribute('data-seat');
+  await holder.click(`#map circle[data-seat="${seatId}"]`);
+
+  step = 'a seat held in one browser';
+  const held = holder.waitForResponse((r) => r.url().endsWith('/holds') && r.request().method() === 'POST');
+  await holder.getByRole('button', { name: 'Hold chosen seats' }).click();
+  check((await held).status() === 201, 'the hold is made');
+  const heldAt = Date.now();
+  await watcher.waitForSelector(`#map circle[data-seat="${seatId}"][data-state=held]`, { timeout: 1000 });
+  const heldSeen = Date.now() - heldAt;
+  await shoot(watcher, 'live-held');
+
+  step = 'the seat released';
+  const released = holder.waitForResponse((r) => r.url().includes('/holds/') && r.request().method() === 'DELETE');
+  await holder.getByRole('button', { name: 'Release the seats' }).click();
+  check((await released).status() === 204, 'the hold is released');
+  const releasedAt = Date.now();
+  await watcher.waitForSelector(`#map circle[data-seat="${seatId}"][data-state=available]`, { timeout: 1000 });
+  results.live = { seat_id: seatId, held_seen_ms: heldSeen, released_seen_ms: Date.now() - releasedAt };
+
+  step = 'a seat taken under the nose';
+  // The watcher (signed out) cannot hold: the page says why instead of failing silently.
+  await watcher.click(`#map circle[data-seat="${seatId}"]`);
+  await watcher.getByRole('button', { name: 'Hold chosen seats' }).click();
+  await watcher.locator('#message.error').waitFor();
+  check(/sign in/i.test(await watcher.locator('#message').textContent()), 'a signed-out buyer is asked to sign in');
+  await holderContext.close();
+  await watcherContext.close();
+}
+
+// An organizer: sign-up, a venue from the layout generator (with its seat map), an event,
+// prices, an on-sale with a waiting room, publishing, then the live dashboard.
+async function organizerJourney(browser) {
+  const context = await browser.newContext({ viewport: DESKTOP });
+  const page = await open(context);
+  await signUp(page, 'organizer', 'Olga Organizer');
+  await page.waitForURL(/organizer\.html/);
+
+  step = 'a venue from the layout generator';
+  const venue = page.locator('#new-venue');
+  await venue.getByLabel('Name', { exact: true }).fill(`Hall ${stamp}`);
+  await venue.getByLabel('City', { exact: true }).fill('Lyon');
+  await page.getByRole('button', { name: 'Preview the seat map' }).click();
+  await page.waitForSelector('#preview-map circle');
+  const seats = await page.locator('#preview-map circle').count();
+  check(seats === 96, `the preview draws the 8 x 12 seats (${seats})`);
+  await shoot(page, 'organizer-venue-preview');
+  await venue.getByRole('button', { name: 'Create the venue' }).click();
+  await page.getByText(/Venue ".*" created/).waitFor();
+
+  step = 'an event';
+  const title = `Organizer Night ${stamp}`;
+  const event = page.locator('#new-event');
+  await event.getByLabel('Title').fill(title);
+  await event.getByLabel('Performers').fill('The Pages, Playwright');
+  await event.getByRole('button', { name: 'Create the event' }).click();
+  await page.locator('#setup').waitFor({ state: 'visible' });
+
+  step = 'prices';
+  for (const input of await page.locator('#price-rows [name=price]').all()) await input.fill('45.00');
+  await page.getByRole('button', { name: 'Save prices' }).click();
+  await page.getByText(/Prices saved/).waitFor();
+
+  step = 'the on-sale and its waiting room';
+  await page.getByRole('button', { name: 'Save the on-sale' }).click();
+  await page.getByText(/On-sale scheduled/).waitFor();
+  await page.getByRole('button', { name: 'Publish the event' }).click();
+  await page.getByText(/is published/).waitFor();
+  await shoot(page, 'organizer');
+
+  step = 'the live dashboard';
+  await page.getByRole('link', { name: 'Dashboard' }).first().click();
+  await page.waitForFunction(() => document.getElementById('phase').textContent !== '–');
+  await page.getByRole('button', { name: 'Pause admission' }).click();
+  await page.getByText('Admission paused.').waitFor();
+  await shoot(page, 'dashboard');
+  results.organizer = { title, phase: await page.locator('#phase').textContent() };
+  await context.close();
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  await buyerJourney(browser);
+  await twoBrowsers(browser);
+  await organizerJourney(browser);
+  check(!results.page_errors, `no script errors: ${results.page_errors}`);
+  console.log(JSON.stringify(results));
+} catch (error) {
+  console.error(`FAILED at "${step}": ${error.message}`);
+  console.error(JSON.stringify(results));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,124 @@
+// The organizer's live dashboard: seat counts from the live map, the waiting room's figures
+// every two seconds, holds per second over the last two minutes, and admission controls.
+import { api, header, params, say, session, socketUrl } from '/app.js';
+
+const $ = (id) => document.getElementById(id);
+const eventId = params.get('id');
+const message = $('message');
+const fail = (error) => say(message, error.message, 'error');
+const counts = new Map(); // seat id -> state
+const perSecond = new Map(); // unix second -> holds
+let stats = null;
+
+header('Dashboard');
+if (!session() || session().role !== 'organizer') {
+  location.href = `/account.html?next=${encodeURIComponent(location.pathname + location.search)}`;
+} else {
+  start().catch(fail);
+}
+
+async function start() {
+  const [event, seatmap] = await Promise.all([api(`/events/${eventId}`), api(`/events/${eventId}/seatmap`)]);
+  $('title').textContent = event.title;
+  document.title = `Live: ${event.title} — boxoffice`;
+  const order = seatmap.sections.map((s) => s.rows.flatMap((r) => r.seats.map((seat) => seat.seat_id)));
+  for (const [i, section] of seatmap.sections.entries()) {
+    for (const row of section.rows) for (const seat of row.seats) counts.set(seat.seat_id, seat.state);
+    section.index = i;
+  }
+  const tiers = new Map(event.tiers.map((t) => [t.tier_id, t]));
+  const show = () => {
+    let sold = 0; let held = 0; let available = 0;
+    for (const state of counts.values()) {
+      if (state === 'sold') sold += 1; else if (state === 'held') held += 1; else if (state === 'available') available += 1;
+    }
+    const gaLeft = [...tiers.values()].reduce((n, t) => n + t.available, 0);
+    const gaGone = [...tiers.values()].reduce((n, t) => n + t.quantity - t.available, 0);
+    $('sold').textContent = String(sold);
+    $('ga').textContent = tiers.size ? `Standing tickets: ${gaGone} of ${gaGone + gaLeft} sold or held (counted in Available: ${gaLeft} left).` : '';
+    $('held').textContent = String(held);
+    $('available').textContent = String(available + gaLeft);
+  };
+  show();
+  const connect = () => {
+    const socket = new WebSocket(socketUrl(`/events/${eventId}/live`));
+    socket.onmessage = (e) => {
+      const frame = JSON.parse(e.data);
+      if (frame.type === 'snapshot') {
+        frame.sections.forEach((packed) => {
+          const i = seatmap.sections.findIndex((s) => s.section_id === packed.section_id);
+          const ids = order[i] ?? [];
+          if (packed.states?.length === ids.length) {
+            [...packed.states].forEach((c, k) => counts.set(ids[k], { a: 'available', h: 'held', s: 'sold' }[c] ?? 'blocked'));
+          }
+        });
+      } else if (frame.type === 'delta') {
+        const second = Math.floor(Date.now() / 1000);
+        for (const change of frame.changes) {
+          if (change.state === 'held' && counts.get(change.seat_id) !== 'held') perSecond.set(second, (perSecond.get(second) ?? 0) + 1);
+          counts.set(change.seat_id, change.state);
+        }
+      }
+      for (const t of frame.tiers ?? []) {
+        const tier = tiers.get(t.tier_id);
+        if (tier) {
+          if (frame.type === 'delta' && t.available < tier.available) {
+            const second = Math.floor(Date.now() / 1000);
+            perSecond.set(second, (perSecond.get(second) ?? 0) + (tier.available - t.available));
+          }
+          tier.available = t.available;
+        }
+      }
+      show();
+    };
+    socket.onclose = () => setTimeout(connect, 1000);
+  };
+  connect();
+  if (event.onsale?.waiting_room) {
+    $('controls').hidden = false;
+    $('rate-form').onsubmit = (e) => { e.preventDefault(); control({ admission_per_minute: Number($('rate-input').value) }); };
+    $('pause').onclick = () => control({ paused: !stats?.paused });
+    await pollRoom(true);
+    setInterval(() => pollRoom(false).catch(fail), 2000);
+  } else {
+    for (const id of ['waiting', 'shopping', 'admitted', 'rate', 'phase']) $(id).textContent = 'no waiting room';
+  }
+  setInterval(chart, 1000);
+  chart();
+}
+
+async function pollRoom(first) {
+  stats = await api(`/events/${eventId}/queue/stats`);
+  showRoom(first);
+}
+
+function showRoom(first) {
+  $('waiting').textContent = String(stats.waiting);
+  $('shopping').textContent = String(stats.shopping);
+  $('admitted').textContent = String(stats.admitted_total);
+  $('rate').textContent = stats.paused ? 'paused' : `${Math.round(stats.measured_per_minute)}/min (set ${stats.admission_per_minute}/min)`;
+  $('phase').textContent = stats.phase.replace('_', ' ');
+  $('pause').textContent = stats.paused ? 'Resume admission' : 'Pause admission';
+  if (first) $('rate-input').value = stats.admission_per_minute;
+}
+
+async function control(body) {
+  try {
+    stats = await api(`/events/${eventId}/queue`, { method: 'PATCH', body });
+    showRoom(false);
+    say(message, body.paused === true ? 'Admission paused.' : body.paused === false ? 'Admission resumed.' : `Admission set to ${body.admission_per_minute} per minute.`, 'info');
+  } catch (error) {
+    fail(error);
+  }
+}
+
+function chart() {
+  const now = Math.floor(Date.now() / 1000);
+  const values = Array.from({ length: 120 }, (_, i) => perSecond.get(now - 119 + i) ?? 0);
+  for (const second of perSecond.keys()) if (second < now - 130) perSecond.delete(second);
+  const top = Math.max(1, ...values);
+  const points = values.map((v, i) => `${i},${(40 - (v / top) * 38).toFixed(2)}`).join(' ');
+  $('chart').innerHTML = `<polyline fill="none" stroke="currentColor" stroke-width="0.6" points="${points}"/>`;
+  const last10 = values.slice(-10).reduce((a, b) => a + b, 0) / 10;
+  $('chart-text').textContent = `Peak ${top}/s · last 10 s ${last10.toFixed(1)}/s`;
+}

@@ -1,0 +1,439 @@
+// The event page: details, the live seat map, the waiting room, holds, checkout and the
+// tickets. Every state the buyer sees comes from the API; every error gets a message.
+import { api, ApiError, clock, el, header, money, params, say, session, socketUrl, when } from '/app.js';
+import { drawSeatMap } from '/seatmap.js';
+import { ticketCard } from '/tickets.js';
+
+const $ = (id) => document.getElementById(id);
+const eventId = params.get('id');
+const message = $('message');
+const me = session();
+
+let event;
+let map;
+let sections = [];
+let chosen = new Set();
+let admission = null; // {token, expires_at} once the waiting room lets the buyer in
+let hold = null;
+let holdTimer = null;
+let windowTimer = null;
+let checkoutKey = null;
+
+const currency = () => event?.currency ?? 'USD';
+const price = (cents) => money(cents, currency());
+const fail = (error) => say(message, error instanceof ApiError ? error.message : String(error.message ?? error), 'error');
+const tell = (text) => say(message, text, 'info');
+const clear = () => say(message, '');
+
+header();
+start().catch(fail);
+
+async function start() {
+  if (!eventId) throw new Error('No event chosen: go back to the event list.');
+  const [detail, seatmap] = await Promise.all([
+    api(`/events/${encodeURIComponent(eventId)}`),
+    api(`/events/${encodeURIComponent(eventId)}/seatmap`),
+  ]);
+  event = detail;
+  showDetails();
+  sections = seatmap.sections.map((s) => ({
+    ...s,
+    seats: s.rows.flatMap((row) => row.seats.map((seat) => ({ ...seat, id: seat.seat_id }))),
+  }));
+  map = drawSeatMap($('map'), sections, { onPick: pick, priceLabel: price });
+  $('map').hidden = false;
+  showCounts(event.sections, event.tiers);
+  watchMap();
+  setUpShop();
+  const saved = sessionStorage.getItem(admissionKey());
+  if (saved) admission = JSON.parse(saved);
+  if (event.onsale?.waiting_room && !admissionLive()) showRoom();
+  else openShop();
+}
+
+function showDetails() {
+  $('loading').hidden = true;
+  $('details').hidden = false;
+  $('title').textContent = event.title;
+  document.title = `${event.title} — boxoffice`;
+  $('when').textContent = `${when(event.start_time)} · ${event.venue.name}, ${event.venue.city}`;
+  $('description').textContent = event.description ?? '';
+  const sale = event.onsale;
+  $('sale').textContent = sale
+    ? `On sale ${when(sale.sale_starts_at)} – ${when(sale.sale_ends_at)} · holds last ${sale.hold_minutes} min · up to ${sale.max_per_order} per order`
+    : 'Not on sale yet.';
+  $('overview').hidden = false;
+}
+
+function showCounts(sectionCounts = [], tierCounts = []) {
+  for (const count of sectionCounts) {
+    const section = sections.find((s) => s.section_id === count.section_id);
+    if (section) section.available = count.available;
+  }
+  for (const count of tierCounts) {
+    const tier = event.tiers.find((t) => t.tier_id === count.tier_id);
+    if (tier) tier.available = count.available;
+  }
+  $('sections').replaceChildren(...sections.map((s) => {
+    const tiers = event.tiers.filter((t) => t.section_id === s.section_id);
+    const cost = s.price_cents != null ? price(s.price_cents) : tiers.map((t) => `${t.name} ${price(t.price_cents)}`).join(', ');
+    const left = tiers.length ? tiers.reduce((n, t) => n + t.available, 0) : (s.available ?? s.capacity);
+    return el('tr', { 'data-section': s.section_id }, el('th', { scope: 'row' }, s.name), el('td', {}, cost || '—'), el('td', { class: 'left' }, String(left)));
+  }));
+  const tierSelect = $('tier');
+  if (event.tiers.length) {
+    const current = tierSelect.value;
+    tierSelect.replaceChildren(...event.tiers.map((t) => el('option', { value: t.tier_id, disabled: t.available === 0 }, `${t.name} — ${price(t.price_cents)} (${t.available} left)`)));
+    if (current) tierSelect.value = current;
+  }
+}
+
+// The live map: a snapshot, then numbered deltas; a gap or a lost socket resyncs.
+function watchMap() {
+  let seq = null;
+  let retry = 500;
+  const connect = () => {
+    const query = new URLSearchParams();
+    if (seq != null) query.set('since', seq);
+    if (me?.token) query.set('token', me.token);
+    const socket = new WebSocket(socketUrl(`/events/${eventId}/live?${query}`));
+    socket.onopen = () => { retry = 500; $('live-state').textContent = '· live'; };
+    socket.onmessage = (e) => {
+      const frame = JSON.parse(e.data);
+      if (frame.type === 'snapshot') {
+        seq = frame.seq;
+        for (const packed of frame.sections) {
+          const section = sections.find((s) => s.section_id === packed.section_id);
+          if (section && packed.states != null) map.setSection(section, packed.states);
+        }
+        showCounts(frame.sections, frame.tiers);
+        refreshChosen();
+      } else if (frame.type === 'delta') {
+        seq = frame.seq;
+        for (const change of frame.changes) map.setState(change.seat_id, change.state);
+        showCounts(frame.sections, frame.tiers);
+        refreshChosen();
+      } else if (frame.type === 'hold') {
+        holdNews(frame);
+      }
+    };
+    socket.onclose = (e) => {
+      $('live-state').textContent = '· reconnecting…';
+      if (e.code === 4404 || e.reason === 'event_closed') {
+        $('live-state').textContent = '· the sale is closed';
+        return;
+      }
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 10000);
+    };
+  };
+  connect();
+}
+
+// ---- the waiting room ----
+
+const admissionKey = () => `boxoffice.admission.${eventId}`;
+const admissionLive = () => admission && new Date(admission.expires_at) > new Date();
+
+function showRoom() {
+  $('room').hidden = false;
+  $('shop').hidden = true;
+  const join = $('join');
+  if (!me || me.role !== 'buyer') {
+    join.textContent = 'Sign in as a buyer to join the line';
+    join.onclick = () => { location.href = `/account.html?next=${encodeURIComponent(location.pathname + location.search)}`; };
+    return;
+  }
+  join.onclick = async () => {
+    clear();
+    join.disabled = true;
+    try {
+      showPlace(await api(`/events/${eventId}/queue`, { method: 'POST' }));
+      watchPlace();
+    } catch (error) {
+      join.disabled = false;
+      fail(error);
+    }
+  };
+  $('leave').onclick = async () => {
+    try {
+      await api(`/events/${eventId}/queue`, { method: 'DELETE' });
+    } catch (error) {
+      if (error.code !== 'not_in_queue') return fail(error);
+    }
+    placeSocket?.close(1000);
+    placeSocket = null;
+    $('place').hidden = true;
+    join.hidden = false;
+    join.disabled = false;
+    tell('You left the line.');
+  };
+  // Someone who joined before (another visit of this page) keeps their place.
+  api(`/events/${eventId}/queue`).then((place) => { showPlace(place); watchPlace(); }).catch(() => {});
+}
+
+let placeSocket = null;
+function watchPlace() {
+  if (placeSocket) return;
+  const socket = new WebSocket(socketUrl(`/events/${eventId}/queue/live?token=${encodeURIComponent(me.token)}`));
+  placeSocket = socket;
+  socket.onmessage = (e) => {
+    const news = JSON.parse(e.data);
+    if (news.type === 'queue') showPlace(news);
+    else if (news.type === 'error') fail(new ApiError(400, news));
+  };
+  socket.onclose = () => {
+    if (placeSocket !== socket) return;
+    placeSocket = null;
+    // Keep the place by asking now and then until the socket is back.
+    if (!admissionLive()) setTimeout(() => { if (!admissionLive() && !$('place').hidden) watchPlace(); }, 2000);
+  };
+}
+
+function showPlace(place) {
+  $('join').hidden = true;
+  $('place').hidden = false;
+  if (place.state === 'admitted') {
+    admission = { token: place.admission_token, expires_at: place.expires_at };
+    sessionStorage.setItem(admissionKey(), JSON.stringify(admission));
+    placeSocket?.close(1000);
+    placeSocket = null;
+    tell("It's your turn! Choose your seats.");
+    $('room').hidden = true;
+    openShop();
+  } else if (place.state === 'sold_out') {
+    $('position-text').textContent = 'Sold out.';
+    $('ahead-text').textContent = 'Every seat has been sold. Sorry!';
+    $('eta-text').textContent = '';
+  } else if (place.state === 'closed') {
+    $('position-text').textContent = 'The sale is closed.';
+    $('ahead-text').textContent = '';
+    $('eta-text').textContent = '';
+  } else if (place.phase === 'pre_queue') {
+    $('position-text').textContent = "You're in the line.";
+    $('ahead-text').textContent = `The sale opens ${when(place.sale_starts_at ?? event.onsale.sale_starts_at)}; places are then drawn at random among everyone here (${place.waiting ?? 'many'} waiting).`;
+    $('eta-text').textContent = 'Keep this page open: it moves you to the shop by itself.';
+  } else {
+    $('position-text').textContent = `Your place in line: ${place.position}`;
+    $('ahead-text').textContent = place.ahead === 0 ? "You're next." : `${place.ahead} ${place.ahead === 1 ? 'person is' : 'people are'} ahead of you.`;
+    $('eta-text').textContent = place.eta_seconds != null ? `Estimated wait: about ${clock(place.eta_seconds)}.` : 'Admission is paused for the moment.';
+  }
+}
+
+// ---- shopping ----
+
+function setUpShop() {
+  const max = event.onsale?.max_per_order ?? 1;
+  $('max').textContent = String(max);
+  $('best-qty').max = String(max);
+  $('tier-qty').max = String(max);
+  for (const s of sections.filter((s) => s.kind === 'seated')) $('best-section').append(el('option', { value: s.section_id }, s.name));
+  $('tiers').hidden = event.tiers.length === 0;
+  $('best').hidden = !sections.some((s) => s.kind === 'seated');
+  $('hold-chosen').onclick = () => makeHold({ seat_ids: [...chosen] });
+  $('best').onsubmit = (e) => {
+    e.preventDefault();
+    const request = { quantity: Number($('best-qty').value) };
+    if ($('best-section').value) request.section_id = $('best-section').value;
+    makeHold({ best_available: request });
+  };
+  $('tiers').onsubmit = (e) => {
+    e.preventDefault();
+    makeHold({ tier_id: $('tier').value, quantity: Number($('tier-qty').value) });
+  };
+  $('pay').onsubmit = (e) => { e.preventDefault(); pay(); };
+  $('release').onclick = release;
+}
+
+function openShop() {
+  if (!event.onsale) return;
+  $('shop').hidden = false;
+  clearInterval(windowTimer);
+  if (admissionLive()) {
+    const tick = () => {
+      const left = (new Date(admission.expires_at) - Date.now()) / 1000;
+      $('window').textContent = left > 0 ? `Your shopping time: ${clock(left)} left.` : 'Your shopping time is over.';
+      if (left <= 0) {
+        clearInterval(windowTimer);
+        sessionStorage.removeItem(admissionKey());
+        admission = null;
+        if (!hold) { $('shop').hidden = true; showRoom(); fail(new Error('Your shopping time ran out. Join the line again.')); }
+      }
+    };
+    tick();
+    windowTimer = setInterval(tick, 1000);
+  }
+  if (!me) tell('Sign in as a buyer to hold seats.');
+}
+
+function pick(seat) {
+  if (hold) return tell('You already hold seats: pay for them or release them first.');
+  if (chosen.has(seat.id)) {
+    chosen.delete(seat.id);
+    map.mark(seat.id, false);
+  } else if (seat.state !== 'available') {
+    return tell(`${seat.label} is ${seat.state}: pick an available seat.`);
+  } else if (chosen.size >= (event.onsale?.max_per_order ?? 1)) {
+    return tell(`You can choose up to ${event.onsale.max_per_order} seats per order.`);
+  } else {
+    chosen.add(seat.id);
+    map.mark(seat.id, true);
+  }
+  clear();
+  refreshChosen();
+}
+
+// Seats someone else took since they were chosen are dropped from the choice.
+function refreshChosen() {
+  for (const id of [...chosen]) {
+    const entry = map.entry(id);
+    if (entry && entry.seat.state !== 'available') {
+      chosen.delete(id);
+      map.mark(id, false);
+      tell(`${entry.seat.label} was just taken by someone else.`);
+    }
+  }
+  const labels = [...chosen].map((id) => map.entry(id)?.seat.label).filter(Boolean);
+  $('chosen-text').textContent = labels.length ? `Chosen: ${labels.join(', ')}` : 'No seats chosen yet.';
+  $('hold-chosen').disabled = labels.length === 0 || hold != null;
+}
+
+function admissionHeaders() {
+  return admissionLive() ? { 'X-Admission-Token': admission.token } : {};
+}
+
+async function makeHold(request) {
+  clear();
+  if (!me) return fail(new ApiError(401, { error: { code: 'unauthorized' } }));
+  try {
+    hold = await api(`/events/${eventId}/holds`, { method: 'POST', body: request, headers: admissionHeaders() });
+    for (const id of chosen) map.mark(id, false);
+    chosen = new Set();
+    for (const seat of hold.seats ?? []) map.setState(seat.seat_id, 'held');
+    showHold();
+  } catch (error) {
+    if (error.code === 'admission_invalid' || error.code === 'admission_required') {
+      sessionStorage.removeItem(admissionKey());
+      admission = null;
+      if (event.onsale?.waiting_room) { $('shop').hidden = true; showRoom(); }
+    }
+    if (error.code === 'seat_unavailable') {
+      for (const id of error.details.seat_ids ?? []) map.setState(id, 'held');
+      refreshChosen();
+    }
+    fail(error);
+  }
+}
+
+function showHold() {
+  $('shop').hidden = true;
+  $('hold').hidden = false;
+  checkoutKey = crypto.randomUUID();
+  const seats = hold.seats?.length
+    ? hold.seats.map((s) => el('li', {}, `${s.label} — ${price(s.price_cents)}`))
+    : [el('li', {}, `${hold.quantity} × ${event.tiers.find((t) => t.tier_id === hold.tier_id)?.name ?? 'ticket'}`)];
+  $('held-seats').replaceChildren(...seats);
+  $('total').textContent = money(hold.total_cents, hold.currency);
+  $('countdown-note').textContent = '';
+  clearInterval(holdTimer);
+  const tick = () => {
+    const left = (new Date(hold.expires_at) - Date.now()) / 1000;
+    $('countdown').textContent = left > 0 ? `${clock(left)} left to pay` : 'Time is up';
+    if (left <= 0) holdGone('Your hold expired and the seats went back on sale. Pick again.');
+  };
+  tick();
+  holdTimer = setInterval(tick, 1000);
+  $('card').focus();
+}
+
+function holdNews(frame) {
+  if (!hold || frame.hold_id !== hold.hold_id) return;
+  if (frame.status === 'EXPIRING_SOON') $('countdown-note').textContent = 'Less than a minute left: pay now to keep your seats.';
+  else if (frame.status === 'EXPIRED') holdGone('Your hold expired and the seats went back on sale. Pick again.');
+}
+
+function holdGone(text) {
+  clearInterval(holdTimer);
+  hold = null;
+  $('hold').hidden = true;
+  openShop();
+  refreshChosen();
+  fail(new Error(text));
+}
+
+// The simulated processor's test cards, as a card form would tokenize them.
+const TEST_CARDS = {
+  '4242424242424242': 'tok_ok',
+  '4000000000000002': 'tok_decline',
+  '4000000000009995': 'tok_insufficient_funds',
+  '4000000000000119': 'tok_fail',
+};
+
+function luhn(digits) {
+  let sum = 0;
+  for (let i = 0; i < digits.length; i++) {
+    let d = Number(digits[digits.length - 1 - i]);
+    if (i % 2 === 1) { d *= 2; if (d > 9) d -= 9; }
+    sum += d;
+  }
+  return sum % 10 === 0;
+}
+
+async function pay() {
+  clear();
+  const digits = $('card').value.replace(/[\s-]/g, '');
+  if (!/^\d{12,19}$/.test(digits) || !luhn(digits)) {
+    $('card').setAttribute('aria-invalid', 'true');
+    return fail(new Error('That card number is not valid: check the digits (see the test cards below).'));
+  }
+  $('card').removeAttribute('aria-invalid');
+  const token = TEST_CARDS[digits] ?? 'tok_ok';
+  const button = $('pay-button');
+  button.disabled = true;
+  button.textContent = 'Paying…';
+  try {
+    const order = await api(`/holds/${hold.hold_id}/checkout`, {
+      method: 'POST',
+      body: { payment_token: token },
+      headers: { 'Idempotency-Key': checkoutKey, ...admissionHeaders() },
+    });
+    clearInterval(holdTimer);
+    clearInterval(windowTimer);
+    hold = null;
+    sessionStorage.removeItem(admissionKey());
+    showOrder(order);
+  } catch (error) {
+    // A declined card may try again with another one: a new attempt, a new key.
+    if (error.code === 'payment_declined' || error.code === 'payment_failed') checkoutKey = crypto.randomUUID();
+    if (error.code === 'hold_expired' || error.code === 'hold_not_found') return holdGone(error.message);
+    fail(error);
+  } finally {
+    button.disabled = false;
+    button.textContent = 'Pay';
+  }
+}
+
+async function release() {
+  clear();
+  try {
+    await api(`/holds/${hold.hold_id}`, { method: 'DELETE' });
+  } catch (error) {
+    if (error.code !== 'hold_not_found') return fail(error);
+  }
+  for (const seat of hold.seats ?? []) map.setState(seat.seat_id, 'available');
+  clearInterval(holdTimer);
+  hold = null;
+  $('hold').hidden = true;
+  openShop();
+  refreshChosen();
+  tell('The seats are released.');
+}
+
+function showOrder(order) {
+  $('hold').hidden = true;
+  $('shop').hidden = true;
+  $('done').hidden = false;
+  $('order-text').textContent = `Order ${order.order_id.slice(0, 8)} · ${money(order.total_cents, order.currency)} paid · ${order.tickets.length} ticket${order.tickets.length === 1 ? '' : 's'}`;
+  $('tickets').replaceChildren(...order.tickets.map((t) => ticketCard(t, event.title)));
+  $('done').scrollIntoView({ behavior: 'smooth' });
+}
