@@ -125,6 +125,17 @@ struct Steps {
     sold: Mutex<BTreeMap<u64, u64>>,
 }
 
+impl Steps {
+    fn ended(&self, ending: Ending) {
+        *self
+            .endings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(ending.name())
+            .or_default() += 1;
+    }
+}
+
 /// Adds `n` to second `at` of a timeline.
 fn count(timeline: &Mutex<BTreeMap<u64, u64>>, at: Instant, n: u64) {
     *timeline
@@ -714,13 +725,7 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
             let (plan, done, progress) = (plan.clone(), done.clone(), progress.clone());
             tokio::spawn(async move {
                 let ending = browser.visit(&plan, i as u64).await;
-                *browser
-                    .steps
-                    .endings
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .entry(ending.name())
-                    .or_default() += 1;
+                browser.steps.ended(ending);
                 done.fetch_add(1, Ordering::Relaxed);
                 progress.inc(1);
             })
@@ -854,13 +859,7 @@ pub async fn seed_sale(common: &Common, plan: &Plan) -> anyhow::Result<SeedSale>
             let plan = plan.clone();
             tokio::spawn(async move {
                 let ending = seed.visit(&plan, i as u64).await;
-                *seed
-                    .steps
-                    .endings
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .entry(ending.name())
-                    .or_default() += 1;
+                seed.steps.ended(ending);
             })
         })
         .collect();
