@@ -223,16 +223,7 @@ async fn answer(request: reqwest::RequestBuilder) -> (String, u16, Value) {
                 .map_or_else(|| status.to_string(), str::to_owned);
             (code, status, body)
         }
-        Err(error) => (
-            if error.is_timeout() {
-                "timeout"
-            } else {
-                "connection_error"
-            }
-            .to_owned(),
-            0,
-            Value::Null,
-        ),
+        Err(error) => (crate::failure(&error).to_owned(), 0, Value::Null),
     }
 }
 

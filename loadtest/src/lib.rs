@@ -182,14 +182,15 @@ pub async fn post_hold(
             let _ = response.bytes().await;
             (status.as_u16().to_string(), status.as_u16() == 201)
         }
-        Err(error) => (
-            if error.is_timeout() {
-                "timeout"
-            } else {
-                "connection_error"
-            }
-            .to_owned(),
-            false,
-        ),
+        Err(error) => (failure(&error).to_owned(), false),
+    }
+}
+
+/// How a request that got no answer failed, as reports count it.
+pub fn failure(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
+        "timeout"
+    } else {
+        "connection_error"
     }
 }

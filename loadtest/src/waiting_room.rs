@@ -81,16 +81,7 @@ async fn call(request: reqwest::RequestBuilder) -> (String, bool, Value) {
             let body = response.json().await.unwrap_or(Value::Null);
             (status.as_u16().to_string(), status.is_success(), body)
         }
-        Err(error) => (
-            if error.is_timeout() {
-                "timeout"
-            } else {
-                "connection_error"
-            }
-            .to_owned(),
-            false,
-            Value::Null,
-        ),
+        Err(error) => (crate::failure(&error).to_owned(), false, Value::Null),
     }
 }
 

@@ -1117,3 +1117,46 @@ async fn leaving_frees_the_place_or_the_shopping_slot_for_the_next_buyer() {
     let (status, body) = app.call(Method::DELETE, &queue, None, None).await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
 }
+
+#[actix_web::test]
+async fn a_shopper_who_holds_seats_counts_at_the_hold_not_at_a_full_order() {
+    let app = spawn_app_with(|s| s.admission_window = std::time::Duration::from_secs(60)).await;
+    let organizer = app.organizer().await;
+    let event_id = app
+        .room_event(&organizer, Room { tiny: true, ..ROOM })
+        .await;
+    let buyers = app.quick_buyers(4).await;
+    let order = app.line_up(&organizer, event_id, &buyers).await;
+    app.clock.advance(Duration::seconds(10));
+    // 12 tickets, up to 6 each: two shoppers could take everything.
+    assert_eq!(app.admit_pass(event_id).await, 2);
+    app.clock.advance(Duration::seconds(10));
+    assert_eq!(app.admit_pass(event_id).await, 0);
+
+    // The first holds 2: 10 left, of which the second may still take 6. The first's 2 are
+    // already out of the inventory, so 4 are free for one more shopper.
+    let first = &order[0];
+    let pass = app.admission(event_id, &first.token).await;
+    let tier = app.general_tier(event_id).await;
+    let (status, hold) = app
+        .admitted_hold(
+            &first.token,
+            Some(&pass),
+            event_id,
+            &json!({"tier_id": tier, "quantity": 2}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    app.clock.advance(Duration::seconds(5));
+    assert_eq!(
+        app.admit_pass(event_id).await,
+        1,
+        "10 left - 6 promised = room for one"
+    );
+    app.clock.advance(Duration::seconds(5));
+    assert_eq!(
+        app.admit_pass(event_id).await,
+        0,
+        "3 shoppers, 1 holding: 12 promised > 10"
+    );
+}
