@@ -87,9 +87,21 @@ pub struct Settings {
     pub ip_rate_per_minute: u32,
     /// `BOXOFFICE_BUYER_RATE_PER_MINUTE`: waiting-room and hold requests allowed per buyer.
     pub buyer_rate_per_minute: u32,
-    /// `BOXOFFICE_NODE_ID`: this process's name among nodes sharing a Redis (default: a
-    /// random id at each start).
+    /// `BOXOFFICE_NODE_ID`: this process's name among the nodes sharing a database and a
+    /// Redis (default: a random id at each start).
     pub node_id: String,
+    /// `BOXOFFICE_INTERNAL_URL`: how other nodes reach this one (default:
+    /// `http://<bound address>:<bound port>`, 127.0.0.1 for an unspecified address).
+    pub internal_url: Option<String>,
+    /// `BOXOFFICE_LEASE_MS`: how long an on-sale's lease lasts without renewal; the owner
+    /// renews every quarter of it, and another node takes over this long after a crash.
+    pub lease: Duration,
+    /// `BOXOFFICE_FORWARD_TIMEOUT_MS`: how long a request forwarded to an on-sale's owner may
+    /// take (default: the payment timeout plus 5 s, since checkouts are forwarded too).
+    pub forward_timeout: Duration,
+    /// `BOXOFFICE_OPERATOR_TOKEN`: bearer token of `GET /api/v1/cluster` (unset: the
+    /// endpoint answers 404).
+    pub operator_token: Option<String>,
     /// The live seat map: `BOXOFFICE_LIVE_BATCH_MS` (how often changes go out, 100),
     /// `BOXOFFICE_LIVE_RING` (batches kept for reconnects, 600), `BOXOFFICE_LIVE_VIEWER_QUEUE`
     /// (frames queued per socket before it counts as behind, 32),
@@ -146,6 +158,7 @@ impl Settings {
                 (secret, true)
             }
         };
+        let payment_timeout_ms = bounded(&get, "BOXOFFICE_PAYMENT_TIMEOUT_MS", 10_000, 1, 300_000)?;
         let workers = match get("BOXOFFICE_WORKERS") {
             None => std::thread::available_parallelism().map_or(2, usize::from),
             Some(_) => bounded(&get, "BOXOFFICE_WORKERS", 2, 1, 256)? as usize,
@@ -211,13 +224,7 @@ impl Settings {
                 0,
                 60_000,
             )?),
-            payment_timeout: Duration::from_millis(bounded(
-                &get,
-                "BOXOFFICE_PAYMENT_TIMEOUT_MS",
-                10_000,
-                1,
-                300_000,
-            )?),
+            payment_timeout: Duration::from_millis(payment_timeout_ms),
             reconcile_every: Duration::from_secs(bounded(
                 &get,
                 "BOXOFFICE_RECONCILE_SECONDS",
@@ -274,10 +281,25 @@ impl Settings {
                 1,
                 100_000_000,
             )? as u32,
-            node_id: get("BOXOFFICE_NODE_ID").map_or_else(
-                || uuid::Uuid::new_v4().simple().to_string(),
-                |n| n.trim().to_owned(),
-            ),
+            node_id: node_id(get("BOXOFFICE_NODE_ID"))?,
+            internal_url: internal_url(get("BOXOFFICE_INTERNAL_URL"))?,
+            lease: Duration::from_millis(bounded(&get, "BOXOFFICE_LEASE_MS", 3_000, 500, 60_000)?),
+            forward_timeout: Duration::from_millis(bounded(
+                &get,
+                "BOXOFFICE_FORWARD_TIMEOUT_MS",
+                payment_timeout_ms + 5_000,
+                100,
+                600_000,
+            )?),
+            operator_token: match get("BOXOFFICE_OPERATOR_TOKEN") {
+                Some(token) if token.trim().len() < 16 => {
+                    return Err(ConfigError {
+                        name: "BOXOFFICE_OPERATOR_TOKEN",
+                        problem: "must be at least 16 characters".into(),
+                    })
+                }
+                token => token.map(|t| t.trim().to_owned()),
+            },
             live: crate::actors::broadcaster::LiveConfig {
                 batch: Duration::from_millis(bounded(
                     &get,
@@ -319,6 +341,40 @@ impl Settings {
             self.database_url = format!("{server}/{name}");
         }
         self
+    }
+}
+
+fn node_id(value: Option<String>) -> Result<String, ConfigError> {
+    match value.map(|v| v.trim().to_owned()) {
+        None => Ok(uuid::Uuid::new_v4().simple().to_string()),
+        Some(id)
+            if id.len() <= 100
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+        {
+            Ok(id)
+        }
+        Some(_) => Err(ConfigError {
+            name: "BOXOFFICE_NODE_ID",
+            problem: "must be 1 to 100 letters, digits, '-', '_' or '.'".into(),
+        }),
+    }
+}
+
+fn internal_url(value: Option<String>) -> Result<Option<String>, ConfigError> {
+    match value.map(|v| v.trim().trim_end_matches('/').to_owned()) {
+        None => Ok(None),
+        Some(url)
+            if (url.starts_with("http://") || url.starts_with("https://"))
+                && !url.chars().any(char::is_whitespace) =>
+        {
+            Ok(Some(url))
+        }
+        Some(_) => Err(ConfigError {
+            name: "BOXOFFICE_INTERNAL_URL",
+            problem: "must be an http:// or https:// URL such as http://10.0.0.5:8080".into(),
+        }),
     }
 }
 
@@ -396,6 +452,10 @@ mod tests {
             ("BOXOFFICE_HOLD_MINUTES", "ten"),
             ("BOXOFFICE_LOG_FORMAT", "xml"),
             ("BOXOFFICE_WORKERS", "-1"),
+            ("BOXOFFICE_NODE_ID", "a b"),
+            ("BOXOFFICE_INTERNAL_URL", "10.0.0.5:8080"),
+            ("BOXOFFICE_LEASE_MS", "10"),
+            ("BOXOFFICE_OPERATOR_TOKEN", "short"),
         ] {
             let error = settings(&[(name, value)]).err();
             assert_eq!(error.map(|e| e.name), Some(name), "{name}={value}");

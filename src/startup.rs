@@ -16,8 +16,10 @@ use crate::actors::mirror::HoldMirror;
 use crate::actors::registry::EngineConfig;
 use crate::actors::Engine;
 use crate::clock::{Clock, SystemClock};
+use crate::cluster::invalidate::{self, Change};
+use crate::cluster::{Cluster, LeaseHolder, LeaseTiming};
 use crate::config::Settings;
-use crate::http::{self, extract, AppState};
+use crate::http::{self, extract, forward, AppState};
 use crate::payments::{PaymentGateway, SimulatedGateway};
 use crate::persistence;
 use crate::queue::actor::RoomConfig;
@@ -51,7 +53,25 @@ pub struct Application {
     pool: PgPool,
     engine: Arc<Engine>,
     rooms: Arc<WaitingRooms>,
+    cluster: Arc<Cluster>,
     server: Server,
+}
+
+/// What runs the on-sales of this node, as the lease keeper sees it.
+struct OnSales {
+    engine: Arc<Engine>,
+    rooms: Arc<WaitingRooms>,
+}
+
+impl LeaseHolder for OnSales {
+    fn lost(&self, event_id: uuid::Uuid) {
+        self.engine.stop_moved(event_id);
+        self.rooms.forget(event_id);
+    }
+
+    fn running(&self, event_id: uuid::Uuid) -> bool {
+        self.engine.is_running(event_id) || self.rooms.is_running(event_id)
+    }
 }
 
 impl Application {
@@ -70,21 +90,31 @@ impl Application {
         let pool =
             persistence::connect(&settings.database_url, settings.db_max_connections).await?;
         persistence::migrate(&pool).await?;
-        if settings.jwt_secret_generated {
-            tracing::warn!("BOXOFFICE_JWT_SECRET is not set: a random key signs tokens, and they will not survive a restart");
-        }
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
-        let port = listener
-            .local_addr()
-            .context("reading the bound address")?
-            .port();
+        let bound = listener.local_addr().context("reading the bound address")?;
+        let port = bound.port();
+        let url = internal_url(&settings, bound);
+        // Leases get a small pool of their own: renewals must never queue behind orders.
+        let lease_pool = persistence::connect(&settings.database_url, 3).await?;
+        refuse_random_secret_beside_others(&settings, &lease_pool).await?;
+        let cluster = Arc::new(Cluster::new(
+            lease_pool,
+            settings.node_id.clone(),
+            url.clone(),
+            LeaseTiming::from_ttl(settings.lease),
+        )?);
+        tracing::info!(node = %settings.node_id, %url, lease_ms = settings.lease.as_millis() as u64, "node starting");
         let mirror = match &settings.redis_url {
-            Some(url) => Some(HoldMirror::connect(url, &settings.redis_prefix).await?),
+            Some(url) => {
+                Some(HoldMirror::connect(url, &settings.redis_prefix, cluster.clone()).await?)
+            }
             None => None,
         };
         let queues = match &settings.redis_url {
-            Some(url) => Some(QueueStore::connect(url, &settings.redis_prefix).await?),
+            Some(url) => {
+                Some(QueueStore::connect(url, &settings.redis_prefix, cluster.clone()).await?)
+            }
             None => None,
         };
         let bus = match &settings.redis_url {
@@ -105,6 +135,7 @@ impl Application {
             settings.payment_timeout,
             mirror,
             bus,
+            cluster.clone(),
         ));
         let rooms = Arc::new(WaitingRooms::new(
             pool.clone(),
@@ -121,6 +152,27 @@ impl Application {
             queues,
             dependencies.queue_seed,
         ));
+        cluster.set_holder(Arc::new(OnSales {
+            engine: engine.clone(),
+            rooms: rooms.clone(),
+        }));
+        cluster.spawn_keeper();
+        let (changed_engine, changed_rooms) = (engine.clone(), rooms.clone());
+        invalidate::spawn_listener(
+            pool.clone(),
+            Arc::new(move |change| match change {
+                // Settings change only before the sale: the engine reads them again.
+                Some((event_id, Change::Settings)) => {
+                    changed_rooms.forget(event_id);
+                    changed_engine.stop_moved(event_id);
+                }
+                Some((event_id, Change::Cancelled)) => {
+                    changed_engine.stop_event(event_id);
+                    changed_rooms.close(event_id);
+                }
+                None => changed_rooms.forget_absent(),
+            }),
+        );
         spawn_background(engine.clone(), rooms.clone(), &settings);
         let server = run(
             listener,
@@ -134,6 +186,7 @@ impl Application {
             pool,
             engine,
             rooms,
+            cluster,
             server,
         })
     }
@@ -154,6 +207,10 @@ impl Application {
         &self.rooms
     }
 
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
     /// Serves until SIGINT/SIGTERM, then stops accepting connections and lets in-flight
     /// requests finish (for up to `BOXOFFICE_SHUTDOWN_SECONDS`).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
@@ -166,8 +223,45 @@ impl Application {
             tracing::info!("shutting down: finishing in-flight requests");
             handle.stop(true).await;
         });
-        self.server.await.context("running the HTTP server")
+        let served = self.server.await.context("running the HTTP server");
+        // In-flight requests are done: give the leases back so other nodes take over now.
+        self.cluster.shut_down().await;
+        served
     }
+}
+
+/// How other nodes reach this one: `BOXOFFICE_INTERNAL_URL`, or the address and port bound.
+fn internal_url(settings: &Settings, bound: std::net::SocketAddr) -> String {
+    if let Some(url) = &settings.internal_url {
+        return url.clone();
+    }
+    let ip = if bound.ip().is_unspecified() {
+        tracing::warn!("bound to an unspecified address: other nodes will use 127.0.0.1; set BOXOFFICE_INTERNAL_URL when they run elsewhere");
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        bound.ip()
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, bound.port()))
+}
+
+/// A random signing key is fine for one node; beside other nodes, tokens signed by one
+/// would be refused by the others, so such a node does not start.
+async fn refuse_random_secret_beside_others(
+    settings: &Settings,
+    pool: &PgPool,
+) -> anyhow::Result<()> {
+    if !settings.jwt_secret_generated {
+        return Ok(());
+    }
+    if settings.internal_url.is_some() {
+        anyhow::bail!("BOXOFFICE_INTERNAL_URL is set (several nodes) but BOXOFFICE_JWT_SECRET is not: every node must sign with the same key; set it (32 bytes or more) on every node");
+    }
+    let others = persistence::leases::others_alive(pool, &settings.node_id, 10_000).await?;
+    if others > 0 {
+        anyhow::bail!("{others} other node(s) share this database but BOXOFFICE_JWT_SECRET is not set: every node must sign with the same key; set it (32 bytes or more) on every node");
+    }
+    tracing::warn!("BOXOFFICE_JWT_SECRET is not set: a random key signs tokens, and they will not survive a restart; fine for one node only");
+    Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -217,10 +311,18 @@ fn run(
     rooms: Arc<WaitingRooms>,
     settings: Settings,
 ) -> anyhow::Result<Server> {
+    let metrics = http::metrics::Metrics::new()?;
+    engine.cluster().metrics.register(&metrics.registry)?;
+    let forwarder = forward::Forwarder::new(
+        &settings.jwt_secret,
+        settings.forward_timeout,
+        settings.lease,
+    )?;
     let state = web::Data::new(AppState {
+        forwarder,
         engine,
         tokens: TokenKeys::new(&settings.jwt_secret, settings.token_ttl),
-        metrics: http::metrics::Metrics::new()?,
+        metrics,
         auth_limiter: http::ratelimit::IpLimiter::per_minute(settings.auth_rate_per_minute),
         rooms,
         visitors: VisitorKeys::new(&settings.jwt_secret, settings.visitor_ttl),
@@ -235,6 +337,7 @@ fn run(
     let web_dir = settings.web_dir.clone();
     let server = HttpServer::new(move || {
         let mut app = App::new()
+            .wrap(from_fn(forward::to_owner))
             .wrap(from_fn(http::metrics::record))
             .wrap(TracingLogger::default())
             .wrap(NormalizePath::new(TrailingSlash::Trim))

@@ -213,15 +213,14 @@ pub struct Broadcaster {
     next_id: u64,
     closed: Option<&'static str>,
     stats: LiveStats,
-    last_claim: Option<Instant>,
+    /// Whether a source stored its first snapshot in Redis yet.
+    snapshot_stored: bool,
 }
 
 /// A follower with no viewer for this long stops.
 const FOLLOWER_IDLE: Duration = Duration::from_secs(60);
 /// A follower reads a fresh snapshot once its own is this many batches old.
 const SNAPSHOT_REFRESH: u64 = 50;
-/// How often a source renews its claim in Redis.
-const CLAIM_EVERY: Duration = Duration::from_secs(2);
 
 impl Broadcaster {
     /// The source of an event's live map, this node running its engine.
@@ -262,7 +261,7 @@ impl Broadcaster {
             next_id: 0,
             closed: None,
             stats: LiveStats::default(),
-            last_claim: None,
+            snapshot_stored: false,
         }
     }
 
@@ -441,7 +440,7 @@ impl Broadcaster {
             if let Some(delta) = map.cut() {
                 self.send_batch(&delta);
             }
-            self.renew_claim();
+            self.store_first_snapshot();
         }
         self.tend_behind();
         if let Feed::Follower {
@@ -469,22 +468,19 @@ impl Broadcaster {
         }
     }
 
-    /// With Redis: names this node the event's source for the next few seconds; the first
-    /// time with a snapshot, for followers that come before the first batch.
-    fn renew_claim(&mut self) {
+    /// With Redis: stores the source's snapshot once, for followers that come before the
+    /// first batch (every batch stores the snapshot it leads to after that).
+    fn store_first_snapshot(&mut self) {
         let Some(bus) = self.bus.clone() else {
             return;
         };
-        if self.last_claim.is_some_and(|at| at.elapsed() < CLAIM_EVERY) {
+        if self.snapshot_stored {
             return;
         }
-        if self.last_claim.is_none() {
-            if let Some((seq, snapshot)) = self.source_snapshot() {
-                bus.store_snapshot(self.event_id, seq, snapshot);
-            }
+        if let Some((seq, snapshot)) = self.source_snapshot() {
+            bus.store_snapshot(self.event_id, seq, snapshot);
         }
-        bus.claim(self.event_id);
-        self.last_claim = Some(Instant::now());
+        self.snapshot_stored = true;
     }
 
     /// A follower reads the source's latest snapshot from Redis.
@@ -623,9 +619,6 @@ impl Actor for Broadcaster {
             viewer
                 .recipient
                 .do_send(Push::Close(self.closed.unwrap_or("restarting")));
-        }
-        if let (Feed::Source(_), Some(bus)) = (&self.feed, &self.bus) {
-            bus.release(self.event_id);
         }
         Running::Stop
     }

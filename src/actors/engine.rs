@@ -24,6 +24,7 @@ use super::order_writer::{OrderWriteError, OrderWriter, WriteOrder};
 use super::registry::{EngineConfig, Registry};
 use super::section::{ChangeSeats, HoldBest, HoldSeats, SeatChange};
 use crate::clock::Clock;
+use crate::cluster::{Cluster, LeaseToken};
 use crate::domain::venue::seat_label;
 use crate::payments::{reconciler, AuthorizeRequest, PaymentError, PaymentGateway};
 use crate::persistence::orders::{self, NewItem, NewOrder, NewTicket, OrderRow, TicketRow};
@@ -50,10 +51,12 @@ pub struct Engine {
     gateway: Arc<dyn PaymentGateway>,
     clock: Arc<dyn Clock>,
     payment_timeout: Duration,
+    cluster: Arc<Cluster>,
 }
 
 impl Engine {
     /// Starts the engine's threads and its order writer. Must be called inside an actix system.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         pool: sqlx::PgPool,
         clock: Arc<dyn Clock>,
@@ -62,16 +65,24 @@ impl Engine {
         payment_timeout: Duration,
         mirror: Option<super::mirror::HoldMirror>,
         bus: Option<LiveBus>,
+        cluster: Arc<Cluster>,
     ) -> Engine {
         let live_config = config.live.clone();
-        let registry = Registry::new(pool.clone(), clock.clone(), config, mirror, bus.clone());
+        let registry = Registry::new(
+            pool.clone(),
+            clock.clone(),
+            config,
+            mirror,
+            bus.clone(),
+            cluster.clone(),
+        );
         let followers = Followers::default();
         if let Some(bus) = &bus {
             bus.listen(followers.clone());
         }
-        let writer_pool = pool.clone();
+        let (writer_pool, node) = (pool.clone(), cluster.node_id().to_owned());
         let writer = OrderWriter::start_in_arbiter(&actix::Arbiter::current(), move |_| {
-            OrderWriter::new(writer_pool)
+            OrderWriter::new(writer_pool, node)
         });
         Engine {
             pool,
@@ -83,11 +94,17 @@ impl Engine {
             gateway,
             clock,
             payment_timeout,
+            cluster,
         }
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// Who owns which on-sale.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
     }
 
     /// Holds seats or tickets for a buyer, all or nothing; the hold lasts the on-sale's
@@ -100,7 +117,7 @@ impl Engine {
         request: HoldRequest,
         not_after: Option<DateTime<Utc>>,
     ) -> Result<HoldView, EngineError> {
-        let event = self.registry.get(event_id).await?;
+        let (event, lease) = self.registry.get_owned(event_id).await?;
         let reserve = ReserveHold {
             buyer_id,
             request,
@@ -188,6 +205,11 @@ impl Engine {
             }
         };
         self.registry.remember_hold(view.hold_id, event_id);
+        // A node paused mid-request must not tell a buyer "held" once another node may own
+        // the sale: its actors are stopped as soon as it notices.
+        if !lease.valid() {
+            return Err(EngineError::OwnerUnavailable);
+        }
         Ok(view)
     }
 
@@ -239,21 +261,29 @@ impl Engine {
         if let Some(live) = self.registry.live_if_running(event_id) {
             return Ok(live);
         }
-        if let Some(bus) = &self.bus {
-            let source = bus.source_of(event_id).await.unwrap_or_else(|error| {
-                tracing::warn!(%event_id, %error, "could not read the live map's source");
-                None
-            });
-            if source.is_some_and(|node| node != bus.node()) {
-                let (bus, config) = (bus.clone(), self.live_config.clone());
-                return Ok(self.followers.get_or_start(event_id, move || {
-                    Broadcaster::start_in_arbiter(&actix::Arbiter::current(), move |_| {
-                        Broadcaster::follower(event_id, config, bus)
-                    })
-                }));
+        let owner = self.cluster.owner(event_id).await.unwrap_or_else(|error| {
+            tracing::warn!(%event_id, %error, "could not read the on-sale's owner");
+            None
+        });
+        if owner
+            .as_deref()
+            .is_none_or(|node| node == self.cluster.node_id())
+        {
+            match self.registry.live(event_id).await {
+                Err(EngineError::OwnerUnavailable) => {}
+                other => return other,
             }
         }
-        self.registry.live(event_id).await
+        // Another node owns the on-sale (the lease names the live map's source): relay it.
+        let Some(bus) = &self.bus else {
+            return Err(EngineError::OwnerUnavailable);
+        };
+        let (bus, config) = (bus.clone(), self.live_config.clone());
+        Ok(self.followers.get_or_start(event_id, move || {
+            Broadcaster::start_in_arbiter(&actix::Arbiter::current(), move |_| {
+                Broadcaster::follower(event_id, config, bus)
+            })
+        }))
     }
 
     /// Seats and tickets still on sale (not held, not sold), and how many buyers hold
@@ -303,11 +333,11 @@ impl Engine {
                 _ => Err(EngineError::HoldNotFound),
             };
         };
-        let event = self.registry.get(event_id).await?;
+        let (event, lease) = self.registry.get_owned(event_id).await?;
         let hold = event.send(BeginCheckout { hold_id, buyer_id }).await??;
 
         match self
-            .pay_and_write(&hold, idempotency_key, payment_token)
+            .pay_and_write(&hold, &lease, idempotency_key, payment_token)
             .await
         {
             Ok((order, authorization_id, payment_id)) => {
@@ -330,6 +360,7 @@ impl Engine {
     async fn pay_and_write(
         &self,
         hold: &HoldView,
+        lease: &LeaseToken,
         idempotency_key: &str,
         payment_token: &str,
     ) -> Result<(NewOrder, String, Uuid), EngineError> {
@@ -379,6 +410,7 @@ impl Engine {
 
         let order = new_order(
             hold,
+            lease.epoch,
             idempotency_key,
             payment_id,
             &authorization.authorization_id,
@@ -396,6 +428,10 @@ impl Engine {
                     EngineError::Unexpected(anyhow::anyhow!("order refused by {constraint}"))
                 }
                 OrderWriteError::Failed(reason) => EngineError::Unexpected(anyhow::anyhow!(reason)),
+                OrderWriteError::Fenced => {
+                    self.cluster.fenced(hold.event_id, "orders");
+                    EngineError::OwnerUnavailable
+                }
             });
         }
         Ok((order, authorization.authorization_id, payment_id))
@@ -460,12 +496,15 @@ impl Engine {
     pub async fn lifecycle_tick(&self) -> anyhow::Result<()> {
         let now = self.clock.now();
         for event_id in onsale::due_to_open(&self.pool, now).await? {
-            if let Err(error) = self.registry.get(event_id).await {
-                tracing::warn!(%event_id, %error, "could not open an on-sale");
+            match self.registry.get(event_id).await {
+                Ok(_) => {}
+                // Another node owns it and opens it.
+                Err(EngineError::OwnerUnavailable) => {}
+                Err(error) => tracing::warn!(%event_id, %error, "could not open an on-sale"),
             }
         }
         for event_id in onsale::complete_ended(&self.pool, now).await? {
-            self.registry.stop(event_id);
+            self.registry.stop(event_id, "event_closed");
         }
         Ok(())
     }
@@ -478,7 +517,18 @@ impl Engine {
 
     /// Stops an event's actors (it was cancelled).
     pub fn stop_event(&self, event_id: Uuid) {
-        self.registry.stop(event_id);
+        self.registry.stop(event_id, "event_closed");
+    }
+
+    /// Stops an event's actors because this node no longer owns the on-sale (or its
+    /// settings changed before the sale and it must be read again).
+    pub fn stop_moved(&self, event_id: Uuid) {
+        self.registry.stop(event_id, "owner_moved");
+    }
+
+    /// Whether the event's actors run on this node.
+    pub fn is_running(&self, event_id: Uuid) -> bool {
+        self.registry.is_running(event_id)
     }
 }
 
@@ -488,6 +538,7 @@ fn qr_token() -> String {
 
 fn new_order(
     hold: &HoldView,
+    epoch: i64,
     idempotency_key: &str,
     payment_id: Uuid,
     gateway_ref: &str,
@@ -529,6 +580,7 @@ fn new_order(
         event_id: hold.event_id,
         buyer_id: hold.buyer_id,
         hold_id: hold.hold_id,
+        epoch,
         payment_id,
         gateway_ref: gateway_ref.to_owned(),
         idempotency_key: idempotency_key.to_owned(),

@@ -18,10 +18,13 @@ use super::messages::{EngineError, HeldSeat, HeldTier, HoldRequest, HoldStatus, 
 use super::mirror::{HoldMirror, MirroredHold};
 use super::section::{ChangeSeats, SeatChange, SectionActor};
 use crate::clock::Clock;
+use crate::cluster::LeaseToken;
 use crate::domain::event::EventStatus;
+use crate::domain::hold_id::hold_id_for;
 use crate::domain::venue::{seat_label, SectionKind};
 use crate::domain::FieldErrors;
-use crate::persistence::{events, onsale::SeatInfo};
+use crate::persistence::leases::{self, FencedOutcome};
+use crate::persistence::onsale::SeatInfo;
 
 /// How often deadlines are checked: a seat is never held more than this past its deadline.
 const SWEEP_EVERY: StdDuration = StdDuration::from_millis(200);
@@ -115,6 +118,9 @@ pub struct EventActor {
     /// When to warn a holder that their hold is about to expire.
     warnings: BTreeSet<(DateTime<Utc>, Uuid)>,
     hold_warning: Duration,
+    /// This node's lease on the on-sale: nothing is answered once it lapsed, and every
+    /// durable write carries its epoch.
+    lease: LeaseToken,
 }
 
 impl EventActor {
@@ -155,6 +161,22 @@ impl EventActor {
             live: None,
             warnings: BTreeSet::new(),
             hold_warning: Duration::zero(),
+            lease: LeaseToken::unfenced(event_id),
+        }
+    }
+
+    /// Runs under this node's lease on the on-sale.
+    pub fn with_lease(mut self, lease: LeaseToken) -> EventActor {
+        self.lease = lease;
+        self
+    }
+
+    /// Refuses to act once this node's lease lapsed: another node may own the sale now.
+    fn owned(&self) -> Result<(), EngineError> {
+        if self.lease.valid() {
+            Ok(())
+        } else {
+            Err(EngineError::OwnerUnavailable)
         }
     }
 
@@ -275,6 +297,7 @@ impl EventActor {
         };
         mirror.save(
             self.event_id,
+            self.lease.epoch,
             MirroredHold {
                 hold_id,
                 buyer_id: hold.buyer_id,
@@ -287,7 +310,7 @@ impl EventActor {
 
     fn mirror_remove(&self, hold_id: Uuid) {
         if let Some(mirror) = &self.mirror {
-            mirror.remove(self.event_id, hold_id);
+            mirror.remove(self.event_id, self.lease.epoch, hold_id);
         }
     }
 
@@ -503,11 +526,17 @@ impl EventActor {
         };
         let from = self.status;
         self.status = next;
-        let (pool, event_id) = (self.pool.clone(), self.event_id);
+        let (pool, event_id, epoch) = (self.pool.clone(), self.event_id, self.lease.epoch);
         ctx.spawn(
             async move {
-                if let Err(error) = events::transition(&pool, event_id, &[from], next).await {
-                    tracing::error!(%event_id, ?error, "could not record the event's status");
+                match leases::fenced_status(&pool, event_id, epoch, &[from.as_str()], next.as_str()).await {
+                    Ok(FencedOutcome::Fenced) => {
+                        tracing::warn!(%event_id, epoch, "a status write was refused: this node's lease epoch is stale")
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(%event_id, ?error, "could not record the event's status")
+                    }
                 }
             }
             .into_actor(self),
@@ -570,13 +599,14 @@ impl Handler<ReserveHold> for EventActor {
     type Result = Result<Reserved, EngineError>;
 
     fn handle(&mut self, msg: ReserveHold, _: &mut Context<Self>) -> Self::Result {
+        self.owned()?;
         let now = self.clock.now();
         self.sale_open(now)?;
         let active = self.buyers.get(&msg.buyer_id).copied().unwrap_or(0);
         if active >= self.rules.max_holds_per_buyer {
             return Err(EngineError::TooManyHolds(self.rules.max_holds_per_buyer));
         }
-        let hold_id = Uuid::new_v4();
+        let hold_id = hold_id_for(self.event_id);
         let reserved = match msg.request {
             HoldRequest::Tier { tier_id, quantity } => {
                 let index = self
@@ -768,6 +798,7 @@ impl Handler<ConfirmHold> for EventActor {
     type Result = Result<HoldView, EngineError>;
 
     fn handle(&mut self, msg: ConfirmHold, _: &mut Context<Self>) -> Self::Result {
+        self.owned()?;
         let (buyer_id, not_after) = self
             .pending
             .remove(&msg.hold_id)
@@ -817,6 +848,7 @@ impl Handler<GetHold> for EventActor {
     type Result = Result<HoldView, EngineError>;
 
     fn handle(&mut self, msg: GetHold, _: &mut Context<Self>) -> Self::Result {
+        self.owned()?;
         let hold = self.own_hold(msg.hold_id, msg.buyer_id)?;
         Ok(self.view(msg.hold_id, hold))
     }
@@ -834,6 +866,7 @@ impl Handler<ReleaseHold> for EventActor {
     type Result = Result<(), EngineError>;
 
     fn handle(&mut self, msg: ReleaseHold, _: &mut Context<Self>) -> Self::Result {
+        self.owned()?;
         let hold = self.own_hold(msg.hold_id, msg.buyer_id)?;
         if hold.status == HoldStatus::PaymentPending {
             return Err(EngineError::CheckoutInProgress);
@@ -856,6 +889,7 @@ impl Handler<BeginCheckout> for EventActor {
     type Result = Result<HoldView, EngineError>;
 
     fn handle(&mut self, msg: BeginCheckout, _: &mut Context<Self>) -> Self::Result {
+        self.owned()?;
         let now = self.clock.now();
         let hold = self.own_hold(msg.hold_id, msg.buyer_id)?;
         if hold.status == HoldStatus::PaymentPending {
@@ -980,22 +1014,23 @@ impl Handler<Counts> for EventActor {
     }
 }
 
-/// Stops the event's actors (the event was cancelled or is over).
+/// Stops the event's actors, telling live viewers why: `event_closed` (cancelled or over)
+/// or `owner_moved` (another node runs the on-sale now: reconnect).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Stop;
+pub struct Stop(pub &'static str);
 
 impl Handler<Stop> for EventActor {
     type Result = ();
 
-    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Stop, ctx: &mut Context<Self>) {
         for section in &self.sections {
             if let Some(addr) = &section.addr {
                 addr.do_send(super::section::StopSection);
             }
         }
         if let Some(live) = &self.live {
-            live.do_send(CloseLive("event_closed"));
+            live.do_send(CloseLive(msg.0));
         }
         ctx.stop();
     }

@@ -1,13 +1,13 @@
 //! The live seat map between nodes, over Redis. The node running an event's engine (its
-//! *source*) publishes each batch on the event's channel, after storing the snapshot that
-//! batch leads to, and renews a short-lived claim naming itself; every other node follows
-//! the claim's owner, relaying the batches to its own viewers.
+//! *source*: the holder of the on-sale's lease, see `cluster`) publishes each batch on the
+//! event's channel, after storing the snapshot that batch leads to; every other node
+//! follows, relaying the batches to its own viewers. There is no second claim beside the
+//! lease: who the source is, is who owns the on-sale.
 //!
 //! ```text
 //! {prefix}:live:{event_id}             channel: "{node}\nB\n{seq}\n\n{frame}" (a batch)
 //!                                               "{node}\nH\n0\n{buyer}\n{frame}" (hold news)
 //! {prefix}:livesnap:{event_id}         "{node}\n{seq}\n{snapshot frame}", kept a day
-//! {prefix}:livesource:{event_id}       the source's node id, for 10 s after each renewal
 //! ```
 //!
 //! The snapshot is stored before its batch is published, so a follower that subscribes and
@@ -30,8 +30,6 @@ use uuid::Uuid;
 
 use super::broadcaster::Broadcaster;
 
-/// How long a source's claim lasts without renewal.
-const CLAIM_SECONDS: u64 = 10;
 /// How long a stored snapshot is kept.
 const SNAPSHOT_SECONDS: u64 = 86_400;
 /// Writes waiting for Redis before new ones are dropped.
@@ -54,8 +52,6 @@ enum Op {
         buyer: Uuid,
         frame: ByteString,
     },
-    Claim(Uuid),
-    Release(Uuid),
 }
 
 /// A batch or hold news from another node, for a follower.
@@ -128,10 +124,6 @@ impl LiveBus {
         format!("{}:livesnap:{event_id}", self.prefix)
     }
 
-    fn source_key(&self, event_id: Uuid) -> String {
-        format!("{}:livesource:{event_id}", self.prefix)
-    }
-
     fn queue(&self, op: Op) {
         if self.ops.try_send(op).is_err() {
             tracing::debug!("Redis is behind: a live-map write was dropped");
@@ -161,15 +153,6 @@ impl LiveBus {
             buyer,
             frame,
         });
-    }
-
-    /// This node is the event's source for the next few seconds.
-    pub fn claim(&self, event_id: Uuid) {
-        self.queue(Op::Claim(event_id));
-    }
-
-    pub fn release(&self, event_id: Uuid) {
-        self.queue(Op::Release(event_id));
     }
 
     async fn apply(&self, ops: impl Iterator<Item = Op>) -> anyhow::Result<()> {
@@ -205,24 +188,11 @@ impl LiveBus {
                     let message = format!("{}\nH\n0\n{buyer}\n{frame}", self.node);
                     pipe.publish(self.channel(event_id), message).ignore();
                 }
-                Op::Claim(event_id) => {
-                    pipe.set_ex(self.source_key(event_id), &*self.node, CLAIM_SECONDS)
-                        .ignore();
-                }
-                Op::Release(event_id) => {
-                    pipe.del(self.source_key(event_id)).ignore();
-                }
             }
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await?;
         Ok(())
-    }
-
-    /// The node whose claim on the event is current, if any.
-    pub async fn source_of(&self, event_id: Uuid) -> anyhow::Result<Option<String>> {
-        let mut conn = self.conn.clone();
-        Ok(conn.get(self.source_key(event_id)).await?)
     }
 
     /// The snapshot the event's source stored last.

@@ -96,6 +96,10 @@ pub enum EngineError {
     PaymentFailed(String),
     #[error("the engine is busy or stopped")]
     Unavailable,
+    /// This node does not (or no longer) own the on-sale, and it could not be handed to
+    /// the node that does: the client retries shortly.
+    #[error("the on-sale's owner is unavailable")]
+    OwnerUnavailable,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

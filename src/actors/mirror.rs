@@ -11,6 +11,12 @@
 //! in order (so a release can never overtake the hold it releases). A hold acknowledged in
 //! the last moments before a crash may therefore be missing after it; its seats are then
 //! simply available again. Nothing is ever left locked.
+//!
+//! Writes are fenced (`cluster::fence`): each carries the owner's lease epoch, and Redis
+//! refuses it once a newer owner raised the event's epoch, so a paused owner that wakes up
+//! cannot bring back a hold the new owner already let go.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -19,6 +25,9 @@ use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
+
+use crate::cluster::fence::{self, FencedBatch};
+use crate::cluster::Cluster;
 
 /// What is kept of a hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,8 +42,16 @@ pub struct MirroredHold {
 }
 
 enum Op {
-    Save { event_id: Uuid, hold: MirroredHold },
-    Remove { event_id: Uuid, hold_id: Uuid },
+    Save {
+        event_id: Uuid,
+        epoch: i64,
+        hold: MirroredHold,
+    },
+    Remove {
+        event_id: Uuid,
+        epoch: i64,
+        hold_id: Uuid,
+    },
 }
 
 #[derive(Clone)]
@@ -42,11 +59,16 @@ pub struct HoldMirror {
     conn: ConnectionManager,
     prefix: String,
     ops: mpsc::UnboundedSender<Op>,
+    cluster: Arc<Cluster>,
 }
 
 impl HoldMirror {
     /// Connects and starts the writer task (on the current actix arbiter).
-    pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<HoldMirror> {
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        cluster: Arc<Cluster>,
+    ) -> anyhow::Result<HoldMirror> {
         let client = redis::Client::open(url).context("parsing REDIS_URL")?;
         let conn = ConnectionManager::new(client)
             .await
@@ -56,6 +78,7 @@ impl HoldMirror {
             conn,
             prefix: prefix.to_owned(),
             ops,
+            cluster,
         };
         let writer = mirror.clone();
         actix_web::rt::spawn(async move {
@@ -76,43 +99,83 @@ impl HoldMirror {
         format!("{}:hold:{event_id}:{hold_id}", self.prefix)
     }
 
-    pub fn save(&self, event_id: Uuid, hold: MirroredHold) {
-        let _ = self.ops.send(Op::Save { event_id, hold });
+    pub fn save(&self, event_id: Uuid, epoch: i64, hold: MirroredHold) {
+        let _ = self.ops.send(Op::Save {
+            event_id,
+            epoch,
+            hold,
+        });
     }
 
-    pub fn remove(&self, event_id: Uuid, hold_id: Uuid) {
-        let _ = self.ops.send(Op::Remove { event_id, hold_id });
+    pub fn remove(&self, event_id: Uuid, epoch: i64, hold_id: Uuid) {
+        let _ = self.ops.send(Op::Remove {
+            event_id,
+            epoch,
+            hold_id,
+        });
+    }
+
+    /// A new owner raises the event's epoch before it reads the holds back; `Ok(false)`
+    /// when Redis already saw a newer owner.
+    pub async fn raise(&self, event_id: Uuid, epoch: i64) -> anyhow::Result<bool> {
+        let mut conn = self.conn.clone();
+        fence::raise(&mut conn, &fence::epoch_key(&self.prefix, event_id), epoch).await
     }
 
     async fn apply(&self, op: Op) -> anyhow::Result<()> {
-        let mut conn = self.conn.clone();
-        match op {
-            Op::Save { event_id, hold } => {
+        let mut batch = FencedBatch::new();
+        let (event_id, epoch) = match op {
+            Op::Save {
+                event_id,
+                epoch,
+                hold,
+            } => {
                 let ttl = (hold.expires_at - Utc::now()).num_milliseconds();
                 if ttl <= 0 {
                     return Ok(());
                 }
                 let json = serde_json::to_string(&hold)?;
-                redis::pipe()
-                    .atomic()
-                    .pset_ex(self.hold_key(event_id, hold.hold_id), json, ttl as u64)
-                    .sadd(self.set_key(event_id), hold.hold_id.to_string())
-                    .query_async::<()>(&mut conn)
-                    .await?;
+                batch
+                    .cmd([
+                        "SET".to_owned(),
+                        self.hold_key(event_id, hold.hold_id),
+                        json,
+                        "PX".to_owned(),
+                        ttl.to_string(),
+                    ])
+                    .cmd([
+                        "SADD".to_owned(),
+                        self.set_key(event_id),
+                        hold.hold_id.to_string(),
+                    ]);
+                (event_id, epoch)
             }
-            Op::Remove { event_id, hold_id } => {
-                redis::pipe()
-                    .atomic()
-                    .del(self.hold_key(event_id, hold_id))
-                    .srem(self.set_key(event_id), hold_id.to_string())
-                    .query_async::<()>(&mut conn)
-                    .await?;
+            Op::Remove {
+                event_id,
+                epoch,
+                hold_id,
+            } => {
+                batch
+                    .cmd(["DEL".to_owned(), self.hold_key(event_id, hold_id)])
+                    .cmd([
+                        "SREM".to_owned(),
+                        self.set_key(event_id),
+                        hold_id.to_string(),
+                    ]);
+                (event_id, epoch)
             }
+        };
+        let mut conn = self.conn.clone();
+        let key = fence::epoch_key(&self.prefix, event_id);
+        if !batch.run(&mut conn, &key, epoch).await? {
+            self.cluster.fenced(event_id, "redis_holds");
         }
         Ok(())
     }
 
-    /// The event's holds that have not expired.
+    /// The event's holds that have not expired. (Only a new owner reads, right after it
+    /// raised the epoch; the clean-up of expired entries below needs no fencing since an
+    /// expired hold's key is gone for every owner alike.)
     pub async fn load(&self, event_id: Uuid) -> anyhow::Result<Vec<MirroredHold>> {
         let mut conn = self.conn.clone();
         let ids: Vec<String> = conn

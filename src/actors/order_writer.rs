@@ -6,6 +6,9 @@
 //! latency); while `MAX_IN_FLIGHT` batches are being written, new orders gather and go in
 //! the next batch. If a batch fails, its orders are retried one by one, so one bad order
 //! (say, a unique-constraint refusal) cannot sink the others.
+//!
+//! Each transaction checks the lease of every order's on-sale (`write_batch`): an order
+//! sold under a stale epoch is refused as `Fenced` and nothing of it is written.
 
 use actix::prelude::*;
 use futures_util::future::BoxFuture;
@@ -26,20 +29,26 @@ pub enum OrderWriteError {
     Refused(String),
     #[error("the order could not be written: {0}")]
     Failed(String),
+    /// This node's lease epoch on the on-sale is stale: another node owns it now.
+    #[error("refused: this node no longer owns the on-sale")]
+    Fenced,
 }
 
 type Reply = oneshot::Sender<Result<(), OrderWriteError>>;
 
 pub struct OrderWriter {
     pool: PgPool,
+    /// This node's id, whose leases the orders must be written under.
+    node: std::sync::Arc<str>,
     waiting: Vec<(NewOrder, Reply)>,
     in_flight: usize,
 }
 
 impl OrderWriter {
-    pub fn new(pool: PgPool) -> OrderWriter {
+    pub fn new(pool: PgPool, node: String) -> OrderWriter {
         OrderWriter {
             pool,
+            node: node.into(),
             waiting: Vec::new(),
             in_flight: 0,
         }
@@ -50,21 +59,30 @@ impl OrderWriter {
             let take = self.waiting.len().min(MAX_BATCH);
             let batch: Vec<(NewOrder, Reply)> = self.waiting.drain(..take).collect();
             self.in_flight += 1;
-            let pool = self.pool.clone();
-            ctx.spawn(write(pool, batch).into_actor(self).map(|(), act, ctx| {
-                act.in_flight -= 1;
-                act.flush(ctx);
-            }));
+            let (pool, node) = (self.pool.clone(), self.node.clone());
+            ctx.spawn(
+                write(pool, node, batch)
+                    .into_actor(self)
+                    .map(|(), act, ctx| {
+                        act.in_flight -= 1;
+                        act.flush(ctx);
+                    }),
+            );
         }
     }
 }
 
-async fn write(pool: PgPool, batch: Vec<(NewOrder, Reply)>) {
+async fn write(pool: PgPool, node: std::sync::Arc<str>, batch: Vec<(NewOrder, Reply)>) {
     let (orders, replies): (Vec<NewOrder>, Vec<Reply>) = batch.into_iter().unzip();
-    match orders::write_batch(&pool, &orders).await {
-        Ok(()) => {
-            for reply in replies {
-                let _ = reply.send(Ok(()));
+    match orders::write_batch(&pool, &node, &orders).await {
+        Ok(fenced) => {
+            for (order, reply) in orders.iter().zip(replies) {
+                let outcome = if fenced.contains(&order.order_id) {
+                    Err(OrderWriteError::Fenced)
+                } else {
+                    Ok(())
+                };
+                let _ = reply.send(outcome);
             }
         }
         Err(error) if orders.len() == 1 => {
@@ -76,9 +94,12 @@ async fn write(pool: PgPool, batch: Vec<(NewOrder, Reply)>) {
         Err(error) => {
             tracing::warn!(orders = orders.len(), %error, "a batch failed; writing its orders one by one");
             for (order, reply) in orders.into_iter().zip(replies) {
-                let outcome = orders::write_batch(&pool, std::slice::from_ref(&order))
-                    .await
-                    .map_err(|e| classify(&e));
+                let outcome =
+                    match orders::write_batch(&pool, &node, std::slice::from_ref(&order)).await {
+                        Ok(fenced) if fenced.is_empty() => Ok(()),
+                        Ok(_) => Err(OrderWriteError::Fenced),
+                        Err(error) => Err(classify(&error)),
+                    };
                 let _ = reply.send(outcome);
             }
         }

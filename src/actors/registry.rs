@@ -2,6 +2,11 @@
 //! the first time the event is asked for. Also keeps which event each live hold belongs
 //! to, so `/holds/{id}` finds its actor.
 //!
+//! An event's actors run only on the node that holds its lease (`cluster`): starting one
+//! takes the lease first, raises the epoch in Redis, and only then reads the on-sale back
+//! from Postgres and Redis, so every write of the previous owner is either read back or
+//! refused. An event whose lease lapsed is treated as not running here.
+//!
 //! A plain struct rather than an actor: lookups are reads of a map that every request
 //! makes, and must not queue behind one mailbox. Starting an event is rare and is done
 //! under an async mutex so that two requests never start the same event twice.
@@ -23,6 +28,7 @@ use super::messages::EngineError;
 use super::mirror::{HoldMirror, MirroredHold};
 use super::section::SectionActor;
 use crate::clock::Clock;
+use crate::cluster::{Cluster, ClusterError, LeaseToken};
 use crate::domain::event::EventStatus;
 use crate::domain::live_map::{LiveMap, SectionStart, TierStart};
 use crate::domain::seat_board::SeatBoard;
@@ -44,6 +50,7 @@ pub struct EngineConfig {
 struct Running {
     event: Addr<EventActor>,
     live: Addr<Broadcaster>,
+    lease: LeaseToken,
 }
 
 pub struct Registry {
@@ -58,6 +65,7 @@ pub struct Registry {
     holds: RwLock<HashMap<Uuid, Uuid>>,
     mirror: Option<HoldMirror>,
     bus: Option<LiveBus>,
+    cluster: Arc<Cluster>,
 }
 
 impl Registry {
@@ -68,6 +76,7 @@ impl Registry {
         config: EngineConfig,
         mirror: Option<HoldMirror>,
         bus: Option<LiveBus>,
+        cluster: Arc<Cluster>,
     ) -> Registry {
         let arbiters: Vec<Arbiter> = (0..config.threads.max(1)).map(|_| Arbiter::new()).collect();
         let handles = arbiters.iter().map(Arbiter::handle).collect();
@@ -83,6 +92,7 @@ impl Registry {
             holds: RwLock::new(HashMap::new()),
             mirror,
             bus,
+            cluster,
         }
     }
 
@@ -98,7 +108,7 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         events
             .get(&event_id)
-            .filter(|r| r.event.connected())
+            .filter(|r| r.event.connected() && r.lease.valid())
             .cloned()
     }
 
@@ -123,6 +133,15 @@ impl Registry {
         Ok(self.get_running(event_id).await?.event)
     }
 
+    /// The event's actor and the lease it runs under.
+    pub async fn get_owned(
+        &self,
+        event_id: Uuid,
+    ) -> Result<(Addr<EventActor>, LeaseToken), EngineError> {
+        let running = self.get_running(event_id).await?;
+        Ok((running.event, running.lease))
+    }
+
     /// The event's live map on this node, its engine started if it is not running yet.
     pub async fn live(&self, event_id: Uuid) -> Result<Addr<Broadcaster>, EngineError> {
         Ok(self.get_running(event_id).await?.live)
@@ -139,6 +158,25 @@ impl Registry {
     }
 
     async fn start(&self, event_id: Uuid) -> Result<Running, EngineError> {
+        let lease = match self.cluster.ensure(event_id).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return Err(EngineError::OwnerUnavailable),
+            Err(ClusterError::NoSuchEvent) => return Err(EngineError::EventNotFound),
+            Err(ClusterError::Stopping) => return Err(EngineError::OwnerUnavailable),
+            Err(ClusterError::Unexpected(error)) => return Err(error.into()),
+        };
+        if let Some(mirror) = &self.mirror {
+            match mirror.raise(event_id, lease.epoch).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.cluster.fenced(event_id, "redis_holds");
+                    return Err(EngineError::OwnerUnavailable);
+                }
+                Err(error) => {
+                    tracing::warn!(%event_id, %error, "could not raise the epoch in Redis")
+                }
+            }
+        }
         let state = onsale::load(&self.pool, event_id)
             .await?
             .ok_or(EngineError::EventNotFound)?;
@@ -162,7 +200,9 @@ impl Registry {
                     .then(|| SeatBoard::new(rows(&s.seats), &s.sold, &s.blocked))
             })
             .collect();
-        let restored = self.restore(event_id, &state.sections, &mut boards).await;
+        let restored = self
+            .restore(event_id, lease.epoch, &state.sections, &mut boards)
+            .await;
         let live = self.start_live(event_id, &state, &boards, &restored);
         let sections = state
             .sections
@@ -233,12 +273,14 @@ impl Registry {
             self.pool.clone(),
         );
         let actor = actor
+            .with_lease(lease.clone())
             .with_mirror(self.mirror.clone(), restored)
             .with_live(live.clone(), self.config.live.hold_warning);
-        tracing::info!(%event_id, "starting the on-sale engine of an event");
+        tracing::info!(%event_id, epoch = lease.epoch, "starting the on-sale engine of an event");
         Ok(Running {
             event: EventActor::start_in_arbiter(self.arbiter(), move |_| actor),
             live,
+            lease,
         })
     }
 
@@ -299,6 +341,7 @@ impl Registry {
     async fn restore(
         &self,
         event_id: Uuid,
+        epoch: i64,
         sections: &[onsale::SectionState],
         boards: &mut [Option<SeatBoard>],
     ) -> Vec<MirroredHold> {
@@ -320,7 +363,7 @@ impl Registry {
                 self.remember_hold(hold.hold_id, event_id);
                 kept.push(hold);
             } else {
-                mirror.remove(event_id, hold.hold_id);
+                mirror.remove(event_id, epoch, hold.hold_id);
             }
         }
         if !kept.is_empty() {
@@ -385,15 +428,21 @@ impl Registry {
             .copied()
     }
 
-    /// Stops an event's actors (cancelled or finished events).
-    pub fn stop(&self, event_id: Uuid) {
+    /// Whether the event's actors run here (under a valid lease).
+    pub fn is_running(&self, event_id: Uuid) -> bool {
+        self.running(event_id).is_some()
+    }
+
+    /// Stops an event's actors, telling live viewers why (`event_closed` for cancelled or
+    /// finished events, `owner_moved` when another node takes over).
+    pub fn stop(&self, event_id: Uuid, reason: &'static str) {
         let removed = self
             .events
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&event_id);
         if let Some(running) = removed {
-            running.event.do_send(super::event::Stop);
+            running.event.do_send(super::event::Stop(reason));
         }
         self.holds
             .write()

@@ -93,6 +93,16 @@ impl ApiError {
         }
     }
 
+    /// 503 `owner_unavailable` (with `Retry-After`): the on-sale is changing nodes, or its
+    /// owner did not answer; nothing was done, and the client retries.
+    pub fn owner_unavailable() -> ApiError {
+        ApiError::coded(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "owner_unavailable",
+            "the node running this on-sale is changing; nothing was done, retry in a moment",
+        )
+    }
+
     /// Adds a detail field beside `code` and `message` (e.g. `seat_ids`, `reason`).
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> ApiError {
         if let ApiError::Conflict { details, .. } | ApiError::Other { details, .. } = &mut self {
@@ -154,6 +164,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if let ApiError::TooManyRequests { retry_after_secs } = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+        }
+        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(1u32)));
         }
         response.json(serde_json::json!({ "error": self.body() }))
     }
@@ -233,6 +246,7 @@ impl From<crate::actors::EngineError> for ApiError {
                 ApiError::coded(StatusCode::BAD_GATEWAY, "payment_failed", "the payment could not be completed; nothing was charged")
             }
             E::Unavailable => ApiError::coded(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the on-sale engine is restarting; retry"),
+            E::OwnerUnavailable => ApiError::owner_unavailable(),
             E::Unexpected(error) => ApiError::Unexpected(error),
         }
     }
@@ -255,6 +269,7 @@ impl From<crate::queue::QueueError> for ApiError {
                 ApiError::coded(StatusCode::FORBIDDEN, "admission_invalid", message)
                     .with("reason", why.reason())
             }
+            E::OwnerUnavailable => ApiError::owner_unavailable(),
             E::Unavailable(_) => ApiError::coded(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -1,5 +1,6 @@
 //! Organizer endpoints for events: create, update, price, schedule, publish, cancel.
 
+use crate::cluster::invalidate::{self, Change};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -313,6 +314,7 @@ pub async fn set_pricing(
         .collect();
     let pricing = Pricing::parse(&body.currency, &sections, &tiers, &venue)?;
     store::replace_pricing(&state.pool, event.event_id, &pricing).await?;
+    invalidate::announce(&state.pool, event.event_id, Change::Settings).await?;
     let event = load(&state, event.event_id).await?;
     Ok(HttpResponse::Ok().json(detail(&state, event).await?))
 }
@@ -348,7 +350,9 @@ pub async fn set_onsale(
         Utc::now(),
     )?;
     store::upsert_onsale(&state.pool, event.event_id, &schedule).await?;
+    // Every node (this one too) reads the schedule and the waiting room again.
     state.rooms.forget(event.event_id);
+    invalidate::announce(&state.pool, event.event_id, Change::Settings).await?;
     let saved = store::find_onsale(&state.pool, event.event_id)
         .await?
         .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("on-sale vanished after saving")))?;
@@ -445,6 +449,7 @@ pub async fn cancel(
     }
     state.engine.stop_event(event.event_id);
     state.rooms.close(event.event_id);
+    invalidate::announce(&state.pool, event.event_id, Change::Cancelled).await?;
     let event = load(&state, event.event_id).await?;
     Ok(HttpResponse::Ok().json(detail(&state, event).await?))
 }

@@ -5,9 +5,11 @@
 pub mod accounts;
 pub mod auth;
 pub mod catalog;
+pub mod cluster;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod forward;
 pub mod holds;
 pub mod live;
 pub mod metrics;
@@ -40,6 +42,7 @@ pub struct AppState {
     pub rooms: Arc<WaitingRooms>,
     pub visitors: VisitorKeys,
     pub sale_limits: ratelimit::SaleLimits,
+    pub forwarder: forward::Forwarder,
 }
 
 /// Every route of the server, in one place.
@@ -53,6 +56,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 // Accounts
                 .route("/auth/signup", web::post().to(accounts::signup))
                 .route("/auth/login", web::post().to(accounts::login))
+                // Operator
+                .route("/cluster", web::get().to(cluster::view))
                 // Organizer: venues
                 .route("/venues", web::post().to(venues::create))
                 .route("/venues", web::get().to(venues::list))

@@ -4,14 +4,14 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, catalog, events, holds, live, ops, orders, queue, venues};
+use super::{accounts, catalog, cluster, events, holds, live, ops, orders, queue, venues};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "boxoffice", description = "Ticketing for high-demand on-sales. Errors are always \
         `{\"error\": {\"code\", \"message\", ...}}`; see API.md for the codes clients rely on."),
     paths(
-        ops::healthz, ops::readyz,
+        ops::healthz, ops::readyz, cluster::view,
         accounts::signup, accounts::login,
         venues::create, venues::preview, venues::list, venues::get, venues::update, venues::deactivate, venues::activate,
         events::create, events::list_own, events::update, events::set_pricing, events::set_onsale,
@@ -29,7 +29,7 @@ use super::{accounts, catalog, events, holds, live, ops, orders, queue, venues};
         (name = "catalog", description = "Public event list, details and seat maps"),
         (name = "waiting room", description = "Join, wait, and get the admission token (buyer or visitor token)"),
         (name = "checkout", description = "Holds, checkout, orders and tickets (account token)"),
-        (name = "operations", description = "Health and readiness"),
+        (name = "operations", description = "Health, readiness, and the operator's view of the nodes"),
     )
 )]
 pub struct ApiDoc;
@@ -47,6 +47,10 @@ impl Modify for BearerAuth {
                         .bearer_format("JWT")
                         .build(),
                 ),
+            );
+            components.add_security_scheme(
+                "operator",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
         }
     }

@@ -301,6 +301,8 @@ pub async fn live(
         state: state.clone(),
         event_id,
         who,
+        token: query.token.trim().to_owned(),
+        remote: false,
         watch: None,
         last_heard: Instant::now(),
     };
@@ -317,6 +319,10 @@ struct QueueSocket {
     state: web::Data<AppState>,
     event_id: Uuid,
     who: Uuid,
+    /// The caller's token, for asking the owner when the room runs on another node.
+    token: String,
+    /// The room runs on another node: the place is read from it on each push.
+    remote: bool,
     push_every: Duration,
     /// (watcher id, sale start) once registered with the room.
     watch: Option<(u64, DateTime<Utc>)>,
@@ -352,12 +358,45 @@ impl QueueSocket {
         }
     }
 
-    fn push(&self, ctx: &mut ws::WebsocketContext<Self>) {
+    fn push(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         let (state, event_id, who) = (self.state.clone(), self.event_id, self.who);
+        if self.remote && state.engine.cluster().token(event_id).is_some() {
+            // This node took the on-sale over: watch the room here from now on.
+            self.remote = false;
+            self.watch_room(ctx);
+        }
+        if self.remote {
+            let token = self.token.clone();
+            ctx.spawn(
+                async move { state.forwarder.queue_status(&state, event_id, &token).await }
+                    .into_actor(self)
+                    .map(|text, _, ctx| ctx.text(text)),
+            );
+            return;
+        }
         ctx.spawn(
             async move { state.rooms.status(event_id, who).await }
                 .into_actor(self)
                 .map(|result, act, ctx| act.send_result(result, ctx)),
+        );
+    }
+
+    /// Registers with the room to hear of an admission at once; where the room runs on
+    /// another node, reads the place from there on each push instead.
+    fn watch_room(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let (state, event_id, who) = (self.state.clone(), self.event_id, self.who);
+        let recipient = ctx.address().recipient::<RoomNews>();
+        ctx.wait(
+            async move { state.rooms.watch(event_id, who, recipient).await }
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Ok(watch) => act.watch = Some(watch),
+                    Err(QueueError::OwnerUnavailable) => act.remote = true,
+                    Err(error) => {
+                        act.send_result(Err(error), ctx);
+                        ctx.stop();
+                    }
+                }),
         );
     }
 }
@@ -366,19 +405,7 @@ impl Actor for QueueSocket {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let (state, event_id, who) = (self.state.clone(), self.event_id, self.who);
-        let recipient = ctx.address().recipient::<RoomNews>();
-        ctx.wait(
-            async move { state.rooms.watch(event_id, who, recipient).await }
-                .into_actor(self)
-                .map(|result, act, ctx| match result {
-                    Ok(watch) => act.watch = Some(watch),
-                    Err(error) => {
-                        act.send_result(Err(error), ctx);
-                        ctx.stop();
-                    }
-                }),
-        );
+        self.watch_room(ctx);
         self.push(ctx);
         ctx.run_interval(self.push_every, |act, ctx| act.push(ctx));
         ctx.run_interval(HEARTBEAT, |act, ctx| {

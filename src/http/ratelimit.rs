@@ -41,10 +41,16 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 }
 
-/// The address a request came from.
+/// The address a request came from: the peer, or, for a request another node forwarded
+/// (genuine hop header), the client that node saw.
 pub fn client_ip(req: &HttpRequest) -> IpAddr {
-    req.peer_addr()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |addr| addr.ip())
+    let forwarded = req
+        .app_data::<actix_web::web::Data<super::AppState>>()
+        .and_then(|state| state.forwarder.forwarded_client(req.headers()));
+    forwarded.unwrap_or_else(|| {
+        req.peer_addr()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |addr| addr.ip())
+    })
 }
 
 /// A limit per client IP address.

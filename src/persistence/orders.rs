@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::leases;
+
 /// A confirmed order ready to be written, with its items and tickets.
 #[derive(Debug, Clone)]
 pub struct NewOrder {
@@ -13,6 +15,9 @@ pub struct NewOrder {
     pub event_id: Uuid,
     pub buyer_id: Uuid,
     pub hold_id: Uuid,
+    /// The epoch of the lease the order was sold under: the write is refused unless it is
+    /// still the on-sale's (fencing).
+    pub epoch: i64,
     pub payment_id: Uuid,
     pub gateway_ref: String,
     pub idempotency_key: String,
@@ -41,8 +46,29 @@ pub struct NewTicket {
 
 /// Writes every order of the batch, its items, tickets, tier counts, payment link and
 /// outbox row, in one transaction: all of them, or (on any error) none.
+///
+/// Fencing: the transaction first locks the leases of the batch's events (`FOR SHARE`);
+/// an order whose epoch is no longer its on-sale's (or whose lease `node` no longer holds)
+/// is left out and its id returned, so a paused owner that wakes up never confirms a sale.
 #[tracing::instrument(skip(pool, orders), fields(orders = orders.len()))]
-pub async fn write_batch(pool: &PgPool, orders: &[NewOrder]) -> Result<(), sqlx::Error> {
+pub async fn write_batch(
+    pool: &PgPool,
+    node: &str,
+    orders: &[NewOrder],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut events: Vec<Uuid> = orders.iter().map(|o| o.event_id).collect();
+    events.sort_unstable();
+    events.dedup();
+    let current = leases::lock_current(&mut *tx, node, &events).await?;
+    let (orders, fenced): (Vec<&NewOrder>, Vec<&NewOrder>) = orders
+        .iter()
+        .partition(|o| current.contains(&(o.event_id, o.epoch)));
+    let fenced: Vec<Uuid> = fenced.iter().map(|o| o.order_id).collect();
+    if orders.is_empty() {
+        tx.rollback().await?;
+        return Ok(fenced);
+    }
     let mut o_ids = Vec::new();
     let mut o_events = Vec::new();
     let mut o_buyers = Vec::new();
@@ -89,7 +115,7 @@ pub async fn write_batch(pool: &PgPool, orders: &[NewOrder]) -> Result<(), sqlx:
         Vec::new(),
     );
     let mut outbox = Vec::new();
-    for order in orders {
+    for order in &orders {
         o_ids.push(order.order_id);
         o_events.push(order.event_id);
         o_buyers.push(order.buyer_id);
@@ -125,7 +151,6 @@ pub async fn write_batch(pool: &PgPool, orders: &[NewOrder]) -> Result<(), sqlx:
         }
     }
 
-    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO orders (order_id, event_id, buyer_id, hold_id, payment_id, idempotency_key, currency, total_cents, \
          status, confirmed_at) \
@@ -198,7 +223,8 @@ pub async fn write_batch(pool: &PgPool, orders: &[NewOrder]) -> Result<(), sqlx:
     .bind(&outbox)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(fenced)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -4,6 +4,11 @@
 //! Which on-sales have a waiting room is read from Postgres once per event and kept; a
 //! changed schedule (`forget`) is read again. Rooms run on a thread of their own, and come
 //! back from Redis when the node restarts.
+//!
+//! A room runs on the node that owns its on-sale's lease (`cluster`), beside the event's
+//! engine: starting one takes the lease, raises the epoch in Redis, and only then reads the
+//! line back, so the previous owner's writes are either read or refused. A room whose lease
+//! lapsed counts as not running here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -27,6 +32,7 @@ use super::line::Line;
 use super::store::QueueStore;
 use crate::actors::Engine;
 use crate::clock::Clock;
+use crate::cluster::{ClusterError, LeaseToken};
 use crate::domain::event::EventStatus;
 use crate::persistence::events as store;
 
@@ -47,6 +53,8 @@ pub enum QueueError {
     AdmissionInvalid(AdmissionError),
     #[error("the waiting room is not available: {0}")]
     Unavailable(#[from] MailboxError),
+    #[error("the on-sale's owner is unavailable")]
+    OwnerUnavailable,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -107,6 +115,7 @@ enum Room {
     Open {
         addr: Addr<QueueActor>,
         sale_starts_at: DateTime<Utc>,
+        lease: LeaseToken,
     },
 }
 
@@ -160,7 +169,7 @@ impl WaitingRooms {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match rooms.get(&event_id) {
-            Some(Room::Open { addr, .. }) if !addr.connected() => None,
+            Some(Room::Open { addr, lease, .. }) if !addr.connected() || !lease.valid() => None,
             other => other.cloned(),
         }
     }
@@ -205,6 +214,19 @@ impl WaitingRooms {
             admission_per_minute: u32::try_from(rate).unwrap_or(0),
             paused: onsale.admission_paused,
         };
+        let lease = match self.engine.cluster().ensure(event_id).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return Err(QueueError::OwnerUnavailable),
+            Err(ClusterError::NoSuchEvent) => return Err(QueueError::EventNotFound),
+            Err(ClusterError::Stopping) => return Err(QueueError::OwnerUnavailable),
+            Err(ClusterError::Unexpected(error)) => return Err(error.into()),
+        };
+        if let Some(queues) = &self.store {
+            if !queues.raise(event_id, lease.epoch).await? {
+                self.engine.cluster().fenced(event_id, "redis_queue");
+                return Err(QueueError::OwnerUnavailable);
+            }
+        }
         let now = self.clock.now();
         let line = match &self.store {
             Some(queues) => {
@@ -231,9 +253,10 @@ impl WaitingRooms {
         let (engine, clock, config) =
             (self.engine.clone(), self.clock.clone(), self.config.clone());
         let queues = self.store.clone();
+        let epoch = lease.epoch;
         let addr = QueueActor::start_in_arbiter(&self.arbiter, move |_| {
             // The Redis writer runs on the room's own thread.
-            let room_store = queues.map(|q| q.room(event_id, expire));
+            let room_store = queues.map(|q| q.room(event_id, epoch, expire));
             QueueActor::new(
                 event_id, schedule, config, line, rng, engine, clock, room_store, closed,
             )
@@ -241,6 +264,7 @@ impl WaitingRooms {
         Ok(Room::Open {
             addr,
             sale_starts_at: schedule.sale_starts_at,
+            lease,
         })
     }
 
@@ -252,14 +276,26 @@ impl WaitingRooms {
             Room::Open {
                 addr,
                 sale_starts_at,
+                ..
             } => Ok((addr, sale_starts_at)),
             Room::None => Err(QueueError::NoWaitingRoom),
         }
     }
 
-    /// Whether the event's on-sale has a waiting room.
+    /// Whether the event's on-sale has a waiting room (wherever the room runs).
     pub async fn has_room(&self, event_id: Uuid) -> Result<bool, QueueError> {
-        Ok(matches!(self.room(event_id).await?, Room::Open { .. }))
+        if let Some(room) = self.cached(event_id) {
+            return Ok(matches!(room, Room::Open { .. }));
+        }
+        let event = store::find_event(&self.pool, event_id)
+            .await?
+            .ok_or(QueueError::EventNotFound)?;
+        if event.status() == EventStatus::Draft {
+            return Err(QueueError::EventNotFound);
+        }
+        Ok(store::find_onsale(&self.pool, event_id)
+            .await?
+            .is_some_and(|o| o.queue_opens_at.is_some() && o.admission_per_minute.is_some()))
     }
 
     /// Takes a place for `buyer` (or returns the one they have).
@@ -450,6 +486,20 @@ impl WaitingRooms {
         if let Some(Room::Open { addr, .. }) = removed {
             addr.do_send(StopRoom);
         }
+    }
+
+    /// Whether the event's room runs here (under a valid lease).
+    pub fn is_running(&self, event_id: Uuid) -> bool {
+        matches!(self.cached(event_id), Some(Room::Open { .. }))
+    }
+
+    /// Forgets every cached "this on-sale has no waiting room" (changes may have been
+    /// missed); running rooms stay.
+    pub fn forget_absent(&self) {
+        self.rooms
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, room| matches!(room, Room::Open { .. }));
     }
 
     /// The event was cancelled: everyone waiting is told.

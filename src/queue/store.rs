@@ -10,6 +10,12 @@
 //! The queue actor never waits on Redis: it sends changes down a channel, and one task
 //! applies them in order, many to a pipeline, so 2,000 admissions a second are a handful of
 //! round trips. Keys expire a day after the sale ends.
+//!
+//! Every write is fenced (`cluster::fence`): it carries the room owner's lease epoch and
+//! is refused once a newer owner raised the event's epoch, so a paused node that wakes up
+//! cannot admit, drop or reorder anyone in a line that another node now runs.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use redis::aio::ConnectionManager;
@@ -18,6 +24,8 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::line::Admission;
+use crate::cluster::fence::{self, FencedBatch};
+use crate::cluster::Cluster;
 
 enum Op {
     Join { buyer: Uuid, score: u64 },
@@ -41,6 +49,7 @@ pub struct Kept {
 pub struct QueueStore {
     conn: ConnectionManager,
     prefix: String,
+    cluster: Arc<Cluster>,
 }
 
 /// One waiting room's writer: cheap to clone, never blocks.
@@ -50,7 +59,11 @@ pub struct RoomStore {
 }
 
 impl QueueStore {
-    pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<QueueStore> {
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        cluster: Arc<Cluster>,
+    ) -> anyhow::Result<QueueStore> {
         let client = redis::Client::open(url).context("parsing REDIS_URL")?;
         let conn = ConnectionManager::new(client)
             .await
@@ -58,6 +71,7 @@ impl QueueStore {
         Ok(QueueStore {
             conn,
             prefix: prefix.to_owned(),
+            cluster,
         })
     }
 
@@ -98,15 +112,22 @@ impl QueueStore {
         })
     }
 
-    /// Starts the writer of one room (on the current arbiter); its keys expire at
-    /// `expire_at_unix` (seconds since the epoch).
-    pub fn room(&self, event_id: Uuid, expire_at_unix: i64) -> RoomStore {
+    /// A new owner raises the event's epoch before it reads the room back; `Ok(false)`
+    /// when Redis already saw a newer owner.
+    pub async fn raise(&self, event_id: Uuid, epoch: i64) -> anyhow::Result<bool> {
+        let mut conn = self.conn.clone();
+        fence::raise(&mut conn, &fence::epoch_key(&self.prefix, event_id), epoch).await
+    }
+
+    /// Starts the writer of one room (on the current arbiter), writing under `epoch`; its
+    /// keys expire at `expire_at_unix` (seconds since the epoch).
+    pub fn room(&self, event_id: Uuid, epoch: i64, expire_at_unix: i64) -> RoomStore {
         let (ops, mut queue) = mpsc::unbounded_channel::<Op>();
         let store = self.clone();
         actix::spawn(async move {
             let mut batch = Vec::new();
             while queue.recv_many(&mut batch, 512).await > 0 {
-                if let Err(error) = store.apply(event_id, &batch, expire_at_unix).await {
+                if let Err(error) = store.apply(event_id, epoch, &batch, expire_at_unix).await {
                     tracing::warn!(%error, %event_id, "could not save the waiting line to Redis");
                 }
                 batch.clear();
@@ -115,47 +136,73 @@ impl QueueStore {
         RoomStore { ops }
     }
 
-    async fn apply(&self, event_id: Uuid, ops: &[Op], expire_at_unix: i64) -> anyhow::Result<()> {
+    async fn apply(
+        &self,
+        event_id: Uuid,
+        epoch: i64,
+        ops: &[Op],
+        expire_at_unix: i64,
+    ) -> anyhow::Result<()> {
         let [line, admitted, started] = self.keys(event_id);
-        let mut pipe = redis::pipe();
+        let mut batch = FencedBatch::new();
         for op in ops {
             match op {
                 Op::Join { buyer, score } => {
-                    pipe.zadd(&line, buyer.to_string(), *score as f64).ignore();
+                    batch.cmd([
+                        "ZADD".to_owned(),
+                        line.clone(),
+                        score.to_string(),
+                        buyer.to_string(),
+                    ]);
                 }
                 Op::Admit { buyer, admission } => {
-                    pipe.zrem(&line, buyer.to_string())
-                        .ignore()
-                        .hset(
-                            &admitted,
+                    batch
+                        .cmd(["ZREM".to_owned(), line.clone(), buyer.to_string()])
+                        .cmd([
+                            "HSET".to_owned(),
+                            admitted.clone(),
                             buyer.to_string(),
                             serde_json::to_string(admission)?,
-                        )
-                        .ignore();
+                        ]);
                 }
                 Op::Leave { buyers } => {
-                    let ids: Vec<String> = buyers.iter().map(Uuid::to_string).collect();
-                    pipe.zrem(&line, ids).ignore();
+                    batch.cmd(
+                        ["ZREM".to_owned(), line.clone()]
+                            .into_iter()
+                            .chain(buyers.iter().map(Uuid::to_string)),
+                    );
                 }
                 Op::Forget { buyers } => {
-                    let ids: Vec<String> = buyers.iter().map(Uuid::to_string).collect();
-                    pipe.hdel(&admitted, ids).ignore();
+                    batch.cmd(
+                        ["HDEL".to_owned(), admitted.clone()]
+                            .into_iter()
+                            .chain(buyers.iter().map(Uuid::to_string)),
+                    );
                 }
                 Op::Started => {
-                    pipe.set(&started, "1").ignore();
+                    batch.cmd(["SET".to_owned(), started.clone(), "1".to_owned()]);
                 }
                 Op::ClearLine => {
-                    pipe.del(&line).ignore();
+                    batch.cmd(["DEL".to_owned(), line.clone()]);
                 }
             }
         }
         for key in [&line, &admitted, &started] {
-            pipe.cmd("EXPIREAT").arg(key).arg(expire_at_unix).ignore();
+            batch.cmd([
+                "EXPIREAT".to_owned(),
+                key.clone(),
+                expire_at_unix.to_string(),
+            ]);
         }
         let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn)
+        let key = fence::epoch_key(&self.prefix, event_id);
+        if !batch
+            .run(&mut conn, &key, epoch)
             .await
-            .context("writing the waiting line")?;
+            .context("writing the waiting line")?
+        {
+            self.cluster.fenced(event_id, "redis_queue");
+        }
         Ok(())
     }
 }

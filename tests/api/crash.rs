@@ -110,6 +110,8 @@ async fn a_sale_survives_the_server_being_killed_mid_flight() {
     let buyers = app.quick_buyers(60).await;
     let database_url = app.database_url();
 
+    // The in-process app only set things up: the child process runs the on-sale.
+    app.stop_owning().await;
     let port = free_port();
     let mut server = ChildServer::start(&database_url, port).await;
     let client = reqwest::Client::new();

@@ -34,6 +34,8 @@ pub struct TestApp {
     pub rooms: Arc<boxoffice::queue::WaitingRooms>,
     /// The server's engine: tests read live-map figures from it.
     pub engine: Arc<boxoffice::actors::Engine>,
+    /// The server's view of the nodes: tests make it give its on-sales up.
+    pub cluster: Arc<boxoffice::cluster::Cluster>,
     db_name: String,
     owns_database: bool,
     server_url: String,
@@ -141,6 +143,7 @@ async fn spawn(
     let pool = application.pool().clone();
     let rooms = application.rooms().clone();
     let engine = application.engine().clone();
+    let cluster = application.cluster().clone();
     actix_web::rt::spawn(application.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -150,6 +153,7 @@ async fn spawn(
         gateway: simulated,
         rooms,
         engine,
+        cluster,
         db_name,
         owns_database,
         server_url,
@@ -190,6 +194,12 @@ pub fn days_from_now(days: i64) -> DateTime<Utc> {
 }
 
 impl TestApp {
+    /// This node stops owning on-sales, as it does when it shuts down: it gives its leases
+    /// back at once and takes none again (its HTTP server still answers, forwarding).
+    pub async fn stop_owning(&self) {
+        self.cluster.shut_down().await;
+    }
+
     /// The URL of this test's database.
     pub fn database_url(&self) -> String {
         let server = self.server_url.trim_end_matches("/postgres");

@@ -738,28 +738,24 @@ async fn a_hold_on_one_node_appears_on_a_viewer_of_another() {
     let a = node_a.seat_ids(event_id, 0).await;
     let buyer = node_a.buyer().await;
 
-    // The first hold starts the event's engine on node A, which claims its live map.
+    // The first hold starts the event's engine on node A, which takes the on-sale's lease:
+    // the lease holder is the live map's source.
     let (status, first) = node_a
         .hold(&buyer.token, event_id, &json!({"seat_ids": [a[0]]}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT node_id FROM onsale_leases WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_optional(&node_a.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(owner.as_deref(), Some("node-a"));
     let client = redis::Client::open(redis_url()).unwrap_or_else(|e| panic!("{e}"));
     let mut redis = client
         .get_multiplexed_async_connection()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let key = format!("{prefix}:livesource:{event_id}");
-    node_a
-        .eventually("node A claims the live map", || {
-            let (mut redis, key) = (redis.clone(), key.clone());
-            async move {
-                let owner: Option<String> = redis::AsyncCommands::get(&mut redis, key)
-                    .await
-                    .unwrap_or(None);
-                owner.as_deref() == Some("node-a")
-            }
-        })
-        .await;
 
     // A viewer on node B starts from A's map and follows A's batches.
     let mut viewer = Watcher::connect(&node_b, event_id, "").await;
@@ -801,7 +797,10 @@ async fn a_hold_on_one_node_appears_on_a_viewer_of_another() {
     assert_eq!(viewer.seq, stats.seq, "both nodes number the batches alike");
     let _: () = redis::AsyncCommands::del(
         &mut redis,
-        vec![key, format!("{prefix}:livesnap:{event_id}")],
+        vec![
+            format!("{prefix}:livesnap:{event_id}"),
+            format!("{prefix}:epoch:{event_id}"),
+        ],
     )
     .await
     .unwrap_or(());

@@ -831,6 +831,8 @@ async fn places_and_admissions_survive_a_restart_with_redis() {
             }
         })
         .await;
+    // The first node stops (giving its on-sales up); another takes over from Redis.
+    first.stop_owning().await;
     let second = spawn_app_sharing(&first, with_redis).await;
     second
         .clock

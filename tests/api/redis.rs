@@ -49,7 +49,9 @@ async fn holds_mirrored_to_redis_come_back_after_a_restart() {
         )
         .await;
 
-    // A new node (or this one restarted) rebuilds the event from Postgres and Redis.
+    // The node stops (giving its on-sales up); a new node (or this one restarted) rebuilds
+    // the event from Postgres and Redis.
+    first.stop_owning().await;
     let second = spawn_app_sharing(&first, with_redis).await;
     second
         .eventually("the restarted node shows the holds", || async {
@@ -92,6 +94,7 @@ async fn holds_mirrored_to_redis_come_back_after_a_restart() {
     );
 
     // Holds whose time ran out while the node was down are not restored.
+    second.stop_owning().await;
     let third = spawn_app_sharing(&first, with_redis).await;
     third.clock.advance(Duration::minutes(9));
     let (_, detail) = third.get(&format!("/api/v1/events/{event_id}"), None).await;
