@@ -364,7 +364,9 @@ impl Engine {
         idempotency_key: &str,
         payment_token: &str,
     ) -> Result<(NewOrder, String, Uuid), EngineError> {
-        let gateway_key = format!("{}:{}", hold.hold_id, idempotency_key);
+        // The epoch keeps two owners' attempts at one checkout apart at the processor: a
+        // stale owner voids its own authorization, never the one the new owner used.
+        let gateway_key = format!("{}:{}:{}", hold.hold_id, lease.epoch, idempotency_key);
         let payment = NewPayment {
             payment_id: Uuid::new_v4(),
             buyer_id: hold.buyer_id,

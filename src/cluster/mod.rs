@@ -199,9 +199,12 @@ impl Cluster {
         }
     }
 
-    /// For reads: the internal URL of the node that owns the on-sale when it is another
-    /// node; `None` when it is this node or nobody (no lease is taken).
-    pub async fn route_read(&self, event_id: Uuid) -> Result<Option<String>, ClusterError> {
+    /// For reads: the id and internal URL of the node that owns the on-sale when it is
+    /// another node; `None` when it is this node or nobody (no lease is taken).
+    pub async fn route_read(
+        &self,
+        event_id: Uuid,
+    ) -> Result<Option<(String, String)>, ClusterError> {
         if self.token(event_id).is_some() {
             return Ok(None);
         }
@@ -210,9 +213,15 @@ impl Cluster {
             None => self.holder_in_db(event_id).await?,
         };
         Ok(match holder {
-            Holder::Other { url, .. } => Some(url),
+            Holder::Other { node_id, url } => Some((node_id, url)),
             Holder::Me | Holder::Free => None,
         })
+    }
+
+    /// Whether `node` still holds a live lease on the event, by Postgres (not the cache).
+    pub async fn is_live_owner(&self, event_id: Uuid, node: &str) -> anyhow::Result<bool> {
+        let row = leases::find(&self.pool, event_id).await?;
+        Ok(row.is_some_and(|r| r.live && r.node_id == node))
     }
 
     /// This node's token for the event, taking the lease if nobody holds it; `None` when

@@ -35,6 +35,8 @@ pub const HOP_HEADER: &str = "x-boxoffice-hop";
 pub const CLIENT_IP_HEADER: &str = "x-boxoffice-client-ip";
 /// How long to wait between looks at a lease that is changing hands.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
+/// How often a forwarded request that has no answer yet looks at the owner's lease.
+const LEASE_WATCH: Duration = Duration::from_millis(500);
 
 /// What an owner request is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,16 +92,13 @@ enum ForwardError {
     Unreachable,
     /// The owner may have taken the request but did not answer in time.
     NoAnswer,
+    /// The owner's lease lapsed while it had the request (it is paused or hung).
+    OwnerGone,
 }
 
 impl Forwarder {
     pub fn new(secret: &[u8], timeout: Duration, lease: Duration) -> anyhow::Result<Forwarder> {
-        let key = jsonwebtoken::EncodingKey::from_secret(secret);
-        let hop_token = jsonwebtoken::crypto::sign(
-            b"boxoffice node-to-node hop",
-            &key,
-            jsonwebtoken::Algorithm::HS256,
-        )?;
+        let hop_token = hop_token(secret)?;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
             .timeout(timeout)
@@ -128,7 +127,40 @@ impl Forwarder {
         headers.get(CLIENT_IP_HEADER)?.to_str().ok()?.parse().ok()
     }
 
+    /// Forwards the request to `owner` at `base`, giving up as soon as the owner's lease is
+    /// no longer live (a paused or hung owner): the request is then routed again. That is
+    /// safe even if the old owner handles it when it wakes: it answers nothing once its
+    /// lease lapsed, and its durable writes are fenced.
     async fn send(
+        &self,
+        state: &AppState,
+        req: &ServiceRequest,
+        (event_id, owner, base): (Uuid, &str, &str),
+        body: web::Bytes,
+    ) -> Result<HttpResponse, ForwardError> {
+        let cluster = state.engine.cluster();
+        let watch = async {
+            let mut tick = tokio::time::interval(LEASE_WATCH);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match cluster.is_live_owner(event_id, owner).await {
+                    Ok(false) => return,
+                    Ok(true) => {}
+                    Err(error) => tracing::debug!(%error, "could not read a lease"),
+                }
+            }
+        };
+        tokio::select! {
+            answer = self.send_once(req, base, body) => answer,
+            () = watch => {
+                tracing::info!(%event_id, owner, "the owner's lease lapsed while it had a forwarded request");
+                Err(ForwardError::OwnerGone)
+            }
+        }
+    }
+
+    async fn send_once(
         &self,
         req: &ServiceRequest,
         base: &str,
@@ -218,6 +250,17 @@ impl Forwarder {
     }
 }
 
+/// The hop header's value: an HMAC of a fixed text under the nodes' shared signing key, so
+/// only a node can send it.
+pub fn hop_token(secret: &[u8]) -> anyhow::Result<String> {
+    let key = jsonwebtoken::EncodingKey::from_secret(secret);
+    Ok(jsonwebtoken::crypto::sign(
+        b"boxoffice node-to-node hop",
+        &key,
+        jsonwebtoken::Algorithm::HS256,
+    )?)
+}
+
 fn is_hop_by_hop(name: &str) -> bool {
     matches!(
         name,
@@ -296,13 +339,21 @@ pub async fn to_owner(
                 .with_label_values(&[outcome])
                 .inc()
         };
-        match state.forwarder.send(&req, &url, bytes).await {
+        match state
+            .forwarder
+            .send(&state, &req, (event_id, &node_id, &url), bytes)
+            .await
+        {
             Ok(answer) => {
                 counted("answered");
                 return Ok(req.into_response(answer).map_into_boxed_body());
             }
-            Err(ForwardError::Unreachable) => {
-                counted("unreachable");
+            Err(error @ (ForwardError::Unreachable | ForwardError::OwnerGone)) => {
+                counted(if matches!(error, ForwardError::Unreachable) {
+                    "unreachable"
+                } else {
+                    "owner_gone"
+                });
                 tracing::info!(%event_id, owner = %node_id, "the on-sale's owner is unreachable; waiting for a takeover");
                 cluster.forget_owner(event_id);
                 if Instant::now() >= deadline {
@@ -340,11 +391,15 @@ async fn read_at_owner(
             }
         }
     };
-    let Some(url) = owner else {
+    let Some((node_id, url)) = owner else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let bytes = req.extract::<web::Bytes>().await?;
-    match state.forwarder.send(&req, &url, bytes.clone()).await {
+    match state
+        .forwarder
+        .send(state, &req, (event_id, &node_id, &url), bytes.clone())
+        .await
+    {
         Ok(answer) => {
             cluster
                 .metrics

@@ -377,7 +377,14 @@ impl QueueSocket {
         ctx.spawn(
             async move { state.rooms.status(event_id, who).await }
                 .into_actor(self)
-                .map(|result, act, ctx| act.send_result(result, ctx)),
+                .map(|result, act, ctx| match result {
+                    // The room runs on another node: ask it.
+                    Err(QueueError::OwnerUnavailable) => {
+                        act.remote = true;
+                        act.push(ctx);
+                    }
+                    result => act.send_result(result, ctx),
+                }),
         );
     }
 

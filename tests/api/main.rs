@@ -5,6 +5,7 @@ mod accounts;
 mod browser;
 mod catalog;
 mod checkout;
+mod cluster;
 mod crash;
 mod errors;
 mod events;
