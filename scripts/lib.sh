@@ -100,3 +100,22 @@ ensure_browser_tests() {
     npm ci --prefix e2e --no-audit --no-fund --silent
   fi
 }
+
+# nginx, for several nodes behind one address (scripts/cluster, loadtest cluster).
+ensure_nginx() {
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_install nginx
+}
+
+# Writes deploy/nginx.conf.template with its placeholders filled in to $1/nginx.conf:
+# $2 the address:port nginx listens on, the rest the nodes' host:port.
+render_nginx() {
+  local dir=$1 listen=$2 upstreams="" node
+  shift 2
+  for node in "$@"; do
+    upstreams+="server ${node} max_fails=1 fail_timeout=3s; "
+  done
+  mkdir -p "$dir"
+  chmod 1777 "$dir"
+  sed -e "s|{{DIR}}|${dir}|g" -e "s|{{LISTEN}}|${listen}|g" -e "s|{{UPSTREAMS}}|${upstreams}|" \
+    deploy/nginx.conf.template > "$dir/nginx.conf"
+}

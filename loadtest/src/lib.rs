@@ -10,10 +10,12 @@
 //! ./target/release/loadtest waiting-room  # 100,000 buyers queue, then are admitted
 //! ./target/release/loadtest viewers       # 10,000 live seat-map viewers, 1,000 changes/s
 //! ./target/release/loadtest flash-sale    # 20,000 browsers, 10,000 seats, invariants checked
+//! ./target/release/loadtest cluster       # 3 nodes behind nginx beside 1: throughput, forwarding, failover
 //! ```
 //! Traffic goes to 127.0.0.1 only, unless `--url` names another server.
 
 pub mod baseline;
+pub mod cluster;
 pub mod flash_sale;
 pub mod hot;
 pub mod html;

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use boxoffice_loadtest::{flash_sale, hot, viewers, waiting_room, Common};
+use boxoffice_loadtest::{cluster, flash_sale, hot, viewers, waiting_room, Common};
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +50,26 @@ enum Scenario {
         /// buying hold back admission until theirs closes).
         #[arg(long, default_value_t = 2)]
         admission_window_minutes: u32,
+    },
+    /// Several nodes behind nginx beside one node: the hot tier and a flash sale on both,
+    /// the cost of a forwarded request, and failover with the owner killed `--kills` times
+    /// while buyers pay (orders lost must be 0). Starts its own nodes and nginx.
+    Cluster {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long, default_value_t = 5)]
+        kills: usize,
+        #[arg(long, default_value_t = 3_000)]
+        lease_ms: u64,
+        /// Browsers of the flash sale run on both deployments.
+        #[arg(long, default_value_t = 4_000)]
+        browsers: usize,
+        #[arg(long, default_value_t = 20)]
+        rows: i32,
+        #[arg(long, default_value_t = 100)]
+        seats_per_row: i32,
     },
     /// Buyers hold one general-admission tier as fast as they can (quantity 1 each).
     HotTier(Common),
@@ -136,6 +156,36 @@ async fn main() -> anyhow::Result<()> {
                 admission_window_minutes,
             };
             (flash_sale::run(&common, &plan).await?, common.out.clone())
+        }
+        Scenario::Cluster {
+            common,
+            nodes,
+            kills,
+            lease_ms,
+            browsers,
+            rows,
+            seats_per_row,
+        } => {
+            let plan = cluster::Plan {
+                nodes,
+                kills,
+                lease_ms,
+                flash: flash_sale::Plan {
+                    browsers,
+                    sections: 1,
+                    rows,
+                    seats_per_row,
+                    admission_per_minute: 60_000,
+                    lead_seconds: 5,
+                    popular_share: 0.3,
+                    decline_share: 0.05,
+                    abandon_share: 0.05,
+                    release_share: 0.05,
+                    hold_minutes: 1,
+                    admission_window_minutes: 2,
+                },
+            };
+            (cluster::run(&common, &plan).await?, common.out.clone())
         }
         Scenario::HotTier(common) => (hot::hot_tier(&common).await?, common.out.clone()),
         Scenario::HotSection {

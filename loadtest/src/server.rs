@@ -30,17 +30,28 @@ impl Server {
         extra_env: &[(&str, &str)],
     ) -> anyhow::Result<Server> {
         crate::baseline::recreate_database(admin_url, name).await?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
         let database_url = crate::baseline::database_url(admin_url, name);
         let jwt_secret = format!("loadtest-{}", Uuid::new_v4());
+        let port = free_port()?;
+        Server::spawn(binary, &database_url, &jwt_secret, port, extra_env).await
+    }
+
+    /// Starts `binary` on `port` against `database_url` (which it migrates, but does not
+    /// create afresh), signing with `jwt_secret`, and waits until it is ready. Several
+    /// such servers on one database and Redis are several nodes of one deployment.
+    pub async fn spawn(
+        binary: &str,
+        database_url: &str,
+        jwt_secret: &str,
+        port: u16,
+        extra_env: &[(&str, &str)],
+    ) -> anyhow::Result<Server> {
         let mut command = Command::new(binary);
         command
             .arg("serve")
-            .env("DATABASE_URL", &database_url)
+            .env("DATABASE_URL", database_url)
             .env("BOXOFFICE_BIND", format!("127.0.0.1:{port}"))
-            .env("BOXOFFICE_JWT_SECRET", &jwt_secret)
+            .env("BOXOFFICE_JWT_SECRET", jwt_secret)
             // Every simulated browser comes from 127.0.0.1: the per-address limits would
             // measure the limiter, not the server.
             .env("BOXOFFICE_AUTH_RATE_PER_MINUTE", "1000000")
@@ -60,23 +71,25 @@ impl Server {
         let server = Server {
             url: format!("http://127.0.0.1:{port}"),
             child: Some(child),
-            database_url: Some(database_url),
-            jwt_secret: Some(jwt_secret),
+            database_url: Some(database_url.to_owned()),
+            jwt_secret: Some(jwt_secret.to_owned()),
         };
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if client
-                .get(format!("{}/readyz", server.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return Ok(server);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        wait_ready(&server.url, "/readyz").await?;
+        Ok(server)
+    }
+
+    /// The process id of a server this harness started.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL: the server dies at once, with nothing flushed or given back.
+    pub fn kill(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        bail!("the server did not become ready")
+        self.child = None;
     }
 
     /// A server started elsewhere (with its database and token key, where known).
@@ -164,6 +177,31 @@ impl Server {
         let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib / 1024.0)
     }
+}
+
+/// A free port on the loopback interface.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Waits (up to a minute) until `GET {url}{path}` answers with success.
+pub async fn wait_ready(url: &str, path: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if client
+            .get(format!("{url}{path}"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{url} did not become ready")
 }
 
 /// CPU time used by the process whose `stat` file is at `path` (`/proc/self/stat` for the

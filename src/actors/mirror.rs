@@ -183,23 +183,34 @@ impl HoldMirror {
             .await
             .context("reading mirrored holds")?;
         let mut holds = Vec::with_capacity(ids.len());
-        for id in ids {
-            let Ok(hold_id) = Uuid::parse_str(&id) else {
-                continue;
-            };
-            let json: Option<String> = conn
-                .get(self.hold_key(event_id, hold_id))
+        let mut gone = Vec::new();
+        // A new owner reads every live hold before it serves: a thousand a round trip.
+        let ids: Vec<(String, Uuid)> = ids
+            .into_iter()
+            .filter_map(|id| Uuid::parse_str(&id).ok().map(|hold_id| (id, hold_id)))
+            .collect();
+        for chunk in ids.chunks(1000) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .map(|(_, hold_id)| self.hold_key(event_id, *hold_id))
+                .collect();
+            let values: Vec<Option<String>> = redis::cmd("MGET")
+                .arg(&keys)
+                .query_async(&mut conn)
                 .await
-                .context("reading a mirrored hold")?;
-            match json.and_then(|j| serde_json::from_str::<MirroredHold>(&j).ok()) {
-                Some(hold) => holds.push(hold),
-                None => {
-                    let _: () = conn
-                        .srem(self.set_key(event_id), &id)
-                        .await
-                        .context("forgetting an expired hold")?;
+                .context("reading mirrored holds")?;
+            for ((id, _), json) in chunk.iter().zip(values) {
+                match json.and_then(|j| serde_json::from_str::<MirroredHold>(&j).ok()) {
+                    Some(hold) => holds.push(hold),
+                    None => gone.push(id.clone()),
                 }
             }
+        }
+        if !gone.is_empty() {
+            let _: () = conn
+                .srem(self.set_key(event_id), gone)
+                .await
+                .context("forgetting expired holds")?;
         }
         Ok(holds)
     }

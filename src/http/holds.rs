@@ -78,7 +78,7 @@ fn request(body: HoldBody) -> Result<HoldRequest, ApiError> {
     params(("event_id" = Uuid, Path),
            ("X-Admission-Token" = Option<String>, Header, description = "required when the on-sale has a waiting room")),
     request_body = HoldBody,
-    responses((status = 201, body = HoldView), (status = 401, description = "unauthorized, admission_required", body = ErrorBody),
+    responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 201, body = HoldView), (status = 401, description = "unauthorized, admission_required", body = ErrorBody),
               (status = 403, description = "admission_invalid (with reason)", body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 429, description = "rate_limited", body = ErrorBody),
               (status = 409, description = "seat_unavailable, sold_out, sale_not_open, too_many_holds", body = ErrorBody),
@@ -107,7 +107,7 @@ pub async fn create(
 /// The caller's hold, with its deadline.
 #[utoipa::path(get, path = "/api/v1/holds/{hold_id}", tag = "checkout", security(("bearer" = [])),
     params(("hold_id" = Uuid, Path)),
-    responses((status = 200, body = HoldView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 200, body = HoldView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "hold_expired, hold_purchased", body = ErrorBody)))]
 #[tracing::instrument(skip(state))]
 pub async fn get(
@@ -121,7 +121,7 @@ pub async fn get(
 /// Lets go of a hold: its seats go back on sale at once.
 #[utoipa::path(delete, path = "/api/v1/holds/{hold_id}", tag = "checkout", security(("bearer" = [])),
     params(("hold_id" = Uuid, Path)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "checkout_in_progress, hold_expired", body = ErrorBody)))]
 #[tracing::instrument(skip(state))]
 pub async fn release(
@@ -142,7 +142,7 @@ const MAX_KEY_LEN: usize = 200;
     params(("hold_id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "unique per purchase attempt"),
            ("X-Admission-Token" = Option<String>, Header, description = "required when the on-sale has a waiting room")),
     request_body = CheckoutBody,
-    responses((status = 201, body = OrderView), (status = 402, description = "payment_declined", body = ErrorBody),
+    responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 201, body = OrderView), (status = 402, description = "payment_declined", body = ErrorBody),
               (status = 401, description = "unauthorized, admission_required", body = ErrorBody),
               (status = 403, description = "admission_invalid (with reason)", body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "hold_expired, checkout_in_progress, hold_purchased", body = ErrorBody),

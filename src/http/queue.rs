@@ -102,7 +102,7 @@ pub async fn new_visitor(
 /// the sale starts, places are drawn at random when it starts; after, first in first out.
 #[utoipa::path(post, path = "/api/v1/events/{event_id}/queue", tag = "waiting room", security(("bearer" = [])),
     params(("event_id" = Uuid, Path)),
-    responses((status = 200, body = QueueView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 200, body = QueueView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "no_waiting_room, queue_not_open", body = ErrorBody),
               (status = 429, body = ErrorBody)))]
 #[tracing::instrument(skip(state, req))]
@@ -120,7 +120,7 @@ pub async fn join(
 /// once let in. Polling keeps the place (one left unpolled and unwatched is dropped).
 #[utoipa::path(get, path = "/api/v1/events/{event_id}/queue", tag = "waiting room", security(("bearer" = [])),
     params(("event_id" = Uuid, Path)),
-    responses((status = 200, body = QueueView), (status = 401, body = ErrorBody),
+    responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 200, body = QueueView), (status = 401, body = ErrorBody),
               (status = 404, description = "not_found, not_in_queue", body = ErrorBody),
               (status = 409, description = "no_waiting_room", body = ErrorBody), (status = 429, body = ErrorBody)))]
 #[tracing::instrument(skip(state, req))]
@@ -140,7 +140,7 @@ pub async fn status(
 /// done or gives up.
 #[utoipa::path(delete, path = "/api/v1/events/{event_id}/queue", tag = "waiting room", security(("bearer" = [])),
     params(("event_id" = Uuid, Path)),
-    responses((status = 204, description = "left"), (status = 401, body = ErrorBody),
+    responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 204, description = "left"), (status = 401, body = ErrorBody),
               (status = 404, description = "not_found, not_in_queue", body = ErrorBody),
               (status = 409, description = "no_waiting_room", body = ErrorBody), (status = 429, body = ErrorBody)))]
 #[tracing::instrument(skip(state, req))]
@@ -166,7 +166,7 @@ pub struct ClaimBody {
 /// the two if they queued as well.
 #[utoipa::path(post, path = "/api/v1/events/{event_id}/queue/claim", tag = "waiting room", security(("bearer" = [])),
     params(("event_id" = Uuid, Path)), request_body = ClaimBody,
-    responses((status = 200, body = QueueView), (status = 401, body = ErrorBody),
+    responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 200, body = QueueView), (status = 401, body = ErrorBody),
               (status = 404, description = "not_in_queue", body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip(state, req, body))]
 pub async fn claim(
@@ -196,7 +196,7 @@ pub fn admission_token(req: &HttpRequest) -> Option<&str> {
 /// The waiting room's figures, live.
 #[utoipa::path(get, path = "/api/v1/events/{event_id}/queue/stats", tag = "organizer", security(("bearer" = [])),
     params(("event_id" = Uuid, Path)),
-    responses((status = 200, body = RoomStats), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 200, body = RoomStats), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "no_waiting_room", body = ErrorBody)))]
 #[tracing::instrument(skip(state))]
 pub async fn stats(
@@ -218,7 +218,7 @@ pub struct AdmissionControls {
 /// Pauses or resumes admission, or changes its rate; answers with the room's figures.
 #[utoipa::path(patch, path = "/api/v1/events/{event_id}/queue", tag = "organizer", security(("bearer" = [])),
     params(("event_id" = Uuid, Path)), request_body = AdmissionControls,
-    responses((status = 200, body = RoomStats), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 200, body = RoomStats), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "no_waiting_room", body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip(state, body))]
 pub async fn control(

@@ -1,0 +1,675 @@
+//! `cluster`: boxoffice on several nodes behind nginx (deploy/nginx.conf.template) beside
+//! one node, in one run on one machine:
+//!
+//! - the hot tier and the flash sale through nginx on N nodes, and on one node;
+//! - what forwarding costs: holds sent straight to the on-sale's owner, then to a node that
+//!   must forward them;
+//! - failover: while buyers hold and pay through nginx, the owner is killed (SIGKILL)
+//!   `--kills` times; each time, how long until a hold is served again, and at the end
+//!   whether any order a buyer was told about is missing from Postgres.
+//!
+//! Every process (nodes, nginx) is started and stopped by the harness; traffic stays on
+//! 127.0.0.1; the Redis keys of the run are deleted at the end.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::report::{Report, Summary, Tally};
+use crate::server::{event_on_sale, free_port, wait_ready, Api, Server};
+use crate::{drive, flash_sale, post_hold, Budget, Common};
+
+/// What the scenario runs.
+pub struct Plan {
+    pub nodes: usize,
+    pub kills: usize,
+    pub lease_ms: u64,
+    /// The flash sale run on both deployments.
+    pub flash: flash_sale::Plan,
+}
+
+/// Nodes on one database and one Redis prefix, optionally behind nginx.
+struct Deployment {
+    nodes: Vec<Option<Server>>,
+    ports: Vec<u16>,
+    env: Vec<(String, String)>,
+    database_url: String,
+    jwt_secret: String,
+    prefix: String,
+    binary: String,
+    nginx: Option<Nginx>,
+    restarts: usize,
+}
+
+impl Deployment {
+    async fn start(
+        common: &Common,
+        plan: &Plan,
+        nodes: usize,
+        name: &str,
+    ) -> anyhow::Result<Deployment> {
+        crate::baseline::recreate_database(&common.database_url, name).await?;
+        let database_url = crate::baseline::database_url(&common.database_url, name);
+        let prefix = format!("loadtest-{}", Uuid::new_v4().simple());
+        let env = vec![
+            ("REDIS_URL".to_owned(), redis_url()),
+            ("BOXOFFICE_REDIS_PREFIX".to_owned(), prefix.clone()),
+            ("BOXOFFICE_LEASE_MS".to_owned(), plan.lease_ms.to_string()),
+            (
+                "BOXOFFICE_ADMISSION_WINDOW_MINUTES".to_owned(),
+                plan.flash.admission_window_minutes.to_string(),
+            ),
+        ];
+        let mut deployment = Deployment {
+            nodes: Vec::new(),
+            ports: Vec::new(),
+            env,
+            database_url,
+            jwt_secret: format!("loadtest-{}", Uuid::new_v4()),
+            prefix,
+            binary: common.server_bin.clone(),
+            nginx: None,
+            restarts: 0,
+        };
+        for i in 0..nodes {
+            let port = free_port()?;
+            deployment.ports.push(port);
+            let node = deployment.spawn(i).await?;
+            deployment.nodes.push(Some(node));
+        }
+        if nodes > 1 {
+            deployment.nginx = Some(Nginx::start(&deployment.ports).await?);
+        }
+        Ok(deployment)
+    }
+
+    async fn spawn(&self, i: usize) -> anyhow::Result<Server> {
+        let node_id = format!("node-{}-{}", i + 1, self.restarts);
+        let mut env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        env.push(("BOXOFFICE_NODE_ID", &node_id));
+        Server::spawn(
+            &self.binary,
+            &self.database_url,
+            &self.jwt_secret,
+            self.ports[i],
+            &env,
+        )
+        .await
+    }
+
+    /// Where buyers go: nginx, or the one node.
+    fn front(&self) -> String {
+        match &self.nginx {
+            Some(nginx) => nginx.url.clone(),
+            None => format!("http://127.0.0.1:{}", self.ports[0]),
+        }
+    }
+
+    fn node_url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[i])
+    }
+
+    /// A handle on the deployment's database and key, for buyer tokens and checks.
+    fn server(&self) -> Server {
+        Server::at(
+            &self.front(),
+            Some(self.database_url.clone()),
+            Some(self.jwt_secret.clone()),
+        )
+    }
+
+    /// The index of the node that holds the event's live lease.
+    async fn owner(&self, pool: &sqlx::PgPool, event_id: &str) -> anyhow::Result<Option<usize>> {
+        let owner: Option<String> = sqlx::query_scalar(
+            "SELECT node_url FROM onsale_leases WHERE event_id = $1::uuid AND expires_at > now()",
+        )
+        .bind(event_id)
+        .fetch_optional(pool)
+        .await?;
+        Ok(owner.and_then(|url| (0..self.ports.len()).find(|i| self.node_url(*i) == url)))
+    }
+
+    fn common_for(&self, common: &Common) -> Common {
+        Common {
+            url: Some(self.front()),
+            server_database_url: Some(self.database_url.clone()),
+            server_jwt_secret: Some(self.jwt_secret.clone()),
+            skip_baseline: true,
+            ..common.clone()
+        }
+    }
+
+    /// Deletes the run's Redis keys.
+    async fn clean_redis(&self) {
+        let Ok(client) = redis::Client::open(redis_url()) else {
+            return;
+        };
+        let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        for chunk in keys.chunks(1000) {
+            let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
+        }
+    }
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// nginx in front of the nodes, from the deployment's template.
+struct Nginx {
+    child: Child,
+    url: String,
+}
+
+impl Nginx {
+    async fn start(ports: &[u16]) -> anyhow::Result<Nginx> {
+        let template = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/nginx.conf.template"
+        ))
+        .context("reading deploy/nginx.conf.template")?;
+        let dir = std::env::temp_dir().join(format!("boxoffice-nginx-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let port = free_port()?;
+        let upstreams: String = ports
+            .iter()
+            .map(|p| format!("server 127.0.0.1:{p} max_fails=1 fail_timeout=3s; "))
+            .collect();
+        let config = template
+            .replace("{{DIR}}", &dir.to_string_lossy())
+            .replace("{{LISTEN}}", &format!("127.0.0.1:{port}"))
+            .replace("{{UPSTREAMS}}", &upstreams);
+        let path = dir.join("nginx.conf");
+        std::fs::write(&path, config)?;
+        let binary = ["/usr/sbin/nginx", "nginx"]
+            .into_iter()
+            .find(|b| !b.starts_with('/') || std::path::Path::new(b).exists())
+            .unwrap_or("nginx");
+        let child = Command::new(binary)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&path)
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting nginx (scripts/cluster installs it)")?;
+        let nginx = Nginx {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        wait_ready(&nginx.url, "/readyz").await?;
+        Ok(nginx)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // TERM lets the master stop its workers; KILL would leave them behind.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A GA tier of `quantity` on sale now; its event and tier ids.
+async fn tier_on_sale(api: &Api, quantity: i64) -> anyhow::Result<(String, String)> {
+    let organizer = api.signup("organizer").await?;
+    let sections = json!([{"name": "Floor", "kind": "general_admission", "capacity": quantity}]);
+    let (event_id, _) = event_on_sale(api, &organizer, sections, |venue| {
+        json!({"currency": "USD", "tiers": [{"section_id": venue["sections"][0]["section_id"], "name": "GENERAL",
+               "price_cents": 5000, "quantity": quantity, "max_per_order": 4}]})
+    })
+    .await?;
+    let detail: Value = api.get_json(&format!("/api/v1/events/{event_id}")).await?;
+    let tier_id = detail["tiers"][0]["tier_id"]
+        .as_str()
+        .context("no tier")?
+        .to_owned();
+    Ok((event_id, tier_id))
+}
+
+/// Holds of one ticket of the tier, as fast as `clients` can, at `base`, for `time`.
+async fn hold_run(
+    base: &str,
+    event_id: &str,
+    tier_id: &str,
+    tokens: &Arc<Vec<String>>,
+    clients: usize,
+    time: Duration,
+    max_requests: u64,
+) -> anyhow::Result<(Tally, Duration)> {
+    let url = Arc::new(format!("{base}/api/v1/events/{event_id}/holds"));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
+    let body = Arc::new(json!({"tier_id": tier_id, "quantity": 1}));
+    let tokens = tokens.clone();
+    Ok(drive(clients, Budget::with(time, max_requests), move |i| {
+        let (client, url, tokens, body) =
+            (client.clone(), url.clone(), tokens.clone(), body.clone());
+        async move { post_hold(&client, &url, &tokens[i % tokens.len()], &body).await }
+    })
+    .await)
+}
+
+pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
+    if plan.nodes < 2 {
+        bail!("--nodes must be at least 2");
+    }
+    if common.url.is_some() {
+        bail!("the cluster scenario starts its own nodes and nginx: leave out --url");
+    }
+    const QUANTITY: i64 = 200_000;
+    let seconds = Duration::from_secs(common.seconds);
+    let mut runs = Vec::new();
+    let mut extra = serde_json::Map::new();
+
+    // One node: the hot tier, then the flash sale.
+    let single = Deployment::start(common, plan, 1, "boxoffice_loadtest_one_node").await?;
+    let api = Api::new(&single.front());
+    let (event_id, tier_id) = tier_on_sale(&api, QUANTITY).await?;
+    let tokens = Arc::new(single.server().buyers(&api, common.clients).await?);
+    println!(
+        "cluster: hot tier on 1 node, {} clients, {} s",
+        common.clients, common.seconds
+    );
+    let (tally, elapsed) = hold_run(
+        &single.front(),
+        &event_id,
+        &tier_id,
+        &tokens,
+        common.clients,
+        seconds,
+        common.max_requests,
+    )
+    .await?;
+    runs.push(Summary::new(
+        "1 node",
+        common.clients,
+        elapsed,
+        &tally,
+        None,
+    ));
+    println!("cluster: flash sale on 1 node");
+    let one = flash_sale::run(&single.common_for(common), &plan.flash).await?;
+    single.clean_redis().await;
+    drop(single);
+
+    // N nodes behind nginx: the same.
+    let mut cluster =
+        Deployment::start(common, plan, plan.nodes, "boxoffice_loadtest_nodes").await?;
+    let nodes_name = format!("{} nodes", plan.nodes);
+    let api = Api::new(&cluster.front());
+    let (event_id, tier_id) = tier_on_sale(&api, QUANTITY).await?;
+    let tokens = Arc::new(cluster.server().buyers(&api, common.clients).await?);
+    println!(
+        "cluster: hot tier on {nodes_name} behind nginx, {} clients, {} s",
+        common.clients, common.seconds
+    );
+    let (tally, elapsed) = hold_run(
+        &cluster.front(),
+        &event_id,
+        &tier_id,
+        &tokens,
+        common.clients,
+        seconds,
+        common.max_requests,
+    )
+    .await?;
+    runs.push(Summary::new(
+        &format!("{nodes_name} (nginx)"),
+        common.clients,
+        elapsed,
+        &tally,
+        None,
+    ));
+    println!("cluster: flash sale on {nodes_name} behind nginx");
+    let many = flash_sale::run(&cluster.common_for(common), &plan.flash).await?;
+    extra.insert("flash_sale".into(), flash_figures(&one, &many, &nodes_name));
+
+    // Forwarding: straight to the owner, then to a node that forwards.
+    let pool = cluster
+        .server()
+        .pool()
+        .await?
+        .context("the deployment's database")?;
+    let owner = cluster
+        .owner(&pool, &event_id)
+        .await?
+        .context("nobody owns the hot tier")?;
+    let other = (owner + 1) % plan.nodes;
+    let half = seconds / 2;
+    println!(
+        "cluster: holds straight to the owner, then through node {} (forwarded)",
+        other + 1
+    );
+    let (direct, elapsed) = hold_run(
+        &cluster.node_url(owner),
+        &event_id,
+        &tier_id,
+        &tokens,
+        common.clients,
+        half,
+        common.max_requests,
+    )
+    .await?;
+    let direct = Summary::new("to the owner", common.clients, elapsed, &direct, None);
+    let (forwarded, elapsed) = hold_run(
+        &cluster.node_url(other),
+        &event_id,
+        &tier_id,
+        &tokens,
+        common.clients,
+        half,
+        common.max_requests,
+    )
+    .await?;
+    let forwarded = Summary::new("forwarded", common.clients, elapsed, &forwarded, None);
+    extra.insert(
+        "forwarding_overhead_ms".into(),
+        json!({"p50": forwarded.p50_ms - direct.p50_ms, "p99": forwarded.p99_ms - direct.p99_ms,
+               "throughput_ratio": forwarded.successes_per_second / direct.successes_per_second.max(1e-9)}),
+    );
+    runs.push(direct);
+    runs.push(forwarded);
+
+    // While every node lived, no lease changed hands (each on-sale is still at epoch 1).
+    let epochs: Vec<i64> = sqlx::query_scalar("SELECT epoch FROM onsale_leases ORDER BY event_id")
+        .fetch_all(&pool)
+        .await?;
+    println!("cluster: lease epochs before the kills: {epochs:?}");
+    extra.insert(
+        "leases_before_kills".into(),
+        json!({"epochs": epochs, "changed_hands": epochs.iter().any(|e| *e > 1)}),
+    );
+
+    // Failover: buyers keep buying through nginx while the owner is killed, again and again.
+    let failover = failover(&mut cluster, &pool, plan, &event_id, &tier_id, &tokens).await?;
+    extra.insert("failover".into(), failover);
+    cluster.clean_redis().await;
+    drop(cluster);
+
+    let mut report = Report::new("cluster", runs);
+    let ratio = |a: &str, b: &str| {
+        let of = |n: &str| {
+            report
+                .runs
+                .iter()
+                .find(|r| r.system == n)
+                .map(|r| r.successes_per_second)
+        };
+        match (of(a), of(b)) {
+            (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+            _ => None,
+        }
+    };
+    extra.insert(
+        "hot_tier_throughput_ratio".into(),
+        json!({"nodes_over_one": ratio(&format!("{nodes_name} (nginx)"), "1 node")}),
+    );
+    report.extra.extend(extra);
+    Ok(report)
+}
+
+/// The flash sale's figures on both deployments, and their ratios.
+fn flash_figures(one: &Report, many: &Report, nodes_name: &str) -> Value {
+    let figure = |r: &Report, key: &str| r.extra.get(key).cloned().unwrap_or(Value::Null);
+    let p99 = |r: &Report, step: &str| r.runs.iter().find(|s| s.system == step).map(|s| s.p99_ms);
+    let side = |r: &Report| {
+        json!({
+            "sold_per_second": figure(r, "sold_per_second"),
+            "seconds_to_sell_90_percent": figure(r, "seconds_to_sell_90_percent"),
+            "hold_p99_ms": p99(r, "hold"),
+            "checkout_p99_ms": p99(r, "checkout"),
+            "invariants": figure(r, "invariants"),
+        })
+    };
+    let ratio = |key: &str| {
+        let (a, b) = (figure(many, key).as_f64()?, figure(one, key).as_f64()?);
+        (b > 0.0).then(|| a / b)
+    };
+    json!({
+        "one_node": side(one),
+        nodes_name: side(many),
+        "time_to_sell_90_percent_nodes_over_one": ratio("seconds_to_sell_90_percent"),
+    })
+}
+
+/// Kills the owner `plan.kills` times while buyers hold and pay through nginx; measures how
+/// long holds go unserved after each kill, and checks that every order a buyer was told
+/// about is confirmed in Postgres.
+async fn failover(
+    cluster: &mut Deployment,
+    pool: &sqlx::PgPool,
+    plan: &Plan,
+    event_id: &str,
+    tier_id: &str,
+    tokens: &Arc<Vec<String>>,
+) -> anyhow::Result<Value> {
+    let front = cluster.front();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let confirmed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let statuses: Arc<Mutex<std::collections::BTreeMap<String, u64>>> = Arc::default();
+    let buyers: Vec<_> = (0..16)
+        .map(|i| {
+            let (client, front, stop, confirmed, statuses, token) = (
+                client.clone(),
+                front.clone(),
+                stop.clone(),
+                confirmed.clone(),
+                statuses.clone(),
+                tokens[i % tokens.len()].clone(),
+            );
+            let (event_id, tier_id) = (event_id.to_owned(), tier_id.to_owned());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let outcome = buy(
+                        &client,
+                        &front,
+                        &event_id,
+                        &tier_id,
+                        &token,
+                        &format!("{i}-{n}"),
+                    )
+                    .await;
+                    let key = match &outcome {
+                        Ok(order) => {
+                            if let Ok(mut c) = confirmed.lock() {
+                                c.push(order.clone());
+                            }
+                            "confirmed".to_owned()
+                        }
+                        Err(status) => status.clone(),
+                    };
+                    if let Ok(mut s) = statuses.lock() {
+                        *s.entry(key.clone()).or_default() += 1;
+                    }
+                    if key != "confirmed" {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let mut times = Vec::new();
+    let prober = tokens[0].clone();
+    let body = json!({"tier_id": tier_id, "quantity": 1});
+    for kill in 0..plan.kills {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let owner = cluster
+            .owner(pool, event_id)
+            .await?
+            .context("nobody owns the on-sale")?;
+        if let Some(node) = cluster.nodes[owner].as_mut() {
+            node.kill();
+        }
+        let killed = Instant::now();
+        let served = loop {
+            let answer = client
+                .post(format!("{front}/api/v1/events/{event_id}/holds"))
+                .bearer_auth(&prober)
+                .json(&body)
+                .send()
+                .await;
+            if answer.is_ok_and(|r| r.status().as_u16() == 201) {
+                break killed.elapsed();
+            }
+            if killed.elapsed() > Duration::from_secs(60) {
+                bail!("no hold was served for a minute after kill {}", kill + 1);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        println!(
+            "cluster: kill {}: holds served again after {:.2} s",
+            kill + 1,
+            served.as_secs_f64()
+        );
+        times.push(served.as_secs_f64());
+        cluster.restarts += 1;
+        let node = cluster.spawn(owner).await?;
+        cluster.nodes[owner] = Some(node);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    for buyer in buyers {
+        let _ = buyer.await;
+    }
+
+    let told: Vec<String> = confirmed.lock().map(|c| c.clone()).unwrap_or_default();
+    let ids: Vec<Uuid> = told
+        .iter()
+        .filter_map(|o| Uuid::parse_str(o).ok())
+        .collect();
+    let found: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM orders WHERE order_id = ANY($1) AND status = 'CONFIRMED'",
+    )
+    .bind(&ids)
+    .fetch_one(pool)
+    .await?;
+    let lost = told.len() as i64 - found;
+    let sold: i64 =
+        sqlx::query_scalar("SELECT sold_quantity::int8 FROM ticket_tiers WHERE tier_id = $1::uuid")
+            .bind(tier_id)
+            .fetch_one(pool)
+            .await?;
+    let tickets: i64 = sqlx::query_scalar("SELECT count(*) FROM tickets WHERE event_id = $1::uuid")
+        .bind(event_id)
+        .fetch_one(pool)
+        .await?;
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied();
+    let figures = json!({
+        "kills": plan.kills,
+        "lease_ms": plan.lease_ms,
+        "seconds_until_served": times,
+        "p50_seconds": median,
+        "max_seconds": sorted.last(),
+        "orders_confirmed_to_buyers": told.len(),
+        "orders_lost": lost,
+        "tier_sold_equals_tickets": sold == tickets,
+        "buyer_outcomes": statuses.lock().map(|s| s.clone()).unwrap_or_default(),
+    });
+    println!("cluster: failover {figures}");
+    if lost != 0 || sold != tickets {
+        bail!("orders lost or counts off after the kills: {figures}");
+    }
+    Ok(figures)
+}
+
+/// Holds one ticket and pays for it; the order id, or what refused (a status code).
+async fn buy(
+    client: &reqwest::Client,
+    front: &str,
+    event_id: &str,
+    tier_id: &str,
+    token: &str,
+    key: &str,
+) -> Result<String, String> {
+    let status_of = |e: reqwest::Error| crate::failure(&e).to_owned();
+    let response = client
+        .post(format!("{front}/api/v1/events/{event_id}/holds"))
+        .bearer_auth(token)
+        .json(&json!({"tier_id": tier_id, "quantity": 1}))
+        .send()
+        .await
+        .map_err(status_of)?;
+    if response.status().as_u16() != 201 {
+        return Err(format!("hold {}", response.status().as_u16()));
+    }
+    let hold: Value = response.json().await.map_err(status_of)?;
+    let hold_id = hold["hold_id"].as_str().unwrap_or_default();
+    // A checkout that got 503 is retried with the same key: the same order or none.
+    for _ in 0..50 {
+        let response = client
+            .post(format!("{front}/api/v1/holds/{hold_id}/checkout"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&json!({"payment_token": "tok_ok"}))
+            .send()
+            .await
+            .map_err(status_of)?;
+        match response.status().as_u16() {
+            201 => {
+                let order: Value = response.json().await.map_err(status_of)?;
+                return order["order_id"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| "no order id".to_owned());
+            }
+            503 => tokio::time::sleep(Duration::from_millis(200)).await,
+            other => return Err(format!("checkout {other}")),
+        }
+    }
+    Err("checkout 503".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flash_sale_figures_compare_the_two_deployments() {
+        let mut one = Report::new("flash-sale", Vec::new());
+        one.extra
+            .insert("seconds_to_sell_90_percent".into(), json!(10.0));
+        let mut many = Report::new("flash-sale", Vec::new());
+        many.extra
+            .insert("seconds_to_sell_90_percent".into(), json!(15.0));
+        let figures = flash_figures(&one, &many, "3 nodes");
+        assert_eq!(
+            figures["time_to_sell_90_percent_nodes_over_one"],
+            json!(1.5)
+        );
+        assert_eq!(
+            figures["3 nodes"]["seconds_to_sell_90_percent"],
+            json!(15.0)
+        );
+        assert_eq!(figures["one_node"]["hold_p99_ms"], Value::Null);
+    }
+}
