@@ -82,10 +82,14 @@ impl HoldMirror {
         };
         let writer = mirror.clone();
         actix_web::rt::spawn(async move {
-            while let Some(op) = queue.recv().await {
-                if let Err(error) = writer.apply(op).await {
-                    tracing::warn!(%error, "could not mirror a hold to Redis");
+            // Whatever queued up while the last write was out goes in the next one, so the
+            // mirror keeps up with any hold rate in a few round trips a second.
+            let mut ops = Vec::new();
+            while queue.recv_many(&mut ops, 512).await > 0 {
+                if let Err(error) = writer.apply(&ops).await {
+                    tracing::warn!(%error, "could not mirror holds to Redis");
                 }
+                ops.clear();
             }
         });
         Ok(mirror)
@@ -122,53 +126,71 @@ impl HoldMirror {
         fence::raise(&mut conn, &fence::epoch_key(&self.prefix, event_id), epoch).await
     }
 
-    async fn apply(&self, op: Op) -> anyhow::Result<()> {
-        let mut batch = FencedBatch::new();
-        let (event_id, epoch) = match op {
-            Op::Save {
-                event_id,
-                epoch,
-                hold,
-            } => {
+    /// Writes `ops` in order: one fenced script per run of ops of one event and epoch.
+    async fn apply(&self, ops: &[Op]) -> anyhow::Result<()> {
+        let mut runs: Vec<((Uuid, i64), FencedBatch)> = Vec::new();
+        for op in ops {
+            let owner = match op {
+                Op::Save {
+                    event_id, epoch, ..
+                }
+                | Op::Remove {
+                    event_id, epoch, ..
+                } => (*event_id, *epoch),
+            };
+            if runs.last().is_none_or(|(o, _)| *o != owner) {
+                runs.push((owner, FencedBatch::new()));
+            }
+            if let Some((_, batch)) = runs.last_mut() {
+                self.add(batch, op)?;
+            }
+        }
+        let mut conn = self.conn.clone();
+        for ((event_id, epoch), batch) in runs {
+            if batch.is_empty() {
+                continue;
+            }
+            let key = fence::epoch_key(&self.prefix, event_id);
+            if !batch.run(&mut conn, &key, epoch).await? {
+                self.cluster.fenced(event_id, "redis_holds");
+            }
+        }
+        Ok(())
+    }
+
+    /// The Redis commands of one op.
+    fn add(&self, batch: &mut FencedBatch, op: &Op) -> anyhow::Result<()> {
+        match op {
+            Op::Save { event_id, hold, .. } => {
                 let ttl = (hold.expires_at - Utc::now()).num_milliseconds();
                 if ttl <= 0 {
                     return Ok(());
                 }
-                let json = serde_json::to_string(&hold)?;
                 batch
                     .cmd([
                         "SET".to_owned(),
-                        self.hold_key(event_id, hold.hold_id),
-                        json,
+                        self.hold_key(*event_id, hold.hold_id),
+                        serde_json::to_string(hold)?,
                         "PX".to_owned(),
                         ttl.to_string(),
                     ])
                     .cmd([
                         "SADD".to_owned(),
-                        self.set_key(event_id),
+                        self.set_key(*event_id),
                         hold.hold_id.to_string(),
                     ]);
-                (event_id, epoch)
             }
             Op::Remove {
-                event_id,
-                epoch,
-                hold_id,
+                event_id, hold_id, ..
             } => {
                 batch
-                    .cmd(["DEL".to_owned(), self.hold_key(event_id, hold_id)])
+                    .cmd(["DEL".to_owned(), self.hold_key(*event_id, *hold_id)])
                     .cmd([
                         "SREM".to_owned(),
-                        self.set_key(event_id),
+                        self.set_key(*event_id),
                         hold_id.to_string(),
                     ]);
-                (event_id, epoch)
             }
-        };
-        let mut conn = self.conn.clone();
-        let key = fence::epoch_key(&self.prefix, event_id);
-        if !batch.run(&mut conn, &key, epoch).await? {
-            self.cluster.fenced(event_id, "redis_holds");
         }
         Ok(())
     }
