@@ -643,7 +643,11 @@ async fn buy(
                     .ok_or_else(|| "no order id".to_owned());
             }
             503 => tokio::time::sleep(Duration::from_millis(200)).await,
-            other => return Err(format!("checkout {other}")),
+            other => {
+                let body: Value = response.json().await.unwrap_or_default();
+                let code = body["error"]["code"].as_str().unwrap_or("").to_owned();
+                return Err(format!("checkout {other} {code}"));
+            }
         }
     }
     Err("checkout 503".to_owned())

@@ -25,11 +25,12 @@ use super::registry::{EngineConfig, Registry};
 use super::section::{ChangeSeats, HoldBest, HoldSeats, SeatChange};
 use crate::clock::Clock;
 use crate::cluster::{Cluster, LeaseToken};
+use crate::domain::hold_id::event_prefix;
 use crate::domain::venue::seat_label;
 use crate::payments::{reconciler, AuthorizeRequest, PaymentError, PaymentGateway};
 use crate::persistence::orders::{self, NewItem, NewOrder, NewTicket, OrderRow, TicketRow};
 use crate::persistence::payments::{self, NewPayment};
-use crate::persistence::{onsale, WriteError};
+use crate::persistence::{leases, onsale, WriteError};
 
 /// What an event has left on sale, as the waiting room paces admission by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,10 +216,10 @@ impl Engine {
 
     async fn event_of(&self, hold_id: Uuid) -> Result<Addr<super::event::EventActor>, EngineError> {
         let event_id = self
-            .registry
             .event_of_hold(hold_id)
+            .await?
             .ok_or(EngineError::HoldNotFound)?;
-        self.registry.get(event_id).await
+        self.registry.get(event_id).await.map_err(not_found_as_hold)
     }
 
     #[tracing::instrument(skip(self))]
@@ -296,9 +297,14 @@ impl Engine {
         })
     }
 
-    /// The event a live hold belongs to.
-    pub fn event_of_hold(&self, hold_id: Uuid) -> Option<Uuid> {
-        self.registry.event_of_hold(hold_id)
+    /// The event a hold belongs to: one this node runs, or else the event whose id the hold
+    /// id starts with (a node that just took an on-sale over knows none of its holds until
+    /// it has started it, which asking its actor for the hold does).
+    pub async fn event_of_hold(&self, hold_id: Uuid) -> Result<Option<Uuid>, EngineError> {
+        if let Some(event_id) = self.registry.event_of_hold(hold_id) {
+            return Ok(Some(event_id));
+        }
+        Ok(leases::event_with_prefix(&self.pool, event_prefix(hold_id)).await?)
     }
 
     /// Live counts of an event whose engine runs (none otherwise).
@@ -308,7 +314,7 @@ impl Engine {
 
     /// Pays for a hold and turns it into an order with tickets. Retrying with the same
     /// idempotency key returns the same order and never charges twice.
-    #[tracing::instrument(skip(self, payment_token))]
+    #[tracing::instrument(skip(self, idempotency_key, payment_token))]
     pub async fn checkout(
         &self,
         hold_id: Uuid,
@@ -325,16 +331,28 @@ impl Engine {
             }
             return self.order_view(order).await;
         }
-        let Some(event_id) = self.registry.event_of_hold(hold_id) else {
-            return match orders::find_by_hold(&self.pool, hold_id).await? {
+        let purchased = || async {
+            match orders::find_by_hold(&self.pool, hold_id).await? {
                 Some(order) if order.buyer_id == buyer_id => {
                     Err(EngineError::AlreadyPurchased(order.order_id))
                 }
                 _ => Err(EngineError::HoldNotFound),
-            };
+            }
         };
-        let (event, lease) = self.registry.get_owned(event_id).await?;
-        let hold = event.send(BeginCheckout { hold_id, buyer_id }).await??;
+        let Some(event_id) = self.event_of_hold(hold_id).await? else {
+            return purchased().await;
+        };
+        let (event, lease) = self
+            .registry
+            .get_owned(event_id)
+            .await
+            .map_err(not_found_as_hold)?;
+        let hold = match event.send(BeginCheckout { hold_id, buyer_id }).await? {
+            Ok(hold) => hold,
+            // Bought before this node ran the on-sale (a restart, a takeover).
+            Err(EngineError::HoldNotFound) => return purchased().await,
+            Err(error) => return Err(error),
+        };
 
         match self
             .pay_and_write(&hold, &lease, idempotency_key, payment_token)
@@ -531,6 +549,14 @@ impl Engine {
     /// Whether the event's actors run on this node.
     pub fn is_running(&self, event_id: Uuid) -> bool {
         self.registry.is_running(event_id)
+    }
+}
+
+/// Asked about a hold, "no such event" means no such hold.
+fn not_found_as_hold(error: EngineError) -> EngineError {
+    match error {
+        EngineError::EventNotFound => EngineError::HoldNotFound,
+        other => other,
     }
 }
 

@@ -34,6 +34,7 @@ use crate::domain::live_map::{LiveMap, SectionStart, TierStart};
 use crate::domain::seat_board::SeatBoard;
 use crate::domain::venue::SectionKind;
 use crate::persistence::onsale::{self, SeatInfo};
+use crate::persistence::orders;
 
 /// Settings of the engine that are not per event.
 #[derive(Debug, Clone)]
@@ -355,10 +356,22 @@ impl Registry {
                 return Vec::new();
             }
         };
+        // A hold whose order was written just before the crash may still be in the mirror:
+        // its seats (or tickets) are sold, and must not count as held as well.
+        let ids: Vec<Uuid> = saved.iter().map(|h| h.hold_id).collect();
+        let bought = match orders::holds_with_orders(&self.pool, &ids).await {
+            Ok(bought) => bought,
+            Err(error) => {
+                tracing::warn!(%event_id, %error, "could not check restored holds for orders; starting without them");
+                return Vec::new();
+            }
+        };
         let now = self.clock.now();
         let mut kept = Vec::new();
         for hold in saved {
-            let fits = hold.expires_at > now && self.put_back(&hold, sections, boards);
+            let fits = hold.expires_at > now
+                && !bought.contains(&hold.hold_id)
+                && self.put_back(&hold, sections, boards);
             if fits {
                 self.remember_hold(hold.hold_id, event_id);
                 kept.push(hold);

@@ -26,8 +26,6 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::AppState;
 use crate::cluster::{ClusterError, Route};
-use crate::domain::hold_id::event_prefix;
-use crate::persistence::leases;
 
 /// Marks a request forwarded by a node.
 pub const HOP_HEADER: &str = "x-boxoffice-hop";
@@ -421,13 +419,12 @@ async fn event_of(state: &AppState, target: Target) -> Option<Uuid> {
     match target {
         Target::Event(event_id) | Target::OwnerIfAny(event_id) => Some(event_id),
         Target::Hold(hold_id) => {
-            if let Some(event_id) = state.engine.event_of_hold(hold_id) {
-                return Some(event_id);
-            }
-            leases::event_with_prefix(&state.pool, event_prefix(hold_id))
+            state
+                .engine
+                .event_of_hold(hold_id)
                 .await
                 .unwrap_or_else(|error| {
-                    tracing::warn!(?error, "could not find a hold's event");
+                    tracing::warn!(%error, "could not find a hold's event");
                     None
                 })
         }

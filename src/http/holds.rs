@@ -174,7 +174,7 @@ pub async fn checkout(
             "must be 1 to 200 characters",
         ));
     }
-    let event_id = state.engine.event_of_hold(*path);
+    let event_id = state.engine.event_of_hold(*path).await?;
     if let Some(event_id) = event_id {
         state
             .rooms

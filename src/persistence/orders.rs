@@ -279,7 +279,7 @@ pub async fn find_order(pool: &PgPool, order_id: Uuid) -> anyhow::Result<Option<
 }
 
 /// The confirmed order a buyer's checkout with this key produced, if any.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool, idempotency_key))]
 pub async fn find_by_key(
     pool: &PgPool,
     buyer_id: Uuid,
@@ -293,6 +293,22 @@ pub async fn find_by_key(
     .fetch_optional(pool)
     .await
     .context("loading an order by key")
+}
+
+/// Which of these holds became an order.
+#[tracing::instrument(skip_all, fields(holds = holds.len()))]
+pub async fn holds_with_orders(
+    pool: &PgPool,
+    holds: &[Uuid],
+) -> anyhow::Result<std::collections::HashSet<Uuid>> {
+    let found: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT hold_id FROM orders WHERE hold_id = ANY($1) AND hold_id IS NOT NULL AND status = 'CONFIRMED'",
+    )
+    .bind(holds)
+    .fetch_all(pool)
+    .await
+    .context("finding the orders of restored holds")?;
+    Ok(found.into_iter().collect())
 }
 
 /// The confirmed order of a hold, if any.

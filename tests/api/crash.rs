@@ -4,7 +4,7 @@
 //! order is given back.
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,73 +15,21 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, uuid, TestApp, TEST_SECRET};
+use crate::helpers::{spawn_app, uuid, TestApp};
+use crate::process::{free_port, ChildServer};
 
-/// The real `boxoffice` binary, serving the test's database.
-struct ChildServer {
-    child: Child,
-    address: String,
-}
-
-impl ChildServer {
-    async fn start(database_url: &str, port: u16) -> ChildServer {
-        let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
-            .arg("serve")
-            .env("DATABASE_URL", database_url)
-            .env("BOXOFFICE_BIND", format!("127.0.0.1:{port}"))
-            .env("BOXOFFICE_JWT_SECRET", TEST_SECRET)
-            .env("BOXOFFICE_MAX_HOLDS_PER_BUYER", "100")
-            .env("BOXOFFICE_RECONCILE_SECONDS", "1")
-            .env("BOXOFFICE_RECONCILE_GRACE_SECONDS", "0")
-            .env("BOXOFFICE_WORKERS", "2")
-            .env("RUST_LOG", "warn")
-            .env_remove("REDIS_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting boxoffice: {e}"));
-        let server = ChildServer {
-            child,
-            address: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if client
-                .get(format!("{}/readyz", server.address))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("boxoffice did not become ready");
-    }
-
-    fn kill(&mut self) {
-        // SIGKILL: no shutdown, no flush, nothing.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// The binary, as these tests run it: holds and the reconciler without limits or delay.
+async fn start(database_url: &str, port: u16) -> ChildServer {
+    let env = [
+        ("BOXOFFICE_MAX_HOLDS_PER_BUYER", "100"),
+        ("BOXOFFICE_RECONCILE_SECONDS", "1"),
+        ("BOXOFFICE_RECONCILE_GRACE_SECONDS", "0"),
+    ];
+    ChildServer::start(database_url, port, &env, None).await
 }
 
 /// An order a buyer was told about: its id and seats.
 type Confirmed = (String, Vec<Uuid>);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
 
 async fn call(
     client: &reqwest::Client,
@@ -113,7 +61,7 @@ async fn a_sale_survives_the_server_being_killed_mid_flight() {
     // The in-process app only set things up: the child process runs the on-sale.
     app.stop_owning().await;
     let port = free_port();
-    let mut server = ChildServer::start(&database_url, port).await;
+    let mut server = start(&database_url, port).await;
     let client = reqwest::Client::new();
     let confirmed: Arc<Mutex<Vec<Confirmed>>> = Arc::default();
     let done = Arc::new(AtomicUsize::new(0));
@@ -206,7 +154,7 @@ async fn a_sale_survives_the_server_being_killed_mid_flight() {
     assert_eq!(double, 0);
 
     // Started again: nothing is locked; sold seats are sold; the rest can be held.
-    let restarted = ChildServer::start(&database_url, free_port()).await;
+    let restarted = start(&database_url, free_port()).await;
     let sold: HashSet<Uuid> =
         sqlx::query_scalar("SELECT seat_id FROM tickets WHERE event_id = $1 AND status = 'VALID'")
             .bind(event_id)
@@ -293,7 +241,7 @@ async fn a_sale_survives_the_server_being_killed_mid_flight() {
 #[actix_web::test]
 async fn sigterm_stops_the_server_gracefully() {
     let app: TestApp = spawn_app().await;
-    let mut server = ChildServer::start(&app.database_url(), free_port()).await;
+    let mut server = start(&app.database_url(), free_port()).await;
     let pid = server.child.id().to_string();
     let sent = Command::new("kill")
         .args(["-TERM", &pid])

@@ -14,6 +14,7 @@ mod helpers;
 mod holds;
 mod live;
 mod operations;
+mod process;
 mod queue;
 mod races;
 mod redis;

@@ -106,3 +106,94 @@ async fn holds_mirrored_to_redis_come_back_after_a_restart() {
         "{states:?}"
     );
 }
+
+#[actix_web::test]
+async fn a_hold_bought_just_before_a_crash_is_not_counted_as_held_again() {
+    let prefix = format!("test-{}", Uuid::new_v4().simple());
+    let with_redis = |s: &mut boxoffice::config::Settings| {
+        s.redis_url = Some(redis_url());
+        s.redis_prefix = prefix.clone();
+    };
+    let first = spawn_app_with(with_redis).await;
+    let organizer = first.organizer().await;
+    let (_, event_id) = first.on_sale_event(&organizer.token).await;
+    let buyer = first.buyer().await;
+    let (_, detail) = first.get(&format!("/api/v1/events/{event_id}"), None).await;
+    let general = detail["tiers"][0]["tier_id"].clone();
+    let (status, hold) = first
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"tier_id": general, "quantity": 3}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    let hold_id = uuid(&hold["hold_id"]);
+    let client = redis::Client::open(redis_url()).unwrap_or_else(|e| panic!("{e}"));
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let key = format!("{prefix}:hold:{event_id}:{hold_id}");
+    let mut mirrored: Option<String> = None;
+    first
+        .eventually("the hold is mirrored", || {
+            let (mut redis, key) = (redis.clone(), key.clone());
+            async move {
+                let found: Option<String> = redis::AsyncCommands::get(&mut redis, key)
+                    .await
+                    .unwrap_or(None);
+                found.is_some()
+            }
+        })
+        .await;
+    if let Ok(found) = redis::AsyncCommands::get(&mut redis, &key).await {
+        mirrored = found;
+    }
+    let (status, order) = first
+        .checkout(&buyer.token, &hold["hold_id"], "k", "tok_ok")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+
+    // The node dies after the order's commit but before the mirror let go of the hold.
+    first.stop_owning().await;
+    let mirrored = mirrored.unwrap_or_else(|| panic!("no mirrored hold"));
+    let _: () = redis::AsyncCommands::set(&mut redis, &key, mirrored)
+        .await
+        .unwrap_or(());
+    let _: () = redis::AsyncCommands::sadd(
+        &mut redis,
+        format!("{prefix}:holds:{event_id}"),
+        hold_id.to_string(),
+    )
+    .await
+    .unwrap_or(());
+
+    let second = spawn_app_sharing(&first, with_redis).await;
+    let (status, again) = second
+        .checkout(&buyer.token, &hold["hold_id"], "k", "tok_ok")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again["order_id"], order["order_id"], "the same order");
+    second
+        .engine
+        .inventory(event_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let available = second
+        .engine
+        .counts(event_id)
+        .await
+        .and_then(|c| c.tiers.first().map(|t| t.1));
+    assert_eq!(available, Some(80 - 3), "sold once, not held as well");
+    let _: () = redis::AsyncCommands::del(
+        &mut redis,
+        vec![
+            key,
+            format!("{prefix}:holds:{event_id}"),
+            format!("{prefix}:epoch:{event_id}"),
+        ],
+    )
+    .await
+    .unwrap_or(());
+}
