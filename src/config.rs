@@ -102,6 +102,12 @@ pub struct Settings {
     /// `BOXOFFICE_OPERATOR_TOKEN`: bearer token of `GET /api/v1/cluster` (unset: the
     /// endpoint answers 404).
     pub operator_token: Option<String>,
+    /// `BOXOFFICE_TRUSTED_PROXIES`: comma-separated addresses or networks (`10.0.0.0/8`,
+    /// `::1`) of proxies whose `X-Forwarded-For` names the client (default: none).
+    pub trusted_proxies: Vec<IpNet>,
+    /// `BOXOFFICE_LOGIN_RATE_PER_ACCOUNT`: login attempts per account per minute, from any
+    /// address.
+    pub login_rate_per_account: u32,
     /// The live seat map: `BOXOFFICE_LIVE_BATCH_MS` (how often changes go out, 100),
     /// `BOXOFFICE_LIVE_RING` (batches kept for reconnects, 600), `BOXOFFICE_LIVE_VIEWER_QUEUE`
     /// (frames queued per socket before it counts as behind, 32),
@@ -291,6 +297,26 @@ impl Settings {
                 100,
                 600_000,
             )?),
+            trusted_proxies: match get("BOXOFFICE_TRUSTED_PROXIES") {
+                None => Vec::new(),
+                Some(list) => list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(IpNet::parse)
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| ConfigError {
+                        name: "BOXOFFICE_TRUSTED_PROXIES",
+                        problem: "must be addresses or networks such as 10.0.0.0/8, ::1".into(),
+                    })?,
+            },
+            login_rate_per_account: bounded(
+                &get,
+                "BOXOFFICE_LOGIN_RATE_PER_ACCOUNT",
+                10,
+                1,
+                1_000_000,
+            )? as u32,
             operator_token: match get("BOXOFFICE_OPERATOR_TOKEN") {
                 Some(token) if token.trim().len() < 16 => {
                     return Err(ConfigError {
@@ -341,6 +367,50 @@ impl Settings {
             self.database_url = format!("{server}/{name}");
         }
         self
+    }
+}
+
+/// An address or a network (`10.0.0.0/8`, `fd00::/8`, `127.0.0.1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    net: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(text: &str) -> Option<IpNet> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix.parse::<u8>().ok()?)),
+            None => (text, None),
+        };
+        let net: std::net::IpAddr = addr.parse().ok()?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpNet { net, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        match (self.net, ip) {
+            (V4(net), V4(ip)) => {
+                mask(u32::from(net).into(), 32, self.prefix)
+                    == mask(u32::from(ip).into(), 32, self.prefix)
+            }
+            (V6(net), V6(ip)) => {
+                mask(u128::from(net), 128, self.prefix) == mask(u128::from(ip), 128, self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The top `prefix` bits of a `bits`-wide address.
+fn mask(value: u128, bits: u32, prefix: u8) -> u128 {
+    let prefix = u32::from(prefix).min(bits);
+    if prefix == 0 {
+        0
+    } else {
+        value >> (bits - prefix)
     }
 }
 
@@ -456,10 +526,29 @@ mod tests {
             ("BOXOFFICE_INTERNAL_URL", "10.0.0.5:8080"),
             ("BOXOFFICE_LEASE_MS", "10"),
             ("BOXOFFICE_OPERATOR_TOKEN", "short"),
+            ("BOXOFFICE_TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("BOXOFFICE_TRUSTED_PROXIES", "nginx"),
         ] {
             let error = settings(&[(name, value)]).err();
             assert_eq!(error.map(|e| e.name), Some(name), "{name}={value}");
         }
+    }
+
+    #[test]
+    fn networks_contain_their_addresses_only() {
+        let parse = |s: &str| IpNet::parse(s).unwrap_or_else(|| panic!("{s}"));
+        let ip = |s: &str| {
+            s.parse::<std::net::IpAddr>()
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert!(parse("10.0.0.0/8").contains(ip("10.200.3.4")));
+        assert!(!parse("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(parse("127.0.0.1").contains(ip("127.0.0.1")));
+        assert!(!parse("127.0.0.1").contains(ip("127.0.0.2")));
+        assert!(parse("fd00::/8").contains(ip("fd12::1")));
+        assert!(!parse("fd00::/8").contains(ip("10.0.0.1")));
+        assert!(parse("0.0.0.0/0").contains(ip("8.8.8.8")));
+        assert_eq!(IpNet::parse("10.0.0.0/33"), None);
     }
 
     #[test]

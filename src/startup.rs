@@ -324,6 +324,7 @@ fn run(
         tokens: TokenKeys::new(&settings.jwt_secret, settings.token_ttl),
         metrics,
         auth_limiter: http::ratelimit::IpLimiter::per_minute(settings.auth_rate_per_minute),
+        login_limiter: http::ratelimit::Limiter::per_minute(settings.login_rate_per_account),
         rooms,
         visitors: VisitorKeys::new(&settings.jwt_secret, settings.visitor_ttl),
         sale_limits: http::ratelimit::SaleLimits::new(
@@ -339,7 +340,7 @@ fn run(
         let mut app = App::new()
             .wrap(from_fn(forward::to_owner))
             .wrap(from_fn(http::metrics::record))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<http::trace::RedactedSpan>::new())
             .wrap(NormalizePath::new(TrailingSlash::Trim))
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(max_body))

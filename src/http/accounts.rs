@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::Json;
+use super::extract;
 use super::AppState;
 use crate::domain::account::{Email, Password, Role};
 use crate::domain::validation::text;
@@ -43,14 +43,14 @@ pub struct LoginRequest {
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "accounts", request_body = SignupRequest,
     responses((status = 201, body = SignupResponse), (status = 409, description = "e-mail taken", body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
-#[tracing::instrument(skip(state, req, body))]
+#[tracing::instrument(skip(state, req, payload))]
 pub async fn signup(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: Json<SignupRequest>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     state.auth_limiter.check(&req)?;
-    let body = body.0;
+    let body: SignupRequest = extract::json_body(&req, payload).await?;
     let mut errors = FieldErrors::new();
     let email = errors.take("email", Email::parse(&body.email));
     let password = errors.take("password", Password::parse(&body.password));
@@ -81,15 +81,26 @@ pub async fn signup(
 /// Exchanges an e-mail and password for a token.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = LoginRequest,
     responses((status = 200, body = SignupResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-#[tracing::instrument(skip(state, req, body))]
+#[tracing::instrument(skip(state, req, payload))]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: Json<LoginRequest>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     state.auth_limiter.check(&req)?;
+    let body: LoginRequest = extract::json_body(&req, payload).await?;
+    // Per account too: a password guessed from many addresses is still one account's.
+    state.login_limiter.check_key(
+        &body
+            .email
+            .trim()
+            .chars()
+            .take(320)
+            .collect::<String>()
+            .to_lowercase(),
+    )?;
     let wrong = || ApiError::Unauthorized("wrong e-mail or password".into());
-    let user = match Email::parse(&body.0.email) {
+    let user = match Email::parse(&body.email) {
         Ok(email) => accounts::find_by_email(&state.pool, &email).await?,
         Err(_) => None,
     };
@@ -97,7 +108,7 @@ pub async fn login(
         || security::decoy_hash().to_owned(),
         |u| u.password_hash.clone(),
     );
-    let password = body.0.password;
+    let password = body.password;
     let matches = web::block(move || security::verify_password(&password, &stored))
         .await
         .map_err(|e| ApiError::Unexpected(e.into()))??;

@@ -168,7 +168,11 @@ impl ResponseError for ApiError {
         if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(1u32)));
         }
-        response.json(serde_json::json!({ "error": self.body() }))
+        let mut answer = response.json(serde_json::json!({ "error": self.body() }));
+        answer
+            .extensions_mut()
+            .insert(super::trace::ErrorCode(self.code()));
+        answer
     }
 }
 

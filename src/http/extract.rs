@@ -23,40 +23,78 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-            });
+        let json = require_json(req);
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            if !is_json {
-                return Err(ApiError::coded(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "send the body as application/json",
-                ));
-            }
-            let bytes = bytes.await.map_err(|error| {
-                if error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::coded(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        "the body is larger than this server accepts",
-                    )
-                } else {
-                    ApiError::malformed(
-                        format!("the body could not be read: {error}"),
-                        BTreeMap::new(),
-                    )
-                }
-            })?;
-            parse(&bytes).map(Json)
+            json?;
+            parse(&bytes.await.map_err(unreadable)?).map(Json)
         })
+    }
+}
+
+/// Reads and parses a JSON body in the handler, after whatever must come first (a rate
+/// limit: a refused request costs no parsing).
+pub async fn json_body<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, ApiError> {
+    require_json(req)?;
+    let bytes = web::Bytes::from_request(req, &mut payload.into_inner())
+        .await
+        .map_err(unreadable)?;
+    parse(&bytes)
+}
+
+/// A body that could not be read: 413 when too large, 400 otherwise.
+fn unreadable(error: actix_web::Error) -> ApiError {
+    if error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::coded(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the body is larger than this server accepts",
+        )
+    } else {
+        ApiError::malformed(
+            format!("the body could not be read: {}", clip(&error.to_string())),
+            BTreeMap::new(),
+        )
+    }
+}
+
+/// 415 unless the request says its body is JSON.
+pub fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::coded(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ))
+    }
+}
+
+/// The most of a client's input an error answer repeats back: a field path or a message,
+/// never a long value (a 1 MB field name must not come back as a 1 MB answer or log line).
+pub const ECHO_LIMIT: usize = 100;
+
+/// `text` cut to [`ECHO_LIMIT`] characters, marked when cut.
+pub fn clip(text: &str) -> String {
+    if text.chars().count() <= ECHO_LIMIT {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(ECHO_LIMIT).collect();
+        cut.push('…');
+        cut
     }
 }
 
@@ -64,9 +102,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
+        let path = clip(&error.path().to_string());
         let inner = error.into_inner();
-        let reason = strip_position(&inner.to_string());
+        let reason = clip_backticked(&strip_position(&inner.to_string()));
         let mut fields = BTreeMap::new();
         if inner.is_syntax() || inner.is_eof() {
             return ApiError::malformed(format!("the body is not valid JSON: {reason}"), fields);
@@ -81,6 +119,15 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         fields.insert(field, reason.clone());
         ApiError::malformed(format!("the body does not fit: {reason}"), fields)
     })
+}
+
+/// serde's message with any name it quotes (`unknown field `…``) cut short.
+fn clip_backticked(message: &str) -> String {
+    let parts: Vec<&str> = message.splitn(3, '`').collect();
+    match parts.as_slice() {
+        [before, quoted, after] => format!("{before}`{}`{after}", clip(quoted)),
+        _ => clip(message),
+    }
 }
 
 fn strip_position(message: &str) -> String {
@@ -106,14 +153,18 @@ pub fn path_error(error: PathError, _req: &HttpRequest) -> actix_web::Error {
         "path".to_owned(),
         "ids in the path must be UUIDs".to_owned(),
     );
-    ApiError::malformed(format!("the path is malformed: {error}"), fields).into()
+    ApiError::malformed(
+        format!("the path is malformed: {}", clip(&error.to_string())),
+        fields,
+    )
+    .into()
 }
 
 /// A malformed query string is a 400 naming the parameter where serde says which.
 pub fn query_error(error: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let mut fields = BTreeMap::new();
-    let reason = error.to_string();
-    let field = reason.split('`').nth(1).unwrap_or("query").to_owned();
+    let reason = clip_backticked(&error.to_string());
+    let field = clip(reason.split('`').nth(1).unwrap_or("query"));
     fields.insert(field, reason.clone());
     ApiError::malformed(format!("the query string is malformed: {reason}"), fields).into()
 }
@@ -158,6 +209,17 @@ mod tests {
         assert!(fields(r#"{"name": "x", "inner": [], "extra": 1}"#).contains_key("extra"));
         assert!(fields(r#"{"inner": []}"#).contains_key("name"));
         assert!(fields(r#"{"name": "x", "inner": [{}]}"#).contains_key("inner[0].count"));
+    }
+
+    #[test]
+    fn a_huge_unknown_field_is_not_echoed_back() {
+        let name = "x".repeat(1_000_000);
+        let body = format!(r#"{{"name": "x", "inner": [], "{name}": 1}}"#);
+        let error = parse::<Outer>(body.as_bytes())
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
+        let text = serde_json::to_string(&error.body()).unwrap_or_default();
+        assert!(text.len() < 1_000, "{} bytes", text.len());
     }
 
     #[test]

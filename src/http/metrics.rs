@@ -18,6 +18,7 @@ pub struct Metrics {
     pub registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    refusals: IntCounterVec,
 }
 
 impl Metrics {
@@ -40,12 +41,21 @@ impl Metrics {
             ]),
             &["method", "route"],
         )?;
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "refusals_total",
+                "Requests answered with a client error, by route and error code (seat_unavailable, sold_out, ...)",
+            ),
+            &["route", "code"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(refusals.clone()))?;
         Ok(Metrics {
             registry,
             requests,
             latency,
+            refusals,
         })
     }
 
@@ -73,6 +83,18 @@ pub async fn record(
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let response = next.call(req).await?;
     if let Some(state) = state {
+        if response.status().is_client_error() {
+            let code = response
+                .response()
+                .extensions()
+                .get::<super::trace::ErrorCode>()
+                .map_or("other", |c| c.0);
+            state
+                .metrics
+                .refusals
+                .with_label_values(&[&route, code])
+                .inc();
+        }
         state.metrics.observe(
             &method,
             &route,

@@ -18,6 +18,7 @@ pub mod ops;
 pub mod orders;
 pub mod queue;
 pub mod ratelimit;
+pub mod trace;
 pub mod venues;
 
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub metrics: metrics::Metrics,
     pub auth_limiter: ratelimit::IpLimiter,
+    /// Login attempts per account, from any address.
+    pub login_limiter: ratelimit::Limiter<String>,
     pub rooms: Arc<WaitingRooms>,
     pub visitors: VisitorKeys,
     pub sale_limits: ratelimit::SaleLimits,

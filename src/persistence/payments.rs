@@ -56,7 +56,7 @@ pub async fn insert_pending(pool: &PgPool, payment: &NewPayment) -> Result<(), W
     Ok(())
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip(pool, idempotency_key))]
 pub async fn find_by_key(
     pool: &PgPool,
     idempotency_key: &str,
