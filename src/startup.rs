@@ -339,6 +339,7 @@ fn run(
     let server = HttpServer::new(move || {
         let mut app = App::new()
             .wrap(from_fn(forward::to_owner))
+            .wrap(from_fn(http::headers::secure))
             .wrap(from_fn(http::metrics::record))
             .wrap(TracingLogger::<http::trace::RedactedSpan>::new())
             .wrap(NormalizePath::new(TrailingSlash::Trim))

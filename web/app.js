@@ -152,3 +152,14 @@ export function socketUrl(path) {
 }
 
 export const params = new URLSearchParams(location.search);
+
+/** `wanted` as a path on this site, or `fallback` when it is missing or leads elsewhere. */
+export function sameOriginPath(wanted, fallback) {
+  if (!wanted) return fallback;
+  try {
+    const url = new URL(wanted, location.origin);
+    return url.origin === location.origin ? url.pathname + url.search + url.hash : fallback;
+  } catch {
+    return fallback;
+  }
+}

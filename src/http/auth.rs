@@ -56,6 +56,43 @@ impl FromRequest for Caller {
     }
 }
 
+/// A signed-in buyer: only buyers queue, hold and buy. Organizers manage events (and door
+/// scanners check tickets in); their tokens here answer 403 `role_not_allowed`.
+#[derive(Debug, Clone, Copy)]
+pub struct Buyer(pub Caller);
+
+impl Buyer {
+    pub fn of(caller: Caller) -> Result<Buyer, ApiError> {
+        if caller.role == Role::Buyer {
+            Ok(Buyer(caller))
+        } else {
+            Err(role_not_allowed())
+        }
+    }
+}
+
+/// 403 for an account whose role may not do this.
+pub fn role_not_allowed() -> ApiError {
+    ApiError::coded(
+        actix_web::http::StatusCode::FORBIDDEN,
+        "role_not_allowed",
+        "only buyer accounts queue, hold and buy tickets; sign in with a buyer account",
+    )
+}
+
+impl FromRequest for Buyer {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        ready(
+            Caller::from_request(req, payload)
+                .into_inner()
+                .and_then(Buyer::of),
+        )
+    }
+}
+
 /// A caller who may or may not be signed in; a token that is present must be valid.
 #[derive(Debug, Clone, Copy)]
 pub struct MaybeCaller(pub Option<Caller>);

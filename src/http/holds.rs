@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::auth::Caller;
+use super::auth::Buyer;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
 use super::queue::admission_token;
@@ -79,7 +79,7 @@ fn request(body: HoldBody) -> Result<HoldRequest, ApiError> {
            ("X-Admission-Token" = Option<String>, Header, description = "required when the on-sale has a waiting room")),
     request_body = HoldBody,
     responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 201, body = HoldView), (status = 401, description = "unauthorized, admission_required", body = ErrorBody),
-              (status = 403, description = "admission_invalid (with reason)", body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 403, description = "admission_invalid (with reason), role_not_allowed (not a buyer account)", body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 429, description = "rate_limited", body = ErrorBody),
               (status = 409, description = "seat_unavailable, sold_out, sale_not_open, too_many_holds", body = ErrorBody),
               (status = 422, description = "validation_failed, max_per_order_exceeded", body = ErrorBody)))]
@@ -87,7 +87,7 @@ fn request(body: HoldBody) -> Result<HoldRequest, ApiError> {
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
-    caller: Caller,
+    Buyer(caller): Buyer,
     path: web::Path<Uuid>,
     body: Json<HoldBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -112,7 +112,7 @@ pub async fn create(
 #[tracing::instrument(skip(state))]
 pub async fn get(
     state: web::Data<AppState>,
-    caller: Caller,
+    Buyer(caller): Buyer,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(state.engine.get_hold(*path, caller.user_id).await?))
@@ -126,7 +126,7 @@ pub async fn get(
 #[tracing::instrument(skip(state))]
 pub async fn release(
     state: web::Data<AppState>,
-    caller: Caller,
+    Buyer(caller): Buyer,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     state.engine.release_hold(*path, caller.user_id).await?;
@@ -144,13 +144,13 @@ const MAX_KEY_LEN: usize = 200;
     request_body = CheckoutBody,
     responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 201, body = OrderView), (status = 402, description = "payment_declined", body = ErrorBody),
               (status = 401, description = "unauthorized, admission_required", body = ErrorBody),
-              (status = 403, description = "admission_invalid (with reason)", body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 403, description = "admission_invalid (with reason), role_not_allowed (not a buyer account)", body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "hold_expired, checkout_in_progress, hold_purchased", body = ErrorBody),
               (status = 502, description = "payment_failed", body = ErrorBody)))]
 #[tracing::instrument(skip(state, req, body))]
 pub async fn checkout(
     state: web::Data<AppState>,
-    caller: Caller,
+    Buyer(caller): Buyer,
     req: HttpRequest,
     path: web::Path<Uuid>,
     body: Json<CheckoutBody>,

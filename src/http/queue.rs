@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::{Caller, Organizer};
+use super::auth::{Buyer, Organizer};
 use super::error::{ApiError, ErrorBody};
 use super::events::owned;
 use super::extract::Json;
@@ -28,6 +28,9 @@ pub struct QueueIdentity(pub Uuid);
 
 fn identity(state: &AppState, token: &str) -> Result<Uuid, ApiError> {
     if let Ok(claims) = state.tokens.verify(token) {
+        if claims.role != crate::domain::account::Role::Buyer {
+            return Err(super::auth::role_not_allowed());
+        }
         return Ok(claims.sub);
     }
     state.visitors.verify(token).map_err(|_| {
@@ -172,7 +175,7 @@ pub struct ClaimBody {
 pub async fn claim(
     state: web::Data<AppState>,
     req: HttpRequest,
-    caller: Caller,
+    Buyer(caller): Buyer,
     path: web::Path<Uuid>,
     body: Json<ClaimBody>,
 ) -> Result<HttpResponse, ApiError> {
