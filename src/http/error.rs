@@ -274,6 +274,7 @@ impl From<crate::queue::QueueError> for ApiError {
                     .with("reason", why.reason())
             }
             E::OwnerUnavailable => ApiError::owner_unavailable(),
+            E::ClaimTooLate => ApiError::conflict("claim_too_late", message),
             E::Unavailable(_) => ApiError::coded(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -20,7 +20,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::line::{Admission, Joined, Line, Spot};
+use super::line::{Admission, Claim, Joined, Line, Spot};
 use super::store::RoomStore;
 use crate::actors::engine::Inventory;
 use crate::actors::messages::EngineError;
@@ -549,9 +549,10 @@ impl Handler<Leave> for QueueActor {
     }
 }
 
-/// Moves a visitor's place or admission to the account they signed in with.
+/// Moves a visitor's place or admission to the account they signed in with (see
+/// `Line::transfer` for what a claim may and may not do).
 #[derive(Message)]
-#[rtype(result = "Standing")]
+#[rtype(result = "Result<Standing, ClaimRefused>")]
 pub struct Transfer {
     pub from: Uuid,
     pub to: Uuid,
@@ -562,11 +563,14 @@ impl Handler<Transfer> for QueueActor {
 
     fn handle(&mut self, msg: Transfer, _: &mut Context<Self>) -> Self::Result {
         let now = self.clock.now();
-        let moved = self.line.transfer(msg.from, msg.to, now);
+        let claim = self.line.transfer(msg.from, msg.to, now);
+        if claim == Claim::TooLate {
+            return MessageResult(Err(ClaimRefused::TooLate));
+        }
         if let Some(store) = &self.store {
             store.leave(vec![msg.from]);
             store.forget(vec![msg.from]);
-            if moved {
+            if claim == Claim::Moved {
                 match self.line.admission(msg.to, now) {
                     Some(admission) => store.admit(msg.to, admission),
                     None => {
@@ -577,8 +581,15 @@ impl Handler<Transfer> for QueueActor {
                 }
             }
         }
-        MessageResult(self.standing(msg.to, now))
+        MessageResult(Ok(self.standing(msg.to, now)))
     }
+}
+
+/// Why a claim was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimRefused {
+    /// The visitor waits in the drawn line: claim once let in.
+    TooLate,
 }
 
 /// A socket that wants to hear at once when the buyer is let in (or the sale ends).

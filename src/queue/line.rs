@@ -110,6 +110,21 @@ pub struct Line {
     windows: VecDeque<(DateTime<Utc>, Uuid)>,
     shopping: u64,
     next_seq: u64,
+    /// Buyers who already claimed a visitor's place or admission: one claim each.
+    claimed: std::collections::HashSet<Uuid>,
+}
+
+/// What a claim (a visitor's place or admission moved to the buyer who signed in) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The buyer has the visitor's place or admission now.
+    Moved,
+    /// The buyer keeps what they had (their own place, or an earlier claim); the
+    /// visitor's is given up. A claim never improves a place drawn by another identity.
+    Kept,
+    /// The visitor waits in the drawn line: they claim once let in (the draw's outcome
+    /// must not be chosen from among several identities).
+    TooLate,
 }
 
 impl Default for Line {
@@ -140,6 +155,7 @@ impl Line {
             windows: VecDeque::new(),
             shopping: 0,
             next_seq: 0,
+            claimed: std::collections::HashSet::new(),
         }
     }
 
@@ -360,22 +376,24 @@ impl Line {
         everyone
     }
 
-    /// Moves what `from` has (a place or an admission) to `to`, who keeps the better of the
-    /// two: an admission beats a place, an earlier place beats a later one. Returns whether
-    /// `to` ends up with `from`'s.
-    pub fn transfer(&mut self, from: Uuid, to: Uuid, now: DateTime<Utc>) -> bool {
-        let rank = |line: &Line, buyer: Uuid| -> Option<(u8, u64)> {
-            if let Some(a) = line.admission(buyer, now) {
-                return Some((0, a.admitted_at.timestamp_millis().max(0) as u64));
-            }
-            line.places.get(&buyer).map(|p| (1, p.score))
+    /// A buyer claims what visitor `from` has. One draw per buyer: a place still in the
+    /// pre-queue (not drawn yet) or an admission moves to the buyer if they have nothing
+    /// in this room and have not claimed before; otherwise the buyer keeps theirs and the
+    /// visitor's is given up. A place in the drawn line is not claimable until it is let in.
+    pub fn transfer(&mut self, from: Uuid, to: Uuid, now: DateTime<Utc>) -> Claim {
+        let drawn = self.places.get(&from).is_some_and(|p| p.index.is_some());
+        let has = |line: &Line, buyer: Uuid| {
+            line.admission(buyer, now).is_some() || line.places.contains_key(&buyer)
         };
-        let Some(theirs) = rank(self, from) else {
-            return false;
-        };
-        if rank(self, to).is_some_and(|mine| mine <= theirs) {
+        if !has(self, from) {
+            return Claim::Kept;
+        }
+        if drawn {
+            return Claim::TooLate;
+        }
+        if self.claimed.contains(&to) || has(self, to) {
             self.remove(from);
-            return false;
+            return Claim::Kept;
         }
         self.remove(to);
         if let Some(admission) = self.admitted.remove(&from) {
@@ -385,17 +403,13 @@ impl Line {
             self.record(to, admission);
         } else if let Some(mut place) = self.places.remove(&from) {
             place.last_seen = now;
-            match place.index {
-                Some(index) => self.order[index] = to,
-                None => {
-                    if let Some(slot) = self.prequeue.iter_mut().find(|b| **b == from) {
-                        *slot = to;
-                    }
-                }
+            if let Some(slot) = self.prequeue.iter_mut().find(|b| **b == from) {
+                *slot = to;
             }
             self.places.insert(to, place);
         }
-        true
+        self.claimed.insert(to);
+        Claim::Moved
     }
 
     /// The buyer leaves: their place, or their shopping session, ends. Returns whether they
@@ -599,26 +613,42 @@ mod tests {
     }
 
     #[test]
-    fn a_transfer_keeps_the_better_of_two_places() {
+    fn a_claim_moves_an_undrawn_place_once_and_never_improves_one() {
         let now = Utc::now();
         let mut line = Line::new();
-        line.start();
-        let (visitor, buyer, other) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let (visitor, buyer, second, other) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
         line.join(visitor, now, 0);
+        line.join(second, now, 0);
         line.join(other, now, 0);
-        line.join(buyer, now, 0);
-        assert!(line.transfer(visitor, buyer, now));
-        assert_eq!(line.spot(buyer, now), Spot::Waiting { position: 1 });
+        // Before the draw: the visitor's pre-queue place becomes the buyer's.
+        assert_eq!(line.transfer(visitor, buyer, now), Claim::Moved);
         assert_eq!(line.spot(visitor, now), Spot::NotQueued);
+        assert!(matches!(line.spot(buyer, now), Spot::PreQueue));
+        // A second identity cannot be claimed as well: it is given up.
+        assert_eq!(line.transfer(second, buyer, now), Claim::Kept);
+        assert_eq!(line.spot(second, now), Spot::NotQueued);
         assert_eq!(line.waiting(), 2);
-        let admitted = line.admit(1, session(now));
-        assert_eq!(admitted[0].0, buyer);
-        // An admission moves too, and beats a place.
+        // After the draw, a waiting place cannot be claimed (that would pick the best of
+        // several draws); an admission can, by a buyer with nothing else.
+        line.start();
         let late = Uuid::new_v4();
-        line.join(late, now, 0);
-        assert!(!line.transfer(late, buyer, now));
-        assert!(matches!(line.spot(buyer, now), Spot::Admitted(_)));
-        assert_eq!(line.spot(late, now), Spot::NotQueued);
+        assert_eq!(line.transfer(other, late, now), Claim::TooLate);
+        assert!(matches!(line.spot(other, now), Spot::Waiting { .. }));
+        let admitted = line.admit(2, session(now));
+        assert_eq!(admitted.len(), 2);
+        assert_eq!(line.transfer(other, late, now), Claim::Moved);
+        assert!(matches!(line.spot(late, now), Spot::Admitted(_)));
+        // A buyer who has an admission keeps it; the visitor's is given up.
+        let visitor2 = Uuid::new_v4();
+        line.join(visitor2, now, 0);
+        let _ = line.admit(1, session(now));
+        assert_eq!(line.transfer(visitor2, buyer, now), Claim::Kept);
+        assert_eq!(line.spot(visitor2, now), Spot::NotQueued);
     }
 
     #[test]

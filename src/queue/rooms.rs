@@ -23,9 +23,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::actor::{
-    AdmitNow, CheckSession, Close, Control, Join, JoinRefused, Leave, Purchased, QueueActor,
-    RoomConfig, RoomNews, RoomStats, Schedule, Standing, Stats, Status, StopRoom, Transfer,
-    Unwatch, Watch,
+    AdmitNow, CheckSession, ClaimRefused, Close, Control, Join, JoinRefused, Leave, Purchased,
+    QueueActor, RoomConfig, RoomNews, RoomStats, Schedule, Standing, Stats, Status, StopRoom,
+    Transfer, Unwatch, Watch,
 };
 use super::admission::{AdmissionClaims, AdmissionError, AdmissionKeys};
 use super::line::Line;
@@ -55,6 +55,8 @@ pub enum QueueError {
     Unavailable(#[from] MailboxError),
     #[error("the on-sale's owner is unavailable")]
     OwnerUnavailable,
+    #[error("this visitor is waiting in the drawn line: claim the place once it is let in")]
+    ClaimTooLate,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -423,7 +425,8 @@ impl WaitingRooms {
                 from: visitor,
                 to: buyer,
             })
-            .await?;
+            .await?
+            .map_err(|ClaimRefused::TooLate| QueueError::ClaimTooLate)?;
         self.view(event_id, buyer, standing, sale_starts_at)
     }
 

@@ -18,4 +18,5 @@ mod process;
 mod queue;
 mod races;
 mod redis;
+mod security;
 mod venues;

@@ -21,11 +21,15 @@ impl ChildServer {
         env: &[(&str, &str)],
         log: Option<PathBuf>,
     ) -> ChildServer {
-        let stderr = match log {
-            Some(path) => Stdio::from(
-                std::fs::File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-            ),
-            None => Stdio::null(),
+        // The server logs to standard output; both streams go to the log file.
+        let (stdout, stderr) = match log {
+            Some(path) => {
+                let file = std::fs::File::create(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let copy = file.try_clone().unwrap_or_else(|e| panic!("{e}"));
+                (Stdio::from(file), Stdio::from(copy))
+            }
+            None => (Stdio::null(), Stdio::null()),
         };
         let mut command = Command::new(env!("CARGO_BIN_EXE_boxoffice"));
         command
@@ -36,7 +40,7 @@ impl ChildServer {
             .env("BOXOFFICE_WORKERS", "2")
             .env("RUST_LOG", "warn")
             .env_remove("REDIS_URL")
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr);
         for (name, value) in env {
             command.env(name, value);

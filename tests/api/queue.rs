@@ -94,6 +94,21 @@ impl TestApp {
         .await
     }
 
+    async fn visitor(&self) -> String {
+        let (status, visitor) = self.post("/api/v1/visitors", None, &json!({})).await;
+        assert_eq!(status, StatusCode::CREATED, "{visitor}");
+        string(&visitor["token"])
+    }
+
+    async fn claim(&self, event_id: Uuid, buyer: &str, visitor: &str) -> (StatusCode, Value) {
+        self.post(
+            &format!("/api/v1/events/{event_id}/queue/claim"),
+            Some(buyer),
+            &json!({"visitor_token": visitor}),
+        )
+        .await
+    }
+
     async fn place(&self, event_id: Uuid, token: &str) -> (StatusCode, Value) {
         self.get(&format!("/api/v1/events/{event_id}/queue"), Some(token))
             .await
@@ -699,13 +714,11 @@ async fn holds_and_checkout_demand_a_valid_admission_for_the_event_and_the_buyer
 }
 
 #[actix_web::test]
-async fn a_visitor_queues_anonymously_and_claims_the_place_after_signing_in() {
+async fn a_visitor_queues_anonymously_and_claims_the_admission_after_signing_in() {
     let app = spawn_app().await;
     let organizer = app.organizer().await;
     let event_id = app.room_event(&organizer, ROOM).await;
-    let (status, visitor) = app.post("/api/v1/visitors", None, &json!({})).await;
-    assert_eq!(status, StatusCode::CREATED, "{visitor}");
-    let visitor_token = string(&visitor["token"]);
+    let visitor_token = app.visitor().await;
     let (status, place) = app.join(event_id, &visitor_token).await;
     assert_eq!(
         (status, place["state"].clone()),
@@ -713,14 +726,8 @@ async fn a_visitor_queues_anonymously_and_claims_the_place_after_signing_in() {
     );
     app.start_sale();
     assert_eq!(app.admit_pass(event_id).await, 1);
-
-    // A buyer who queued on their own account, let in later than the visitor.
-    let buyer = app.buyer().await;
-    app.join(event_id, &buyer.token).await;
-    app.clock.advance(Duration::seconds(2));
-    assert_eq!(app.admit_pass(event_id).await, 1);
-    let own = app.admission(event_id, &buyer.token).await;
     let visitors_pass = app.admission(event_id, &visitor_token).await;
+    let buyer = app.buyer().await;
     let tier = app.general_tier(event_id).await;
     let one = json!({"tier_id": tier, "quantity": 1});
     let (status, body) = app
@@ -729,44 +736,107 @@ async fn a_visitor_queues_anonymously_and_claims_the_place_after_signing_in() {
     assert_error(status, &body, StatusCode::FORBIDDEN, "admission_invalid");
     assert_eq!(body["error"]["reason"], "other_buyer");
 
-    // Signing in and claiming keeps the earlier admission (the visitor's).
-    let (status, body) = app
-        .post(
-            &format!("/api/v1/events/{event_id}/queue/claim"),
-            Some(&buyer.token),
-            &json!({"visitor_token": "not-a-token"}),
-        )
-        .await;
+    // Signing in and claiming moves the admission to the buyer.
+    let (status, body) = app.claim(event_id, &buyer.token, "not-a-token").await;
     assert_error(
         status,
         &body,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     );
-    let (status, claimed) = app
-        .post(
-            &format!("/api/v1/events/{event_id}/queue/claim"),
-            Some(&buyer.token),
-            &json!({"visitor_token": visitor_token}),
-        )
-        .await;
+    let (status, claimed) = app.claim(event_id, &buyer.token, &visitor_token).await;
     assert_eq!(status, StatusCode::OK, "{claimed}");
     assert_eq!(claimed["state"], "admitted");
     let claimed_token = string(&claimed["admission_token"]);
-    let (status, body) = app
-        .admitted_hold(&buyer.token, Some(&own), event_id, &one)
-        .await;
-    assert_error(status, &body, StatusCode::FORBIDDEN, "admission_invalid");
-    assert_eq!(
-        body["error"]["reason"], "superseded",
-        "one session per admission"
-    );
     let (status, hold) = app
         .admitted_hold(&buyer.token, Some(&claimed_token), event_id, &one)
         .await;
     assert_eq!(status, StatusCode::CREATED, "{hold}");
     let (status, body) = app.place(event_id, &visitor_token).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_in_queue");
+
+    // A buyer who queued on their own keeps their own admission: claiming a visitor who
+    // was let in earlier does not improve it, and that visitor's admission is given up.
+    let (early, own_buyer) = (app.visitor().await, app.buyer().await);
+    app.join(event_id, &early).await;
+    app.clock.advance(Duration::seconds(2));
+    assert_eq!(app.admit_pass(event_id).await, 1);
+    app.join(event_id, &own_buyer.token).await;
+    app.clock.advance(Duration::seconds(2));
+    assert_eq!(app.admit_pass(event_id).await, 1);
+    let own = app.admission(event_id, &own_buyer.token).await;
+    let (status, kept) = app.claim(event_id, &own_buyer.token, &early).await;
+    assert_eq!(status, StatusCode::OK, "{kept}");
+    assert_eq!(
+        kept["admitted_at"],
+        app.place(event_id, &own_buyer.token).await.1["admitted_at"]
+    );
+    let (status, hold) = app
+        .admitted_hold(&own_buyer.token, Some(&own), event_id, &one)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "still their own session: {hold}"
+    );
+    let (status, body) = app.place(event_id, &early).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_in_queue");
+}
+
+#[actix_web::test]
+async fn a_buyer_with_many_visitor_tokens_still_gets_one_draw() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let event_id = app.room_event(&organizer, ROOM).await;
+    let buyer = app.buyer().await;
+    let mut tickets = Vec::new();
+    for _ in 0..5 {
+        let visitor = app.visitor().await;
+        app.join(event_id, &visitor).await;
+        tickets.push(visitor);
+    }
+    let others = app.quick_buyers(40).await;
+    for other in &others {
+        app.join(event_id, &other.token).await;
+    }
+
+    // Before the draw, the first claim moves a place; every further identity is given up.
+    let (status, first) = app.claim(event_id, &buyer.token, &tickets[0]).await;
+    assert_eq!(
+        (status, first["phase"].clone()),
+        (StatusCode::OK, json!("pre_queue"))
+    );
+    for extra in &tickets[1..] {
+        let (status, kept) = app.claim(event_id, &buyer.token, extra).await;
+        assert_eq!(status, StatusCode::OK, "{kept}");
+        let (status, body) = app.place(event_id, extra).await;
+        assert_error(status, &body, StatusCode::NOT_FOUND, "not_in_queue");
+    }
+    // The draw, with admission paused so that everyone stays in the line.
+    app.control(&organizer, event_id, json!({"paused": true}))
+        .await;
+    app.start_sale();
+    assert_eq!(app.admit_pass(event_id).await, 0);
+    let (status, place) = app.place(event_id, &buyer.token).await;
+    assert_eq!(
+        (status, place["phase"].clone()),
+        (StatusCode::OK, json!("line"))
+    );
+    assert_eq!(
+        place["waiting"],
+        json!(41),
+        "one place for the buyer, 40 for the others"
+    );
+
+    // After the draw, a waiting visitor cannot be claimed: that would let a buyer pick the
+    // best of several draws. Once let in, it can (by a buyer with nothing yet).
+    let late_visitor = app.visitor().await;
+    app.join(event_id, &late_visitor).await;
+    let newcomer = app.buyer().await;
+    let (status, body) = app.claim(event_id, &newcomer.token, &late_visitor).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "claim_too_late");
+    let (status, body) = app.place(event_id, &late_visitor).await;
+    assert_eq!(status, StatusCode::OK, "the visitor keeps waiting: {body}");
 }
 
 #[actix_web::test]
