@@ -17,7 +17,7 @@ pub struct UserRow {
 }
 
 /// Creates a user; a taken e-mail is a [`WriteError::Conflict`].
-#[tracing::instrument(skip(pool, password_hash))]
+#[tracing::instrument(skip_all, fields(role = ?role))]
 pub async fn insert_user(
     pool: &PgPool,
     email: &Email,
@@ -40,7 +40,7 @@ pub async fn insert_user(
     Ok(user_id)
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(skip_all)]
 pub async fn find_by_email(pool: &PgPool, email: &Email) -> anyhow::Result<Option<UserRow>> {
     sqlx::query_as(
         "SELECT user_id, email, password_hash, name, role FROM users WHERE lower(email) = $1",
