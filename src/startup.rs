@@ -341,6 +341,7 @@ fn run(
             .wrap(from_fn(forward::to_owner))
             .wrap(from_fn(http::headers::secure))
             .wrap(from_fn(http::metrics::record))
+            .wrap(actix_web::middleware::Compress::default())
             .wrap(TracingLogger::<http::trace::RedactedSpan>::new())
             .wrap(NormalizePath::new(TrailingSlash::Trim))
             .app_data(state.clone())

@@ -14,6 +14,7 @@ use actix_web_actors::ws;
 use uuid::Uuid;
 
 use super::broadcaster::{Broadcaster, Join, Joined, Leave, Push, Resync};
+use crate::domain::frames::{FrameBudget, Verdict};
 
 pub struct Viewer {
     hub: Addr<Broadcaster>,
@@ -23,6 +24,8 @@ pub struct Viewer {
     idle: Duration,
     id: Option<u64>,
     last_heard: Instant,
+    /// `resync` frames ask for a snapshot: a few a second at most.
+    frames: FrameBudget,
 }
 
 impl Viewer {
@@ -41,6 +44,7 @@ impl Viewer {
             idle,
             id: None,
             last_heard: Instant::now(),
+            frames: FrameBudget::new(Instant::now()),
         }
     }
 
@@ -121,11 +125,21 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Viewer {
         match msg {
             Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
             // `{"type":"resync"}` (or any text): the client wants a fresh snapshot.
-            Ok(ws::Message::Text(_)) => {
-                if let Some(id) = self.id {
-                    self.hub.do_send(Resync { id });
+            Ok(ws::Message::Text(_)) => match self.frames.frame(Instant::now()) {
+                Verdict::Serve => {
+                    if let Some(id) = self.id {
+                        self.hub.do_send(Resync { id });
+                    }
                 }
-            }
+                Verdict::Ignore => {}
+                Verdict::Close => {
+                    ctx.close(Some(ws::CloseReason {
+                        code: ws::CloseCode::Policy,
+                        description: Some("too many messages".into()),
+                    }));
+                    ctx.stop();
+                }
+            },
             Ok(ws::Message::Close(reason)) => {
                 ctx.close(reason);
                 ctx.stop();

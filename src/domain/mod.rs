@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod event;
+pub mod frames;
 pub mod hold_id;
 pub mod live_map;
 pub mod money;

@@ -441,7 +441,8 @@ fn explicit_seats(
     }
 
     let mut seen = HashSet::new();
-    let mut row_order: Vec<String> = Vec::new();
+    // Rows in order of first appearance, looked up by label (a layout may list thousands).
+    let mut row_order: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut seats = Vec::with_capacity(specs.len());
     let mut ok = true;
     for (index, spec) in specs.iter().enumerate() {
@@ -467,13 +468,8 @@ fn explicit_seats(
             ok = false;
             continue;
         }
-        let row_index = match row_order.iter().position(|r| *r == row) {
-            Some(i) => i,
-            None => {
-                row_order.push(row.clone());
-                row_order.len() - 1
-            }
-        };
+        let rows_so_far = row_order.len();
+        let row_index = *row_order.entry(row.clone()).or_insert(rows_so_far);
         let (x, y) = match (spec.x, spec.y) {
             (Some(x), Some(y)) if x.is_finite() && y.is_finite() => (x as f32, y as f32),
             (Some(_), Some(_)) => {

@@ -1,7 +1,7 @@
 //! Public catalog: the event list with filters, an event's details with prices and counts,
 //! and the seat map.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -466,9 +466,11 @@ pub struct SeatMap {
 /// The venue's layout for this event: sections, rows and seats with coordinates, prices
 /// and states. Seats are listed in seat-map order, the order of the live map's packed states.
 #[utoipa::path(get, path = "/api/v1/events/{event_id}/seatmap", tag = "catalog", params(("event_id" = Uuid, Path)),
-    responses((status = 200, body = SeatMap), (status = 404, body = ErrorBody)))]
-#[tracing::instrument(skip(state, caller))]
+    responses((status = 200, body = SeatMap, description = "with an ETag; send it back as If-None-Match"),
+              (status = 304, description = "unchanged since the ETag given"), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip(request, state, caller))]
 pub async fn seatmap(
+    request: HttpRequest,
     state: web::Data<AppState>,
     caller: MaybeCaller,
     path: web::Path<Uuid>,
@@ -537,8 +539,37 @@ pub async fn seatmap(
             }),
         }
     }
-    Ok(HttpResponse::Ok().json(SeatMap {
+    let body = serde_json::to_vec(&SeatMap {
         event_id: event.event_id,
         sections: map,
-    }))
+    })
+    .map_err(|e| ApiError::Unexpected(e.into()))?;
+    Ok(revalidated(&request, body))
+}
+
+/// A JSON answer that changes as seats change: always revalidated (`no-cache`), never
+/// sent again while unchanged (`ETag`, 304), and compressed on the way out.
+fn revalidated(request: &HttpRequest, body: Vec<u8>) -> HttpResponse {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    body.hash(&mut hasher);
+    let tag = format!("W/\"{:016x}-{:x}\"", hasher.finish(), body.len());
+    let unchanged = request
+        .headers()
+        .get(actix_web::http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|given| given.split(',').any(|t| t.trim() == tag));
+    let mut answer = if unchanged {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    answer
+        .insert_header((actix_web::http::header::ETAG, tag))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-cache"));
+    if unchanged {
+        answer.finish()
+    } else {
+        answer.content_type("application/json").body(body)
+    }
 }

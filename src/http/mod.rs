@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod forward;
+
 pub mod headers;
 pub mod holds;
 pub mod live;

@@ -18,6 +18,7 @@ use super::error::{ApiError, ErrorBody};
 use super::events::owned;
 use super::extract::Json;
 use super::AppState;
+use crate::domain::frames::{FrameBudget, Verdict};
 use crate::persistence::onsale;
 use crate::queue::actor::{RoomNews, RoomStats};
 use crate::queue::{QueueError, QueueView};
@@ -306,6 +307,7 @@ pub async fn live(
         who,
         token: query.token.trim().to_owned(),
         remote: false,
+        frames: FrameBudget::new(Instant::now()),
         watch: None,
         last_heard: Instant::now(),
     };
@@ -326,6 +328,8 @@ struct QueueSocket {
     token: String,
     /// The room runs on another node: the place is read from it on each push.
     remote: bool,
+    /// Text frames ask for a push: a few a second at most.
+    frames: FrameBudget,
     push_every: Duration,
     /// (watcher id, sale start) once registered with the room.
     watch: Option<(u64, DateTime<Utc>)>,
@@ -452,7 +456,17 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for QueueSocket {
         self.last_heard = Instant::now();
         match msg {
             Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
-            Ok(ws::Message::Text(_)) => self.push(ctx),
+            Ok(ws::Message::Text(_)) => match self.frames.frame(Instant::now()) {
+                Verdict::Serve => self.push(ctx),
+                Verdict::Ignore => {}
+                Verdict::Close => {
+                    ctx.close(Some(ws::CloseReason {
+                        code: ws::CloseCode::Policy,
+                        description: Some("too many messages".into()),
+                    }));
+                    ctx.stop();
+                }
+            },
             Ok(ws::Message::Close(reason)) => {
                 ctx.close(reason);
                 ctx.stop();

@@ -215,6 +215,16 @@ pub async fn preview(
     body: Json<PreviewRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let plan = SeatingPlan::parse(&body.0.layout, "layout")?;
+    // Every seat comes back with its label and place: bound what one small body can ask for.
+    let seats: usize = plan.sections.iter().map(|s| s.seats.len()).sum();
+    if seats > MAX_PREVIEW_SEATS {
+        return Err(ApiError::invalid_field(
+            "layout",
+            format!(
+                "a preview draws at most {MAX_PREVIEW_SEATS} seats; the venue itself may hold more"
+            ),
+        ));
+    }
     Ok(HttpResponse::Ok().json(LayoutPreview {
         capacity: plan.capacity(),
         sections: plan
@@ -237,6 +247,9 @@ pub async fn preview(
             .collect(),
     }))
 }
+
+/// The most seats a preview draws (about 2 MB of answer).
+const MAX_PREVIEW_SEATS: usize = 50_000;
 
 /// The caller's venues.
 #[utoipa::path(get, path = "/api/v1/venues", tag = "organizer", security(("bearer" = [])),

@@ -188,3 +188,59 @@ async fn unknown_and_draft_events_are_404_and_malformed_ids_400() {
     let (status, body) = app.get("/api/v1/events/not-a-uuid", None).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "validation_failed");
 }
+
+#[actix_web::test]
+async fn the_seat_map_is_revalidated_by_etag_and_sent_compressed() {
+    let app = crate::helpers::spawn_app().await;
+    let organizer = app.organizer().await;
+    let (_, event_id) = app.on_sale_event(&organizer.token).await;
+    let url = app.url(&format!("/api/v1/events/{event_id}/seatmap"));
+    let first = app
+        .client
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.status(), StatusCode::OK);
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header(&first, "content-encoding"), "gzip");
+    assert_eq!(header(&first, "cache-control"), "no-cache");
+    let tag = header(&first, "etag");
+    assert!(tag.starts_with("W/\""), "{tag}");
+    let again = app
+        .client
+        .get(&url)
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+    // A seat changes: the map is sent again, under another tag.
+    let buyer = app.buyer().await;
+    let seat = app.seat_ids(event_id, 0).await[0];
+    let (status, hold) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &serde_json::json!({"seat_ids": [seat]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    let changed = app
+        .client
+        .get(&url)
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert_ne!(header(&changed, "etag"), tag);
+}

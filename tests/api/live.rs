@@ -805,3 +805,38 @@ async fn a_hold_on_one_node_appears_on_a_viewer_of_another() {
     .await
     .unwrap_or(());
 }
+
+#[actix_web::test]
+async fn a_viewer_that_floods_resync_requests_gets_a_few_snapshots_then_is_cut_off() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let (_, event_id) = app.on_sale_event(&organizer.token).await;
+    let mut socket = open(&app, event_id, "").await;
+    for _ in 0..200 {
+        let sent =
+            futures_util::SinkExt::send(&mut socket, Message::Text(r#"{"type":"resync"}"#.into()))
+                .await;
+        if sent.is_err() {
+            break;
+        }
+    }
+    let (mut snapshots, mut closed) = (0, None);
+    while let Ok(Some(message)) =
+        tokio::time::timeout(StdDuration::from_secs(5), socket.next()).await
+    {
+        match message {
+            Ok(Message::Text(text)) if text.contains("\"snapshot\"") => snapshots += 1,
+            Ok(Message::Close(frame)) => {
+                closed = frame.map(|f| u16::from(f.code));
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(
+        (1..=6).contains(&snapshots),
+        "{snapshots} snapshots for 200 requests"
+    );
+    assert_eq!(closed, Some(1008), "closed as a policy violation");
+}

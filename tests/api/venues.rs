@@ -320,6 +320,20 @@ async fn the_layout_preview_draws_the_seats_without_storing_anything() {
         )
         .await;
     assert!(status.is_client_error(), "{status} {body}");
+    // A small body cannot ask for a huge answer: three 20,000-seat sections are refused.
+    let section =
+        |name: &str| json!({"name": name, "kind": "seated", "rows": 40, "seats_per_row": 500});
+    let huge = json!({"layout": {"sections": [section("A"), section("B"), section("C")]}});
+    let (status, body) = app
+        .post("/api/v1/venues/preview", Some(&organizer.token), &huge)
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_fields(&body, &["layout"]);
     let buyer = app.buyer().await;
     let (status, body) = app
         .post("/api/v1/venues/preview", Some(&buyer.token), &layout)
