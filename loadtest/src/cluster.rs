@@ -278,72 +278,22 @@ pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
     if common.url.is_some() {
         bail!("the cluster scenario starts its own nodes and nginx: leave out --url");
     }
-    const QUANTITY: i64 = 200_000;
     let seconds = Duration::from_secs(common.seconds);
     let mut runs = Vec::new();
     let mut extra = serde_json::Map::new();
 
-    // One node: the hot tier, then the flash sale.
+    // One node, then N nodes behind nginx: the hot tier, then the flash sale, on each.
     let single = Deployment::start(common, plan, 1, "boxoffice_loadtest_one_node").await?;
-    let api = Api::new(&single.front());
-    let (event_id, tier_id) = tier_on_sale(&api, QUANTITY).await?;
-    let tokens = Arc::new(single.server().buyers(&api, common.clients).await?);
-    println!(
-        "cluster: hot tier on 1 node, {} clients, {} s",
-        common.clients, common.seconds
-    );
-    let (tally, elapsed) = hold_run(
-        &single.front(),
-        &event_id,
-        &tier_id,
-        &tokens,
-        common.clients,
-        seconds,
-        common.max_requests,
-    )
-    .await?;
-    runs.push(Summary::new(
-        "1 node",
-        common.clients,
-        elapsed,
-        &tally,
-        None,
-    ));
-    println!("cluster: flash sale on 1 node");
-    let one = flash_sale::run(&single.common_for(common), &plan.flash).await?;
+    let (hot, one, _) = hot_and_flash(&single, common, plan, "1 node").await?;
+    runs.push(hot);
     single.clean_redis().await;
     drop(single);
-
-    // N nodes behind nginx: the same.
     let mut cluster =
         Deployment::start(common, plan, plan.nodes, "boxoffice_loadtest_nodes").await?;
     let nodes_name = format!("{} nodes", plan.nodes);
-    let api = Api::new(&cluster.front());
-    let (event_id, tier_id) = tier_on_sale(&api, QUANTITY).await?;
-    let tokens = Arc::new(cluster.server().buyers(&api, common.clients).await?);
-    println!(
-        "cluster: hot tier on {nodes_name} behind nginx, {} clients, {} s",
-        common.clients, common.seconds
-    );
-    let (tally, elapsed) = hold_run(
-        &cluster.front(),
-        &event_id,
-        &tier_id,
-        &tokens,
-        common.clients,
-        seconds,
-        common.max_requests,
-    )
-    .await?;
-    runs.push(Summary::new(
-        &format!("{nodes_name} (nginx)"),
-        common.clients,
-        elapsed,
-        &tally,
-        None,
-    ));
-    println!("cluster: flash sale on {nodes_name} behind nginx");
-    let many = flash_sale::run(&cluster.common_for(common), &plan.flash).await?;
+    let (hot, many, (event_id, tier_id, tokens)) =
+        hot_and_flash(&cluster, common, plan, &format!("{nodes_name} (nginx)")).await?;
+    runs.push(hot);
     extra.insert("flash_sale".into(), flash_figures(&one, &many, &nodes_name));
 
     // Forwarding: straight to the owner, then to a node that forwards.
@@ -362,28 +312,25 @@ pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
         "cluster: holds straight to the owner, then through node {} (forwarded)",
         other + 1
     );
-    let (direct, elapsed) = hold_run(
-        &cluster.node_url(owner),
-        &event_id,
-        &tier_id,
-        &tokens,
-        common.clients,
-        half,
-        common.max_requests,
-    )
-    .await?;
-    let direct = Summary::new("to the owner", common.clients, elapsed, &direct, None);
-    let (forwarded, elapsed) = hold_run(
-        &cluster.node_url(other),
-        &event_id,
-        &tier_id,
-        &tokens,
-        common.clients,
-        half,
-        common.max_requests,
-    )
-    .await?;
-    let forwarded = Summary::new("forwarded", common.clients, elapsed, &forwarded, None);
+    let run_at = |node: usize, name: &'static str| {
+        let (url, event_id, tier_id, tokens) =
+            (cluster.node_url(node), &event_id, &tier_id, &tokens);
+        async move {
+            let (tally, elapsed) = hold_run(
+                &url,
+                event_id,
+                tier_id,
+                tokens,
+                common.clients,
+                half,
+                common.max_requests,
+            )
+            .await?;
+            anyhow::Ok(Summary::new(name, common.clients, elapsed, &tally, None))
+        }
+    };
+    let direct = run_at(owner, "to the owner").await?;
+    let forwarded = run_at(other, "forwarded").await?;
     extra.insert(
         "forwarding_overhead_ms".into(),
         json!({"p50": forwarded.p50_ms - direct.p50_ms, "p99": forwarded.p99_ms - direct.p99_ms,
@@ -428,6 +375,38 @@ pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
     );
     report.extra.extend(extra);
     Ok(report)
+}
+
+/// The hot tier and then the flash sale on one deployment; the hot tier's event, tier and
+/// buyers stay for the steps that follow.
+async fn hot_and_flash(
+    deployment: &Deployment,
+    common: &Common,
+    plan: &Plan,
+    name: &str,
+) -> anyhow::Result<(Summary, Report, (String, String, Arc<Vec<String>>))> {
+    const QUANTITY: i64 = 200_000;
+    let api = Api::new(&deployment.front());
+    let (event_id, tier_id) = tier_on_sale(&api, QUANTITY).await?;
+    let tokens = Arc::new(deployment.server().buyers(&api, common.clients).await?);
+    println!(
+        "cluster: hot tier on {name}, {} clients, {} s",
+        common.clients, common.seconds
+    );
+    let (tally, elapsed) = hold_run(
+        &deployment.front(),
+        &event_id,
+        &tier_id,
+        &tokens,
+        common.clients,
+        Duration::from_secs(common.seconds),
+        common.max_requests,
+    )
+    .await?;
+    let hot = Summary::new(name, common.clients, elapsed, &tally, None);
+    println!("cluster: flash sale on {name}");
+    let flash = flash_sale::run(&deployment.common_for(common), &plan.flash).await?;
+    Ok((hot, flash, (event_id, tier_id, tokens)))
 }
 
 /// The flash sale's figures on both deployments, and their ratios.

@@ -155,6 +155,12 @@ impl Nodes {
         .0
     }
 
+    /// `GET path` on one node, as `token`.
+    async fn get(&self, node: usize, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.send(node, reqwest::Method::GET, path, token, &[], None)
+            .await
+    }
+
     /// Seat states from one node's seat map.
     async fn seat_states(&self, node: usize, event_id: Uuid) -> HashMap<Uuid, String> {
         let (status, map) = self
@@ -691,14 +697,7 @@ async fn a_paused_owner_that_wakes_up_cannot_confirm_a_sale() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
     let (status, restored) = nodes
-        .send(
-            y,
-            reqwest::Method::GET,
-            &format!("/api/v1/holds/{hold_id}"),
-            Some(&a.token),
-            &[],
-            None,
-        )
+        .get(y, &format!("/api/v1/holds/{hold_id}"), Some(&a.token))
         .await;
     assert_eq!(
         status,
@@ -895,16 +894,8 @@ async fn the_waiting_room_is_one_room_whatever_node_a_buyer_reaches() {
 
     // A room added through one node is enforced by every node at once.
     let seat = app.seat_ids(later, 0).await[0];
-    let hold = format!("/api/v1/events/{later}/holds");
     let (status, body) = nodes
-        .send(
-            1,
-            reqwest::Method::POST,
-            &hold,
-            Some(&buyer.token),
-            &[],
-            Some(&json!({"seat_ids": [seat]})),
-        )
+        .hold(1, &buyer.token, later, &json!({"seat_ids": [seat]}))
         .await;
     assert_eq!(
         (status, body["error"]["code"].clone()),
@@ -925,14 +916,7 @@ async fn the_waiting_room_is_one_room_whatever_node_a_buyer_reaches() {
     assert_eq!(status, StatusCode::OK, "{body}");
     for node in 0..3 {
         let (status, body) = nodes
-            .send(
-                node,
-                reqwest::Method::POST,
-                &hold,
-                Some(&buyer.token),
-                &[],
-                Some(&json!({"seat_ids": [seat]})),
-            )
+            .hold(node, &buyer.token, later, &json!({"seat_ids": [seat]}))
             .await;
         assert_eq!(
             (status, body["error"]["code"].clone()),
@@ -971,14 +955,7 @@ async fn odd_requests_across_nodes_get_clear_answers() {
     for node in 0..3 {
         for id in [Uuid::new_v4(), Uuid::from_bytes(unknown_of_event)] {
             let (status, body) = nodes
-                .send(
-                    node,
-                    reqwest::Method::GET,
-                    &format!("/api/v1/holds/{id}"),
-                    Some(&buyer.token),
-                    &[],
-                    None,
-                )
+                .get(node, &format!("/api/v1/holds/{id}"), Some(&buyer.token))
                 .await;
             assert_eq!(
                 (status, body["error"]["code"].clone()),
@@ -987,13 +964,10 @@ async fn odd_requests_across_nodes_get_clear_answers() {
             );
         }
         let (status, body) = nodes
-            .send(
+            .get(
                 node,
-                reqwest::Method::GET,
                 &format!("/api/v1/holds/{hold_id}"),
                 Some(&buyer.token),
-                &[],
-                None,
             )
             .await;
         assert_eq!(status, StatusCode::OK, "node {node}: {body}");
@@ -1029,37 +1003,14 @@ async fn odd_requests_across_nodes_get_clear_answers() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     // The operator's view: every node, and who owns the on-sale at which epoch.
-    let (status, _) = nodes
-        .send(
-            other,
-            reqwest::Method::GET,
-            "/api/v1/cluster",
-            None,
-            &[],
-            None,
-        )
-        .await;
+    let (status, _) = nodes.get(other, "/api/v1/cluster", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = nodes
-        .send(
-            other,
-            reqwest::Method::GET,
-            "/api/v1/cluster",
-            Some("wrong-token-wrong-token"),
-            &[],
-            None,
-        )
+        .get(other, "/api/v1/cluster", Some("wrong-token-wrong-token"))
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, view) = nodes
-        .send(
-            other,
-            reqwest::Method::GET,
-            "/api/v1/cluster",
-            Some(OPERATOR_TOKEN),
-            &[],
-            None,
-        )
+        .get(other, "/api/v1/cluster", Some(OPERATOR_TOKEN))
         .await;
     assert_eq!(status, StatusCode::OK, "{view}");
     let seen: HashSet<String> = view["nodes"]
