@@ -112,6 +112,7 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<Demo> {
     let now = Utc::now();
     let schedule = OnSaleSchedule::parse(
         OnSaleInput {
+            max_per_buyer: None,
             sale_starts_at: now + Duration::minutes(1),
             sale_ends_at: start,
             hold_minutes: 10,

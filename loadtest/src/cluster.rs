@@ -262,11 +262,11 @@ async fn hold_run(
         .pool_max_idle_per_host(clients)
         .build()?;
     let body = Arc::new(json!({"tier_id": tier_id, "quantity": 1}));
-    let tokens = tokens.clone();
-    Ok(drive(clients, Budget::with(time, max_requests), move |i| {
+    let tokens = Arc::new(crate::Rotation::new(tokens.to_vec()));
+    Ok(drive(clients, Budget::with(time, max_requests), move |_| {
         let (client, url, tokens, body) =
             (client.clone(), url.clone(), tokens.clone(), body.clone());
-        async move { post_hold(&client, &url, &tokens[i % tokens.len()], &body).await }
+        async move { post_hold(&client, &url, tokens.next(), &body).await }
     })
     .await)
 }
@@ -388,7 +388,12 @@ async fn hot_and_flash(
     const QUANTITY: i64 = 200_000;
     let api = Api::new(&deployment.front());
     let (event_id, tier_id) = tier_on_sale(&api, QUANTITY).await?;
-    let tokens = Arc::new(deployment.server().buyers(&api, common.clients).await?);
+    let tokens = Arc::new(
+        deployment
+            .server()
+            .buyers(&api, crate::ROTATING_BUYERS)
+            .await?,
+    );
     println!(
         "cluster: hot tier on {name}, {} clients, {} s",
         common.clients, common.seconds

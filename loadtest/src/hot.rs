@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::baseline::Baseline;
 use crate::report::{Report, Summary};
 use crate::server::{self, event_on_sale, Api};
-use crate::{buyers, drive, post_hold, start, Budget, Common};
+use crate::{drive, post_hold, start, Budget, Common, Rotation, ROTATING_BUYERS};
 
 pub async fn hot_tier(common: &Common) -> anyhow::Result<Report> {
     const QUANTITY: i64 = 200_000;
@@ -30,7 +30,7 @@ pub async fn hot_tier(common: &Common) -> anyhow::Result<Report> {
         .as_str()
         .context("no tier")?
         .to_owned();
-    let tokens = Arc::new(buyers(&api, common.clients).await?);
+    let tokens = Arc::new(Rotation::new(server.buyers(&api, ROTATING_BUYERS).await?));
     let url = Arc::new(format!("{}/api/v1/events/{event_id}/holds", server.url));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(common.clients)
@@ -40,10 +40,10 @@ pub async fn hot_tier(common: &Common) -> anyhow::Result<Report> {
         "hot-tier: boxoffice, {} clients, {} s",
         common.clients, common.seconds
     );
-    let (tally, elapsed) = drive(common.clients, Budget::new(common), move |i| {
+    let (tally, elapsed) = drive(common.clients, Budget::new(common), move |_| {
         let (client, url, tokens, body) =
             (client.clone(), url.clone(), tokens.clone(), body.clone());
-        async move { post_hold(&client, &url, &tokens[i], &body).await }
+        async move { post_hold(&client, &url, tokens.next(), &body).await }
     })
     .await;
     let mut runs = vec![Summary::new(
@@ -115,7 +115,7 @@ pub async fn hot_section(common: &Common, rows: i32, per_row: i32) -> anyhow::Re
     let (event_id, seats) = server::section_on_sale(&api, &organizer, rows, per_row).await?;
     let capacity = seats.len() as u64;
     let seats = Arc::new(seats);
-    let tokens = Arc::new(buyers(&api, common.clients).await?);
+    let tokens = Arc::new(Rotation::new(server.buyers(&api, ROTATING_BUYERS).await?));
     let url = Arc::new(format!("{}/api/v1/events/{event_id}/holds", server.url));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(common.clients)
@@ -127,7 +127,7 @@ pub async fn hot_section(common: &Common, rows: i32, per_row: i32) -> anyhow::Re
     let budget = Budget::new(common);
     let held = Arc::new(AtomicU64::new(0));
     let (b, h) = (budget.clone(), held.clone());
-    let (tally, elapsed) = drive(common.clients, budget, move |i| {
+    let (tally, elapsed) = drive(common.clients, budget, move |_| {
         let (client, url, tokens, seats, budget, held) = (
             client.clone(),
             url.clone(),
@@ -138,7 +138,7 @@ pub async fn hot_section(common: &Common, rows: i32, per_row: i32) -> anyhow::Re
         );
         async move {
             let pick: Vec<&String> = seats.choose_multiple(&mut rand::thread_rng(), 2).collect();
-            let result = post_hold(&client, &url, &tokens[i], &json!({"seat_ids": pick})).await;
+            let result = post_hold(&client, &url, tokens.next(), &json!({"seat_ids": pick})).await;
             if result.1 && (held.fetch_add(2, Ordering::Relaxed) + 2) * 100 >= capacity * 95 {
                 budget.stop();
             }

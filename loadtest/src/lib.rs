@@ -164,6 +164,34 @@ where
     (total, started.elapsed())
 }
 
+/// Buyer tokens handed out in turn: each on-sale limits the tickets one buyer may have
+/// (`max_per_buyer`), so a scenario that holds as fast as it can spreads its holds over
+/// many buyers rather than one per client.
+pub struct Rotation {
+    tokens: Vec<String>,
+    next: AtomicU64,
+}
+
+/// Buyers a hot scenario rotates through (a thousand tickets each at most).
+pub const ROTATING_BUYERS: usize = 1_000;
+
+impl Rotation {
+    pub fn new(tokens: Vec<String>) -> Rotation {
+        Rotation {
+            tokens,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// The next buyer's token.
+    pub fn next(&self) -> &str {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+        self.tokens
+            .get(i % self.tokens.len().max(1))
+            .map_or("", String::as_str)
+    }
+}
+
 pub async fn buyers(api: &Api, n: usize) -> anyhow::Result<Vec<String>> {
     let mut tokens = Vec::with_capacity(n);
     for _ in 0..n {

@@ -359,7 +359,7 @@ pub async fn event_on_sale(
         &format!("/api/v1/events/{event_id}/onsale"),
         Some(organizer),
         &json!({"sale_starts_at": Utc::now() - chrono::Duration::minutes(1), "sale_ends_at": start,
-                "hold_minutes": 10, "max_per_order": 4}),
+                "hold_minutes": 10, "max_per_order": 4, "max_per_buyer": 1000}),
     )
     .await?;
     api.post(

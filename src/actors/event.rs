@@ -69,6 +69,8 @@ pub struct SaleRules {
     pub hold_duration: Duration,
     pub max_per_order: u32,
     pub max_holds_per_buyer: u32,
+    /// Tickets one buyer may have for the event, bought and held together.
+    pub max_per_buyer: u32,
 }
 
 enum Lines {
@@ -78,6 +80,16 @@ enum Lines {
         index: usize,
         quantity: u32,
     },
+}
+
+impl Lines {
+    /// How many tickets (seats, or GA tickets) the lines make.
+    fn tickets(&self) -> u32 {
+        match self {
+            Lines::Seats(lines) => lines.iter().map(|(_, p)| p.len() as u32).sum(),
+            Lines::Tier { quantity, .. } => *quantity,
+        }
+    }
 }
 
 struct Hold {
@@ -107,7 +119,11 @@ pub struct EventActor {
     holds: HashMap<Uuid, Hold>,
     /// Seat holds reserved here whose seats the engine is placing.
     /// Holds being placed in the sections: buyer, and the latest the hold may last.
-    pending: HashMap<Uuid, (Uuid, Option<DateTime<Utc>>)>,
+    pending: HashMap<Uuid, (Uuid, Option<DateTime<Utc>>, u32)>,
+    /// Tickets each buyer holds (live and being placed) and has bought: a buyer's limit
+    /// counts both, across orders.
+    tickets_held: HashMap<Uuid, u32>,
+    bought: HashMap<Uuid, u32>,
     deadlines: BTreeSet<(DateTime<Utc>, Uuid)>,
     buyers: HashMap<Uuid, u32>,
     ended: HashMap<Uuid, Ended>,
@@ -153,6 +169,8 @@ impl EventActor {
             tiers,
             holds: HashMap::new(),
             pending: HashMap::new(),
+            tickets_held: HashMap::new(),
+            bought: HashMap::new(),
             deadlines: BTreeSet::new(),
             buyers: HashMap::new(),
             ended: HashMap::new(),
@@ -264,6 +282,7 @@ impl EventActor {
             };
             self.deadlines.insert((saved.expires_at, saved.hold_id));
             *self.buyers.entry(saved.buyer_id).or_default() += 1;
+            *self.tickets_held.entry(saved.buyer_id).or_default() += lines.tickets();
             self.holds.insert(
                 saved.hold_id,
                 Hold {
@@ -422,13 +441,22 @@ impl EventActor {
         }
     }
 
-    fn buyer_done(&mut self, buyer_id: Uuid) {
-        if let Some(count) = self.buyers.get_mut(&buyer_id) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                self.buyers.remove(&buyer_id);
+    /// A hold of `tickets` ended (released, expired, aborted or bought).
+    fn buyer_done(&mut self, buyer_id: Uuid, tickets: u32) {
+        for (map, by) in [(&mut self.buyers, 1), (&mut self.tickets_held, tickets)] {
+            if let Some(count) = map.get_mut(&buyer_id) {
+                *count = count.saturating_sub(by);
+                if *count == 0 {
+                    map.remove(&buyer_id);
+                }
             }
         }
+    }
+
+    /// Tickets the buyers bought before this actor started (from Postgres).
+    pub fn with_bought(mut self, bought: HashMap<Uuid, u32>) -> EventActor {
+        self.bought = bought;
+        self
     }
 
     /// Sends a seat change for every section of the hold (no reply awaited).
@@ -469,7 +497,7 @@ impl EventActor {
                 self.tier_changed(*index);
             }
         }
-        self.buyer_done(hold.buyer_id);
+        self.buyer_done(hold.buyer_id, hold.lines.tickets());
         self.remember(hold_id, how);
         self.mirror_remove(hold_id);
     }
@@ -606,6 +634,23 @@ impl Handler<ReserveHold> for EventActor {
         if active >= self.rules.max_holds_per_buyer {
             return Err(EngineError::TooManyHolds(self.rules.max_holds_per_buyer));
         }
+        let requested = match &msg.request {
+            HoldRequest::Tier { quantity, .. } | HoldRequest::BestAvailable { quantity, .. } => {
+                *quantity
+            }
+            HoldRequest::Seats(ids) => u32::try_from(ids.len()).unwrap_or(u32::MAX),
+        };
+        let has = self.bought.get(&msg.buyer_id).copied().unwrap_or(0)
+            + self.tickets_held.get(&msg.buyer_id).copied().unwrap_or(0);
+        // (A request over the per-order limit is refused as such further on.)
+        if requested <= self.rules.max_per_order
+            && has.saturating_add(requested) > self.rules.max_per_buyer
+        {
+            return Err(EngineError::BuyerLimitExceeded {
+                limit: self.rules.max_per_buyer,
+                has,
+            });
+        }
         let hold_id = hold_id_for(self.event_id);
         let reserved = match msg.request {
             HoldRequest::Tier { tier_id, quantity } => {
@@ -660,9 +705,11 @@ impl Handler<ReserveHold> for EventActor {
             } => self.plan_best(hold_id, section_id, quantity)?,
         };
         if !matches!(reserved, Reserved::Done(_)) {
-            self.pending.insert(hold_id, (msg.buyer_id, msg.not_after));
+            self.pending
+                .insert(hold_id, (msg.buyer_id, msg.not_after, requested));
         }
         *self.buyers.entry(msg.buyer_id).or_default() += 1;
+        *self.tickets_held.entry(msg.buyer_id).or_default() += requested;
         Ok(reserved)
     }
 }
@@ -799,7 +846,7 @@ impl Handler<ConfirmHold> for EventActor {
 
     fn handle(&mut self, msg: ConfirmHold, _: &mut Context<Self>) -> Self::Result {
         self.owned()?;
-        let (buyer_id, not_after) = self
+        let (buyer_id, not_after, _) = self
             .pending
             .remove(&msg.hold_id)
             .ok_or(EngineError::HoldNotFound)?;
@@ -830,8 +877,8 @@ impl Handler<AbortHold> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: AbortHold, _: &mut Context<Self>) {
-        if let Some((buyer_id, _)) = self.pending.remove(&msg.hold_id) {
-            self.buyer_done(buyer_id);
+        if let Some((buyer_id, _, tickets)) = self.pending.remove(&msg.hold_id) {
+            self.buyer_done(buyer_id, tickets);
         }
     }
 }
@@ -960,7 +1007,9 @@ impl Handler<FinishCheckout> for EventActor {
             tier.sold += quantity;
             self.tier_changed(index);
         }
-        self.buyer_done(hold.buyer_id);
+        let tickets = hold.lines.tickets();
+        self.buyer_done(hold.buyer_id, tickets);
+        *self.bought.entry(hold.buyer_id).or_default() += tickets;
         self.remember(msg.hold_id, Ended::Purchased(msg.order_id));
         self.mirror_remove(msg.hold_id);
         let now = self.clock.now();

@@ -78,6 +78,9 @@ pub enum EngineError {
     MaxPerOrderExceeded(u32),
     #[error("at most {0} active holds per buyer")]
     TooManyHolds(u32),
+    /// The buyer's tickets for this event (bought and held) would pass their limit.
+    #[error("at most {limit} tickets per buyer")]
+    BuyerLimitExceeded { limit: u32, has: u32 },
     #[error("invalid request")]
     Invalid(FieldErrors),
     #[error("no such hold")]

@@ -262,6 +262,7 @@ impl Registry {
             hold_duration: Duration::minutes(state.onsale.hold_minutes.into()),
             max_per_order: u32::try_from(state.onsale.max_per_order).unwrap_or(1),
             max_holds_per_buyer: self.config.max_holds_per_buyer,
+            max_per_buyer: u32::try_from(state.onsale.buyer_limit()).unwrap_or(1),
         };
         let actor = EventActor::new(
             event_id,
@@ -274,6 +275,7 @@ impl Registry {
             self.pool.clone(),
         );
         let actor = actor
+            .with_bought(state.bought)
             .with_lease(lease.clone())
             .with_mirror(self.mirror.clone(), restored)
             .with_live(live.clone(), self.config.live.hold_warning);

@@ -7,6 +7,7 @@ use super::validation::FieldErrors;
 
 pub const MAX_HOLD_MINUTES: i64 = 60;
 pub const MAX_PER_ORDER: i64 = 100;
+pub const MAX_PER_BUYER: i64 = 1_000;
 pub const MAX_ADMISSION_PER_MINUTE: i64 = 1_000_000;
 
 /// The waiting room of an on-sale.
@@ -25,6 +26,8 @@ pub struct OnSaleSchedule {
     pub sale_ends_at: DateTime<Utc>,
     pub hold_minutes: i32,
     pub max_per_order: i32,
+    /// Tickets one buyer may have across orders; `None`: `max_per_order`.
+    pub max_per_buyer: Option<i32>,
     pub waiting_room: Option<WaitingRoom>,
 }
 
@@ -34,6 +37,7 @@ pub struct OnSaleInput {
     pub sale_ends_at: DateTime<Utc>,
     pub hold_minutes: i64,
     pub max_per_order: i64,
+    pub max_per_buyer: Option<i64>,
     pub waiting_room: Option<(DateTime<Utc>, i64)>,
 }
 
@@ -73,6 +77,13 @@ impl OnSaleSchedule {
             format!("must be between 1 and {MAX_PER_ORDER}"),
         );
 
+        if let Some(per_buyer) = input.max_per_buyer {
+            errors.check(
+                (1..=MAX_PER_BUYER).contains(&per_buyer) && per_buyer >= input.max_per_order,
+                "max_per_buyer",
+                format!("must be between max_per_order and {MAX_PER_BUYER}"),
+            );
+        }
         let waiting_room = input.waiting_room.and_then(|(opens, rate)| {
             errors.check(
                 opens <= input.sale_starts_at,
@@ -103,6 +114,7 @@ impl OnSaleSchedule {
             sale_ends_at: input.sale_ends_at,
             hold_minutes: i32::try_from(input.hold_minutes).unwrap_or(0),
             max_per_order: i32::try_from(input.max_per_order).unwrap_or(0),
+            max_per_buyer: input.max_per_buyer.and_then(|n| i32::try_from(n).ok()),
             waiting_room,
         };
         errors.finish(schedule)
@@ -124,7 +136,27 @@ mod tests {
             sale_ends_at: now + Duration::hours(5),
             hold_minutes: 10,
             max_per_order: 8,
+            max_per_buyer: None,
             waiting_room: Some((now + Duration::minutes(30), 600)),
+        }
+    }
+
+    #[test]
+    fn a_buyer_limit_is_at_least_the_order_limit() {
+        let now = Utc::now();
+        let end = now + Duration::days(1);
+        let with = |n: i64| OnSaleInput {
+            max_per_buyer: Some(n),
+            ..input(now)
+        };
+        assert!(OnSaleSchedule::parse(with(8), end, now).is_ok());
+        assert!(OnSaleSchedule::parse(with(20), end, now).is_ok());
+        for bad in [7, 0, 1_001] {
+            let fields = OnSaleSchedule::parse(with(bad), end, now)
+                .err()
+                .map(|e| e.into_inner())
+                .unwrap_or_default();
+            assert!(fields.contains_key("max_per_buyer"), "{bad}");
         }
     }
 

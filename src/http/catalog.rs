@@ -217,6 +217,8 @@ pub struct OnSaleView {
     pub sale_ends_at: DateTime<Utc>,
     pub hold_minutes: i32,
     pub max_per_order: i32,
+    /// Tickets one buyer may have for the event, across orders and holds.
+    pub max_per_buyer: i32,
     pub waiting_room: Option<WaitingRoomView>,
 }
 
@@ -231,6 +233,7 @@ impl From<OnSaleRow> for OnSaleView {
             _ => None,
         };
         OnSaleView {
+            max_per_buyer: row.buyer_limit(),
             sale_starts_at: row.sale_starts_at,
             sale_ends_at: row.sale_ends_at,
             hold_minutes: row.hold_minutes,

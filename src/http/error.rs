@@ -231,6 +231,13 @@ impl From<crate::actors::EngineError> for ApiError {
                 ApiError::coded(StatusCode::UNPROCESSABLE_ENTITY, "max_per_order_exceeded", format!("at most {max} tickets per order"))
                     .with("max_per_order", max)
             }
+            E::BuyerLimitExceeded { limit, has } => ApiError::coded(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "buyer_limit_exceeded",
+                format!("at most {limit} tickets per buyer for this event, counting those bought and held; you have {has}"),
+            )
+            .with("max_per_buyer", limit)
+            .with("tickets", has),
             E::TooManyHolds(max) => ApiError::conflict("too_many_holds", format!("at most {max} active holds per buyer; release or buy one first"))
                 .with("max_holds", max),
             E::Invalid(fields) => ApiError::invalid(fields),

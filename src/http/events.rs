@@ -107,6 +107,9 @@ pub struct OnSaleRequest {
     /// Default: the server's `BOXOFFICE_HOLD_MINUTES`.
     pub hold_minutes: Option<i64>,
     pub max_per_order: i64,
+    /// Tickets one buyer may have for the event across orders (and live holds); at least
+    /// `max_per_order`. Default: `max_per_order`.
+    pub max_per_buyer: Option<i64>,
     pub waiting_room: Option<WaitingRoomRequest>,
 }
 
@@ -342,6 +345,7 @@ pub async fn set_onsale(
                 .hold_minutes
                 .unwrap_or(state.settings.default_hold_minutes),
             max_per_order: body.max_per_order,
+            max_per_buyer: body.max_per_buyer,
             waiting_room: body
                 .waiting_room
                 .map(|w| (w.queue_opens_at, w.admission_per_minute)),

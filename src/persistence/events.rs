@@ -326,8 +326,16 @@ pub struct OnSaleRow {
     pub sale_ends_at: DateTime<Utc>,
     pub hold_minutes: i32,
     pub max_per_order: i32,
+    pub max_per_buyer: Option<i32>,
     pub admission_per_minute: Option<i32>,
     pub admission_paused: bool,
+}
+
+impl OnSaleRow {
+    /// Tickets one buyer may have for the event, across orders.
+    pub fn buyer_limit(&self) -> i32 {
+        self.max_per_buyer.unwrap_or(self.max_per_order)
+    }
 }
 
 /// Sets (or replaces) the on-sale schedule.
@@ -343,9 +351,9 @@ pub async fn upsert_onsale(
     };
     sqlx::query(
         "INSERT INTO onsales (event_id, queue_opens_at, sale_starts_at, sale_ends_at, hold_minutes, max_per_order, \
-         admission_per_minute) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         admission_per_minute, max_per_buyer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (event_id) DO UPDATE SET queue_opens_at = $2, sale_starts_at = $3, sale_ends_at = $4, \
-         hold_minutes = $5, max_per_order = $6, admission_per_minute = $7, updated_at = now()",
+         hold_minutes = $5, max_per_order = $6, admission_per_minute = $7, max_per_buyer = $8, updated_at = now()",
     )
     .bind(event_id)
     .bind(queue_opens_at)
@@ -354,6 +362,7 @@ pub async fn upsert_onsale(
     .bind(schedule.hold_minutes)
     .bind(schedule.max_per_order)
     .bind(admission_per_minute)
+    .bind(schedule.max_per_buyer)
     .execute(pool)
     .await
     .context("saving an on-sale schedule")?;
@@ -363,8 +372,8 @@ pub async fn upsert_onsale(
 #[tracing::instrument(skip(pool))]
 pub async fn find_onsale(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Option<OnSaleRow>> {
     sqlx::query_as(
-        "SELECT queue_opens_at, sale_starts_at, sale_ends_at, hold_minutes, max_per_order, admission_per_minute, \
-         admission_paused FROM onsales WHERE event_id = $1",
+        "SELECT queue_opens_at, sale_starts_at, sale_ends_at, hold_minutes, max_per_order, max_per_buyer, \
+         admission_per_minute, admission_paused FROM onsales WHERE event_id = $1",
     )
     .bind(event_id)
     .fetch_optional(pool)

@@ -35,6 +35,8 @@ pub struct OnSaleState {
     pub onsale: OnSaleRow,
     pub sections: Vec<SectionState>,
     pub tiers: Vec<TierRow>,
+    /// Tickets each buyer has bought for the event (confirmed orders, valid tickets).
+    pub bought: std::collections::HashMap<Uuid, u32>,
 }
 
 /// Everything an event actor starts from; `None` when the event or its schedule is missing.
@@ -84,11 +86,23 @@ pub async fn load(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Option<OnSale
             seat_number: seat.seat_number,
         });
     }
+    let bought: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT o.buyer_id, count(*) FROM orders o JOIN tickets t USING (order_id) \
+         WHERE o.event_id = $1 AND o.status = 'CONFIRMED' AND t.status = 'VALID' GROUP BY o.buyer_id",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await
+    .context("counting each buyer's tickets")?;
     Ok(Some(OnSaleState {
         event,
         onsale,
         sections,
         tiers,
+        bought: bought
+            .into_iter()
+            .map(|(buyer, n)| (buyer, u32::try_from(n).unwrap_or(u32::MAX)))
+            .collect(),
     }))
 }
 

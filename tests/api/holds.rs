@@ -593,3 +593,132 @@ async fn an_event_whose_last_seat_is_bought_becomes_sold_out() {
     assert_eq!(list["events"][0]["status"], "SOLD_OUT");
     assert_eq!(list["events"][0]["available"], 0);
 }
+
+#[actix_web::test]
+async fn a_buyer_cannot_pass_the_events_ticket_limit_across_orders() {
+    let app = crate::helpers::spawn_app().await;
+    let organizer = app.organizer().await;
+    let venue = app.standard_venue(&organizer.token).await;
+    let event_id = app.draft_event(&organizer.token, venue.venue_id, 9).await;
+    let (status, body) = app
+        .set_pricing(
+            &organizer.token,
+            event_id,
+            &crate::helpers::standard_pricing(&venue),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut onsale = crate::helpers::open_onsale_body(9);
+    onsale["max_per_order"] = json!(2);
+    onsale.as_object_mut().map(|o| o.remove("max_per_buyer"));
+    let (status, saved) = app.set_onsale(&organizer.token, event_id, &onsale).await;
+    assert_eq!(
+        (status, saved["max_per_buyer"].clone()),
+        (StatusCode::OK, json!(2)),
+        "by default, as many as one order may take"
+    );
+    onsale["max_per_buyer"] = json!(1);
+    let (status, body) = app.set_onsale(&organizer.token, event_id, &onsale).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    onsale["max_per_buyer"] = json!(3);
+    let (status, saved) = app.set_onsale(&organizer.token, event_id, &onsale).await;
+    assert_eq!(
+        (status, saved["max_per_buyer"].clone()),
+        (StatusCode::OK, json!(3))
+    );
+    let (status, body) = app.publish(&organizer.token, event_id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seats = app.seat_ids(event_id, 0).await;
+    let buyer = app.buyer().await;
+
+    // Two bought, then two more held would make four: refused; one more is fine.
+    let (status, hold) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"seat_ids": [seats[0], seats[1]]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    let (status, order) = app
+        .checkout(&buyer.token, &hold["hold_id"], "a", "tok_ok")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let (status, body) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"seat_ids": [seats[2], seats[3]]}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "buyer_limit_exceeded",
+    );
+    assert_eq!(
+        (
+            body["error"]["max_per_buyer"].clone(),
+            body["error"]["tickets"].clone()
+        ),
+        (json!(3), json!(2))
+    );
+    let (status, third) = app
+        .hold(&buyer.token, event_id, &json!({"seat_ids": [seats[2]]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{third}");
+    // Held tickets count too, before they are bought.
+    let (status, body) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"best_available": {"quantity": 1}}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "buyer_limit_exceeded",
+    );
+    // Released tickets are free to hold again.
+    let (status, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!(
+                "/api/v1/holds/{}",
+                third["hold_id"].as_str().unwrap_or_default()
+            ),
+            Some(&buyer.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = app
+        .hold(&buyer.token, event_id, &json!({"seat_ids": [seats[4]]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Another node (or this one restarted) counts what was bought from Postgres.
+    app.stop_owning().await;
+    let other = crate::helpers::spawn_app_sharing(&app, |_| {}).await;
+    let (status, body) = other
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"seat_ids": [seats[5], seats[6]]}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "buyer_limit_exceeded",
+    );
+}
