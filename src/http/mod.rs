@@ -52,10 +52,16 @@ pub struct AppState {
 
 /// Every route of the server, in one place.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz))
-        .route("/metrics", web::get().to(metrics::export))
-        .route("/api/openapi.json", web::get().to(ops::openapi))
+    // Another method on these gets the API's 405 with `Allow`, not actix's bare one.
+    let get = |path: &str, route: actix_web::Route| {
+        web::resource(path.to_owned())
+            .route(route)
+            .default_service(web::to(not_found))
+    };
+    cfg.service(get("/healthz", web::get().to(ops::healthz)))
+        .service(get("/readyz", web::get().to(ops::readyz)))
+        .service(get("/metrics", web::get().to(metrics::export)))
+        .service(get("/api/openapi.json", web::get().to(ops::openapi)))
         .service(
             web::scope("/api/v1")
                 // Accounts
@@ -132,6 +138,66 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Unknown routes under the API answer in the API's error format.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("no such endpoint".into()))
+pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    let allowed = methods_of(req.path());
+    if allowed.is_empty() {
+        return Err(ApiError::NotFound("no such endpoint".into()));
+    }
+    // A known path asked with a method it does not have: 405 naming the ones it has.
+    let allow = allowed.join(", ");
+    let error = ApiError::coded(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this endpoint answers {allow}"),
+    );
+    let mut answer = actix_web::ResponseError::error_response(&error);
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        answer
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    Ok(answer)
+}
+
+/// The methods the OpenAPI document declares for the path a request names (empty: no
+/// such path). The document lists every route (a test checks that it does).
+fn methods_of(path: &str) -> Vec<&'static str> {
+    static ROUTES: std::sync::OnceLock<Vec<(Vec<String>, Vec<&'static str>)>> =
+        std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        let doc = <openapi::ApiDoc as utoipa::OpenApi>::openapi();
+        doc.paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let segments = template.split('/').map(str::to_owned).collect();
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter(|(_, has)| *has)
+                .map(|(m, _)| m)
+                .collect();
+                (segments, methods)
+            })
+            .collect()
+    });
+    let asked: Vec<&str> = path.split('/').collect();
+    // Of the templates that fit, the most literal one (`/venues/preview` over `/venues/{id}`).
+    routes
+        .iter()
+        .filter(|(segments, _)| {
+            segments.len() == asked.len()
+                && segments
+                    .iter()
+                    .zip(&asked)
+                    .all(|(s, a)| s.starts_with('{') || s == a)
+        })
+        .max_by_key(|(segments, _)| segments.iter().filter(|s| !s.starts_with('{')).count())
+        .map(|(_, methods)| methods.clone())
+        .unwrap_or_default()
 }

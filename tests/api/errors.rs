@@ -172,3 +172,51 @@ async fn control_characters_are_refused_not_stored() {
         "{body}"
     );
 }
+
+#[actix_web::test]
+async fn a_known_path_asked_with_another_method_is_405_naming_the_methods_it_has() {
+    let app = crate::helpers::spawn_app().await;
+    let cases = [
+        (
+            reqwest::Method::PUT,
+            "/api/v1/events".to_owned(),
+            "GET, POST",
+        ),
+        (
+            reqwest::Method::PATCH,
+            format!("/api/v1/holds/{}", uuid::Uuid::new_v4()),
+            "GET, DELETE",
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/venues/preview".to_owned(),
+            "POST",
+        ),
+        (reqwest::Method::POST, "/healthz".to_owned(), "GET"),
+    ];
+    for (method, path, allow) in cases {
+        let response = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(
+            response
+                .headers()
+                .get("allow")
+                .and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        assert_eq!(body["error"]["code"], "method_not_allowed");
+    }
+    let (status, body) = app.get("/api/v1/nothing/here", None).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+}
