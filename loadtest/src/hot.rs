@@ -4,32 +4,21 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use rand::seq::SliceRandom;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::baseline::Baseline;
 use crate::report::{Report, Summary};
-use crate::server::{self, event_on_sale, Api};
+use crate::server::{self, Api};
 use crate::{drive, post_hold, start, Budget, Common, Rotation, ROTATING_BUYERS};
 
 pub async fn hot_tier(common: &Common) -> anyhow::Result<Report> {
     const QUANTITY: i64 = 200_000;
     let server = start(common).await?;
     let api = Api::new(&server.url);
-    let organizer = api.signup("organizer").await?;
-    let sections = json!([{"name": "Floor", "kind": "general_admission", "capacity": QUANTITY}]);
-    let (event_id, _) = event_on_sale(&api, &organizer, sections, |venue| {
-        json!({"currency": "USD", "tiers": [{"section_id": venue["sections"][0]["section_id"], "name": "GENERAL",
-               "price_cents": 5000, "quantity": QUANTITY, "max_per_order": 4}]})
-    })
-    .await?;
-    let detail: Value = api.get_json(&format!("/api/v1/events/{event_id}")).await?;
-    let tier_id = detail["tiers"][0]["tier_id"]
-        .as_str()
-        .context("no tier")?
-        .to_owned();
+    let (event_id, tier_id) = server::tier_on_sale(&api, QUANTITY).await?;
     let tokens = Arc::new(Rotation::new(server.buyers(&api, ROTATING_BUYERS).await?));
     let url = Arc::new(format!("{}/api/v1/events/{event_id}/holds", server.url));
     let client = reqwest::Client::builder()

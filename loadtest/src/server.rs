@@ -371,6 +371,23 @@ pub async fn event_on_sale(
     Ok((event_id, venue))
 }
 
+/// A GA tier of `quantity` on sale now; its event and tier ids.
+pub async fn tier_on_sale(api: &Api, quantity: i64) -> anyhow::Result<(String, String)> {
+    let organizer = api.signup("organizer").await?;
+    let sections = json!([{"name": "Floor", "kind": "general_admission", "capacity": quantity}]);
+    let (event_id, _) = event_on_sale(api, &organizer, sections, |venue| {
+        json!({"currency": "USD", "tiers": [{"section_id": venue["sections"][0]["section_id"], "name": "GENERAL",
+               "price_cents": 5000, "quantity": quantity, "max_per_order": 4}]})
+    })
+    .await?;
+    let detail: Value = api.get_json(&format!("/api/v1/events/{event_id}")).await?;
+    let tier_id = detail["tiers"][0]["tier_id"]
+        .as_str()
+        .context("no tier")?
+        .to_owned();
+    Ok((event_id, tier_id))
+}
+
 /// An event on sale now at a venue of one seated section of `rows` × `per_row` seats;
 /// returns the event and its seat ids in seat-map order.
 pub async fn section_on_sale(

@@ -19,16 +19,16 @@ use super::event::{
     GetHold, ReleaseHold, ReserveHold, Reserved,
 };
 use super::live_bus::{Followers, LiveBus};
-use super::messages::{EngineError, HoldRequest, HoldView, OrderView, TicketView};
+use super::messages::{EngineError, HoldRequest, HoldView, OrderView};
 use super::order_writer::{OrderWriteError, OrderWriter, WriteOrder};
+use super::orders::{new_order, view_of_new, view_of_row};
 use super::registry::{EngineConfig, Registry};
 use super::section::{ChangeSeats, HoldBest, HoldSeats, SeatChange};
 use crate::clock::Clock;
 use crate::cluster::{Cluster, LeaseToken};
 use crate::domain::hold_id::event_prefix;
-use crate::domain::venue::seat_label;
 use crate::payments::{reconciler, AuthorizeRequest, PaymentError, PaymentGateway};
-use crate::persistence::orders::{self, NewItem, NewOrder, NewTicket, OrderRow, TicketRow};
+use crate::persistence::orders::{self, NewOrder, OrderRow};
 use crate::persistence::payments::{self, NewPayment};
 use crate::persistence::{leases, onsale, WriteError};
 
@@ -557,140 +557,5 @@ fn not_found_as_hold(error: EngineError) -> EngineError {
     match error {
         EngineError::EventNotFound => EngineError::HoldNotFound,
         other => other,
-    }
-}
-
-fn qr_token() -> String {
-    format!("{:032x}", rand::random::<u128>())
-}
-
-fn new_order(
-    hold: &HoldView,
-    epoch: i64,
-    idempotency_key: &str,
-    payment_id: Uuid,
-    gateway_ref: &str,
-) -> NewOrder {
-    let mut items: Vec<NewItem> = hold
-        .seats
-        .iter()
-        .map(|s| NewItem {
-            item_id: Uuid::new_v4(),
-            section_id: s.section_id,
-            seat_id: Some(s.seat_id),
-            tier_id: None,
-            quantity: 1,
-            unit_price_cents: s.price_cents,
-            tickets: vec![NewTicket {
-                ticket_id: Uuid::new_v4(),
-                qr_token: qr_token(),
-            }],
-        })
-        .collect();
-    if let Some(tier) = &hold.tier {
-        items.push(NewItem {
-            item_id: Uuid::new_v4(),
-            section_id: tier.section_id,
-            seat_id: None,
-            tier_id: Some(tier.tier_id),
-            quantity: i32::try_from(tier.quantity).unwrap_or(i32::MAX),
-            unit_price_cents: tier.price_cents,
-            tickets: (0..tier.quantity)
-                .map(|_| NewTicket {
-                    ticket_id: Uuid::new_v4(),
-                    qr_token: qr_token(),
-                })
-                .collect(),
-        });
-    }
-    NewOrder {
-        order_id: Uuid::new_v4(),
-        event_id: hold.event_id,
-        buyer_id: hold.buyer_id,
-        hold_id: hold.hold_id,
-        epoch,
-        payment_id,
-        gateway_ref: gateway_ref.to_owned(),
-        idempotency_key: idempotency_key.to_owned(),
-        currency: hold.currency.clone(),
-        total_cents: hold.total_cents,
-        items,
-    }
-}
-
-fn view_of_new(order: &NewOrder, hold: &HoldView) -> OrderView {
-    let now = chrono::Utc::now();
-    let mut tickets = Vec::new();
-    for item in &order.items {
-        let label = match (item.seat_id, &hold.tier) {
-            (Some(seat_id), _) => hold
-                .seats
-                .iter()
-                .find(|s| s.seat_id == seat_id)
-                .map(|s| s.label.clone()),
-            (None, Some(tier)) => Some(tier.name.clone()),
-            (None, None) => None,
-        }
-        .unwrap_or_default();
-        for ticket in &item.tickets {
-            tickets.push(TicketView {
-                ticket_id: ticket.ticket_id,
-                section_id: item.section_id,
-                seat_id: item.seat_id,
-                tier_id: item.tier_id,
-                label: label.clone(),
-                price_cents: item.unit_price_cents,
-                qr_token: ticket.qr_token.clone(),
-                status: "VALID".into(),
-            });
-        }
-    }
-    OrderView {
-        order_id: order.order_id,
-        event_id: order.event_id,
-        event_title: String::new(),
-        hold_id: Some(order.hold_id),
-        status: "CONFIRMED".into(),
-        total_cents: order.total_cents,
-        currency: order.currency.clone(),
-        created_at: now,
-        confirmed_at: Some(now),
-        tickets,
-        buyer_id: order.buyer_id,
-    }
-}
-
-fn view_of_row(order: OrderRow, tickets: &[TicketRow]) -> OrderView {
-    OrderView {
-        tickets: tickets
-            .iter()
-            .filter(|t| t.order_id == order.order_id)
-            .map(|t| TicketView {
-                ticket_id: t.ticket_id,
-                section_id: t.section_id,
-                seat_id: t.seat_id,
-                tier_id: t.tier_id,
-                label: match (&t.row_label, t.seat_number, &t.tier_name) {
-                    (Some(row), Some(number), _) => {
-                        format!("{} {}", t.section_name, seat_label(row, number))
-                    }
-                    (_, _, Some(tier)) => tier.clone(),
-                    _ => t.section_name.clone(),
-                },
-                price_cents: t.unit_price_cents,
-                qr_token: t.qr_token.clone(),
-                status: t.status.clone(),
-            })
-            .collect(),
-        order_id: order.order_id,
-        event_id: order.event_id,
-        event_title: order.event_title,
-        hold_id: order.hold_id,
-        status: order.status,
-        total_cents: order.total_cents,
-        currency: order.currency.trim().to_owned(),
-        created_at: order.created_at,
-        confirmed_at: order.confirmed_at,
-        buyer_id: order.buyer_id,
     }
 }

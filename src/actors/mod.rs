@@ -19,6 +19,7 @@ pub mod live_bus;
 pub mod messages;
 pub mod mirror;
 pub mod order_writer;
+pub mod orders;
 pub mod registry;
 pub mod section;
 pub mod viewer;
