@@ -401,6 +401,10 @@ async function pay() {
     clearInterval(windowTimer);
     hold = null;
     sessionStorage.removeItem(admissionKey());
+    // The page is done shopping: it ends the session so the room lets the next buyer in
+    // (a session counts against the tickets left until its buyer leaves).
+    if (event.onsale?.waiting_room) api(`/events/${eventId}/queue`, { method: 'DELETE' }).catch(() => {});
+    admission = null;
     showOrder(order);
   } catch (error) {
     // A declined card may try again with another one: a new attempt, a new key.

@@ -271,9 +271,10 @@ impl Browser {
         record(&self.steps.admission, waited.elapsed(), "admitted", true);
         count(&self.steps.admitted, self.started, 1);
         let ending = self.shop(plan, &admission, rng).await;
-        // A page that is done without buying says so, and the room lets the next buyer in;
-        // a tab that was simply closed (an abandoned hold) does not.
-        if !matches!(ending, Ending::Bought | Ending::Abandoned) {
+        // A page that is done (bought, or gave up) says so, as the web page does, and the
+        // room lets the next buyer in; a tab that was simply closed (an abandoned hold)
+        // does not.
+        if !matches!(ending, Ending::Abandoned) {
             let _ = send(
                 &self.gate,
                 self.client.delete(&queue).bearer_auth(&self.token),

@@ -32,14 +32,9 @@ use crate::persistence::orders::{self, NewOrder, OrderRow};
 use crate::persistence::payments::{self, NewPayment};
 use crate::persistence::{leases, onsale, WriteError};
 
-/// What an event has left on sale, as the waiting room paces admission by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Inventory {
-    /// Seats and tickets neither held nor sold.
-    pub available: u64,
-    /// Buyers holding some (their seats are already out of `available`).
-    pub holders: u64,
-}
+/// What an event has left on sale, and what the buyers shopping now may still take, as
+/// the waiting room paces admission by them.
+pub use super::event::Demand as Inventory;
 
 pub struct Engine {
     pool: sqlx::PgPool,
@@ -287,14 +282,19 @@ impl Engine {
         }))
     }
 
-    /// Seats and tickets still on sale (not held, not sold), and how many buyers hold
-    /// some, starting the event's engine if it is not running.
-    pub async fn inventory(&self, event_id: Uuid) -> Result<Inventory, EngineError> {
-        let counts = self.registry.get(event_id).await?.send(Counts).await?;
-        Ok(Inventory {
-            available: counts.sections.iter().map(|(_, n)| u64::from(*n)).sum(),
-            holders: counts.holders as u64,
-        })
+    /// Seats and tickets still on sale (not held, not sold), how many buyers hold some, and
+    /// what `shoppers` may still buy, starting the event's engine if it is not running.
+    pub async fn inventory(
+        &self,
+        event_id: Uuid,
+        shoppers: Vec<Uuid>,
+    ) -> Result<Inventory, EngineError> {
+        Ok(self
+            .registry
+            .get(event_id)
+            .await?
+            .send(super::event::MeasureDemand { shoppers })
+            .await?)
     }
 
     /// The event a hold belongs to: one this node runs, or else the event whose id the hold

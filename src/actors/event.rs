@@ -1063,6 +1063,51 @@ impl Handler<Counts> for EventActor {
     }
 }
 
+/// What the waiting room paces admission by: what is left, and what the given shoppers
+/// (buyers whose shopping window is open) may still buy, each their `max_per_buyer` less
+/// what they hold and have bought, across orders, until their session ends.
+#[derive(Message)]
+#[rtype(result = "Demand")]
+pub struct MeasureDemand {
+    pub shoppers: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Copy, MessageResponse)]
+pub struct Demand {
+    /// Seats and tickets neither held nor sold.
+    pub available: u64,
+    /// Buyers with at least one live hold.
+    pub holders: u64,
+    /// Tickets the shoppers may still take, on top of what they hold.
+    pub promised: u64,
+    /// What one new shopper may take: the on-sale's `max_per_buyer`.
+    pub per_buyer: u32,
+}
+
+impl Handler<MeasureDemand> for EventActor {
+    type Result = Demand;
+
+    fn handle(&mut self, msg: MeasureDemand, ctx: &mut Context<Self>) -> Demand {
+        let counts = <Self as Handler<Counts>>::handle(self, Counts, ctx);
+        let limit = self.rules.max_per_buyer;
+        let promised = msg
+            .shoppers
+            .iter()
+            .map(|buyer| {
+                let has = self.bought.get(buyer).copied().unwrap_or(0)
+                    + self.tickets_held.get(buyer).copied().unwrap_or(0);
+                u64::from(limit.saturating_sub(has))
+            })
+            .sum();
+        Demand {
+            available: counts.sections.iter().map(|(_, n)| u64::from(*n)).sum(),
+            holders: counts.holders as u64,
+            promised,
+            per_buyer: limit,
+        }
+    }
+}
+
 /// Stops the event's actors, telling live viewers why: `event_closed` (cancelled or over)
 /// or `owner_moved` (another node runs the on-sale now: reconnect).
 #[derive(Message)]

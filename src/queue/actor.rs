@@ -292,7 +292,8 @@ impl QueueActor {
     /// The inventory left, counted by the event actor.
     fn count(&self) -> impl ActorFuture<Self, Output = Result<Inventory, EngineError>> {
         let (engine, event_id) = (self.engine.clone(), self.event_id);
-        async move { engine.inventory(event_id).await }.into_actor(self)
+        let shoppers = self.line.sessions(self.clock.now());
+        async move { engine.inventory(event_id, shoppers).await }.into_actor(self)
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -317,7 +318,12 @@ impl QueueActor {
         let elapsed = ((now - since).num_milliseconds().max(0) as f64 / 1000.0)
             .min(2.0 * self.config.tick.as_secs_f64());
         self.last_admission_pass = Some(now);
-        let Inventory { available, holders } = match inventory {
+        let Inventory {
+            available,
+            holders,
+            promised,
+            per_buyer,
+        } = match inventory {
             Ok(inventory) => inventory,
             Err(EngineError::SaleNotOpen(_) | EngineError::EventNotFound) => {
                 self.close();
@@ -359,10 +365,9 @@ impl QueueActor {
         // could not use (inventory held it back) is not saved up beyond a fraction, so a
         // room never lets a crowd in at once when seats come back.
         self.allowance = self.allowance.min(1.0) + per_second * elapsed;
-        // Shoppers who hold seats already took theirs out of `available`; the others may
-        // each still take up to `max_per_order`.
-        let per_buyer = u64::from(self.schedule.max_per_order.max(1));
-        let promised = self.line.shopping().saturating_sub(holders) * per_buyer;
+        // Every shopper may still take their limit less what they hold (already out of
+        // `available`) and bought, until their session ends; a new one, the whole limit.
+        let per_buyer = u64::from(per_buyer.max(1));
         let servable = available.saturating_sub(promised).div_ceil(per_buyer);
         let n = (self.allowance.floor() as u64).min(servable);
         if n == 0 {

@@ -178,6 +178,16 @@ impl Line {
         self.shopping
     }
 
+    /// Buyers whose shopping window is open at `now`, bought or not: each may still buy
+    /// what their limit leaves them until the window closes or they leave.
+    pub fn sessions(&self, now: DateTime<Utc>) -> Vec<Uuid> {
+        self.admitted
+            .iter()
+            .filter(|(_, a)| a.expires_at > now)
+            .map(|(buyer, _)| *buyer)
+            .collect()
+    }
+
     /// Takes a place for `buyer` (one per buyer): `random` is the pre-queue draw, used only
     /// before the start.
     pub fn join(&mut self, buyer: Uuid, now: DateTime<Utc>, random: u64) -> Joined {
@@ -559,8 +569,13 @@ mod tests {
         line.purchased(b[0]);
         line.purchased(b[0]);
         assert_eq!(line.shopping(), 2);
+        // A buyer who bought keeps their session (they may buy again within their limit).
+        assert_eq!(line.sessions(now).len(), 3);
+        assert!(line.leave(b[2]));
+        assert_eq!(line.sessions(now).len(), 2);
+        assert!(line.sessions(now + Duration::minutes(15)).is_empty());
         assert!(line.close_windows(now + Duration::minutes(14)).is_empty());
-        assert_eq!(line.close_windows(now + Duration::minutes(15)).len(), 3);
+        assert_eq!(line.close_windows(now + Duration::minutes(15)).len(), 2);
         assert_eq!(line.shopping(), 0);
         assert_eq!(
             line.spot(b[1], now + Duration::minutes(16)),

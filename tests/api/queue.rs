@@ -1191,7 +1191,7 @@ async fn leaving_frees_the_place_or_the_shopping_slot_for_the_next_buyer() {
 }
 
 #[actix_web::test]
-async fn a_shopper_who_holds_seats_counts_at_the_hold_not_at_a_full_order() {
+async fn a_shopper_counts_at_what_they_may_still_buy_until_their_session_ends() {
     let app = spawn_app_with(|s| s.admission_window = std::time::Duration::from_secs(60)).await;
     let organizer = app.organizer().await;
     let event_id = app
@@ -1200,13 +1200,13 @@ async fn a_shopper_who_holds_seats_counts_at_the_hold_not_at_a_full_order() {
     let buyers = app.quick_buyers(4).await;
     let order = app.line_up(&organizer, event_id, &buyers).await;
     app.clock.advance(Duration::seconds(10));
-    // 12 tickets, up to 6 each: two shoppers could take everything.
+    // 12 tickets, up to 6 a buyer (max_per_buyer defaults to max_per_order): two shoppers
+    // could take everything.
     assert_eq!(app.admit_pass(event_id).await, 2);
     app.clock.advance(Duration::seconds(10));
     assert_eq!(app.admit_pass(event_id).await, 0);
 
-    // The first holds 2: 10 left, of which the second may still take 6. The first's 2 are
-    // already out of the inventory, so 4 are free for one more shopper.
+    // The first holds 2: 10 left, and the two shoppers may still take 4 and 6 of them.
     let first = &order[0];
     let pass = app.admission(event_id, &first.token).await;
     let tier = app.general_tier(event_id).await;
@@ -1220,15 +1220,30 @@ async fn a_shopper_who_holds_seats_counts_at_the_hold_not_at_a_full_order() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{hold}");
     app.clock.advance(Duration::seconds(5));
-    assert_eq!(
-        app.admit_pass(event_id).await,
-        1,
-        "10 left - 6 promised = room for one"
-    );
+    assert_eq!(app.admit_pass(event_id).await, 0, "10 left, 4 + 6 promised");
+
+    // Buying does not end the session: the first may buy 4 more in another order, so
+    // the room still keeps them for it.
+    let (status, paid) = app
+        .admitted_checkout(&first.token, Some(&pass), &hold["hold_id"])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
     app.clock.advance(Duration::seconds(5));
     assert_eq!(
         app.admit_pass(event_id).await,
         0,
-        "3 shoppers, 1 holding: 12 promised > 10"
+        "10 left, still 4 + 6 promised after the purchase"
     );
+
+    // Once the first is done (leaves the room), only the second's 6 are promised: room
+    // for one more shopper.
+    let queue = format!("/api/v1/events/{event_id}/queue");
+    let (status, body) = app
+        .call(Method::DELETE, &queue, Some(&first.token), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    app.clock.advance(Duration::seconds(5));
+    assert_eq!(app.admit_pass(event_id).await, 1, "10 left - 6 promised");
+    app.clock.advance(Duration::seconds(5));
+    assert_eq!(app.admit_pass(event_id).await, 0, "10 left, 6 + 6 promised");
 }
