@@ -108,6 +108,9 @@ pub struct Settings {
     /// `BOXOFFICE_LOGIN_RATE_PER_ACCOUNT`: login attempts per account per minute, from any
     /// address.
     pub login_rate_per_account: u32,
+    /// `BOXOFFICE_SEATMAP_CACHE_SEATS`: seats of event layouts the seat map keeps in memory
+    /// (about 100 bytes each; least recently used events go first), 500,000.
+    pub seatmap_cache_seats: usize,
     /// The live seat map: `BOXOFFICE_LIVE_BATCH_MS` (how often changes go out, 100),
     /// `BOXOFFICE_LIVE_RING` (batches kept for reconnects, 600), `BOXOFFICE_LIVE_VIEWER_QUEUE`
     /// (frames queued per socket before it counts as behind, 32),
@@ -317,6 +320,13 @@ impl Settings {
                 1,
                 1_000_000,
             )? as u32,
+            seatmap_cache_seats: bounded(
+                &get,
+                "BOXOFFICE_SEATMAP_CACHE_SEATS",
+                500_000,
+                0,
+                100_000_000,
+            )? as usize,
             operator_token: match get("BOXOFFICE_OPERATOR_TOKEN") {
                 Some(token) if token.trim().len() < 16 => {
                     return Err(ConfigError {

@@ -331,6 +331,7 @@ fn run(
             settings.ip_rate_per_minute,
             settings.buyer_rate_per_minute,
         ),
+        layouts: crate::persistence::layouts::LayoutCache::new(settings.seatmap_cache_seats),
         pool,
         settings: settings.clone(),
     });

@@ -1,7 +1,7 @@
 //! Public catalog: the event list with filters, an event's details with prices and counts,
 //! and the seat map.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -11,8 +11,7 @@ use super::auth::MaybeCaller;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::domain::event::{Category, EventStatus};
-use crate::domain::seat_board::Seat;
-use crate::domain::venue::{seat_label, SectionKind};
+use crate::domain::venue::SectionKind;
 use crate::domain::FieldErrors;
 use crate::persistence::catalog::{self as store, CatalogFilter};
 use crate::persistence::events::{self, EventRow, OnSaleRow};
@@ -418,161 +417,4 @@ pub async fn detail(state: &AppState, event: EventRow) -> Result<EventDetail, Ap
         min_price_cents,
         available,
     })
-}
-
-/// Seat states on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SeatState {
-    Available,
-    Held,
-    Sold,
-    Blocked,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MapSeat {
-    pub seat_id: Uuid,
-    pub number: i32,
-    /// Row and number, e.g. `B-12`.
-    pub label: String,
-    pub x: f32,
-    pub y: f32,
-    pub price_cents: Option<i64>,
-    /// Live while the event's on-sale engine runs; as of the last confirmed sale otherwise.
-    pub state: SeatState,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MapRow {
-    pub label: String,
-    pub seats: Vec<MapSeat>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MapSection {
-    pub section_id: Uuid,
-    pub name: String,
-    pub kind: SectionKind,
-    pub capacity: i32,
-    pub price_cents: Option<i64>,
-    /// Seated sections only; empty for general admission.
-    pub rows: Vec<MapRow>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct SeatMap {
-    pub event_id: Uuid,
-    pub sections: Vec<MapSection>,
-}
-
-/// The venue's layout for this event: sections, rows and seats with coordinates, prices
-/// and states. Seats are listed in seat-map order, the order of the live map's packed states.
-#[utoipa::path(get, path = "/api/v1/events/{event_id}/seatmap", tag = "catalog", params(("event_id" = Uuid, Path)),
-    responses((status = 200, body = SeatMap, description = "with an ETag; send it back as If-None-Match"),
-              (status = 304, description = "unchanged since the ETag given"), (status = 404, body = ErrorBody)))]
-#[tracing::instrument(skip(request, state, caller))]
-pub async fn seatmap(
-    request: HttpRequest,
-    state: web::Data<AppState>,
-    caller: MaybeCaller,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    let event = visible_event(&state, caller, *path).await?;
-    let sections = store::section_availability(&state.pool, event.event_id).await?;
-    let seats = store::seats(&state.pool, event.event_id).await?;
-    let mut map: Vec<MapSection> = sections
-        .into_iter()
-        .map(|s| MapSection {
-            section_id: s.section_id,
-            kind: SectionKind::parse(&s.kind).unwrap_or(SectionKind::Seated),
-            name: s.name,
-            capacity: s.capacity,
-            price_cents: s.price_cents,
-            rows: Vec::new(),
-        })
-        .collect();
-    let live: std::collections::HashMap<Uuid, Vec<Seat>> = state
-        .engine
-        .seat_states(event.event_id)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    let mut index = 0;
-    for seat in seats {
-        while map
-            .get(index)
-            .is_some_and(|s| s.section_id != seat.section_id)
-        {
-            index += 1;
-        }
-        let Some(section) = map.get_mut(index) else {
-            break;
-        };
-        let position = section.rows.iter().map(|r| r.seats.len()).sum::<usize>();
-        let live_state = live
-            .get(&section.section_id)
-            .and_then(|states| states.get(position))
-            .copied();
-        let state = match live_state {
-            _ if section.price_cents.is_none() => SeatState::Blocked,
-            Some(Seat::Held | Seat::PaymentPending) => SeatState::Held,
-            Some(Seat::Sold) => SeatState::Sold,
-            Some(Seat::Blocked) => SeatState::Blocked,
-            Some(Seat::Available) => SeatState::Available,
-            None if seat.sold => SeatState::Sold,
-            None if seat.blocked => SeatState::Blocked,
-            None => SeatState::Available,
-        };
-        let map_seat = MapSeat {
-            seat_id: seat.seat_id,
-            number: seat.seat_number,
-            label: seat_label(&seat.row_label, seat.seat_number),
-            x: seat.x,
-            y: seat.y,
-            price_cents: section.price_cents,
-            state,
-        };
-        match section.rows.last_mut() {
-            Some(row) if row.label == seat.row_label => row.seats.push(map_seat),
-            _ => section.rows.push(MapRow {
-                label: seat.row_label,
-                seats: vec![map_seat],
-            }),
-        }
-    }
-    let body = serde_json::to_vec(&SeatMap {
-        event_id: event.event_id,
-        sections: map,
-    })
-    .map_err(|e| ApiError::Unexpected(e.into()))?;
-    Ok(revalidated(&request, body))
-}
-
-/// A JSON answer that changes as seats change: always revalidated (`no-cache`), never
-/// sent again while unchanged (`ETag`, 304), and compressed on the way out.
-fn revalidated(request: &HttpRequest, body: Vec<u8>) -> HttpResponse {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::hash::DefaultHasher::new();
-    body.hash(&mut hasher);
-    let tag = format!("W/\"{:016x}-{:x}\"", hasher.finish(), body.len());
-    let unchanged = request
-        .headers()
-        .get(actix_web::http::header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|given| given.split(',').any(|t| t.trim() == tag));
-    let mut answer = if unchanged {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    answer
-        .insert_header((actix_web::http::header::ETAG, tag))
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-cache"));
-    if unchanged {
-        answer.finish()
-    } else {
-        answer.content_type("application/json").body(body)
-    }
 }

@@ -20,6 +20,7 @@ pub mod ops;
 pub mod orders;
 pub mod queue;
 pub mod ratelimit;
+pub mod seatmap;
 pub mod trace;
 pub mod venues;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub visitors: VisitorKeys,
     pub sale_limits: ratelimit::SaleLimits,
     pub forwarder: forward::Forwarder,
+    /// Event seating for the seat map, read once per event.
+    pub layouts: crate::persistence::layouts::LayoutCache,
 }
 
 /// Every route of the server, in one place.
@@ -105,7 +108,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/events/{event_id}", web::get().to(catalog::get))
                 .route(
                     "/events/{event_id}/seatmap",
-                    web::get().to(catalog::seatmap),
+                    web::get().to(seatmap::seatmap),
                 )
                 .route("/events/{event_id}/live", web::get().to(live::live))
                 // Waiting room (buyer or visitor; organizer controls)

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, catalog, cluster, events, holds, live, ops, orders, queue, venues};
+use super::{accounts, catalog, cluster, events, holds, live, ops, orders, queue, seatmap, venues};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,7 +16,7 @@ use super::{accounts, catalog, cluster, events, holds, live, ops, orders, queue,
         venues::create, venues::preview, venues::list, venues::get, venues::update, venues::deactivate, venues::activate,
         events::create, events::list_own, events::update, events::set_pricing, events::set_onsale,
         events::publish, events::cancel,
-        catalog::list, catalog::get, catalog::seatmap, live::live,
+        catalog::list, catalog::get, seatmap::seatmap, live::live,
         queue::new_visitor, queue::join, queue::leave, queue::status, queue::claim, queue::live, queue::stats,
         queue::control,
         holds::create, holds::get, holds::release, holds::checkout,

@@ -169,6 +169,21 @@ pub async fn seats(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Vec<SeatRow>
     .context("loading the seat map")
 }
 
+/// Seats of the event that are not for sale as Postgres knows it: `(seat, sold)` for
+/// every live ticket's seat (`true`) and every seat the organizer blocked (`false`).
+#[tracing::instrument(skip(pool))]
+pub async fn taken_seats(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Vec<(Uuid, bool)>> {
+    sqlx::query_as(
+        "SELECT t.seat_id, true FROM tickets t \
+         WHERE t.event_id = $1 AND t.seat_id IS NOT NULL AND t.status IN ('VALID', 'USED') \
+         UNION ALL SELECT b.seat_id, false FROM event_blocked_seats b WHERE b.event_id = $1",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await
+    .context("reading the sold and blocked seats")
+}
+
 #[cfg(test)]
 mod tests {
     use super::escape_like;

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod catalog;
 pub mod events;
+pub mod layouts;
 pub mod leases;
 pub mod onsale;
 pub mod orders;

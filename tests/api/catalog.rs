@@ -2,7 +2,9 @@ use chrono::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error, assert_fields, days_from_now, spawn_app, uuid, venue_body};
+use crate::helpers::{
+    assert_error, assert_fields, days_from_now, spawn_app, standard_pricing, uuid, venue_body,
+};
 
 #[actix_web::test]
 async fn the_catalog_lists_published_events_with_venue_price_and_availability() {
@@ -243,4 +245,48 @@ async fn the_seat_map_is_revalidated_by_etag_and_sent_compressed() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(changed.status(), StatusCode::OK);
     assert_ne!(header(&changed, "etag"), tag);
+}
+
+#[actix_web::test]
+async fn the_seating_is_read_once_per_event_while_prices_and_states_stay_current() {
+    let app = crate::helpers::spawn_app().await;
+    let organizer = app.organizer().await;
+    let venue = app.standard_venue(&organizer.token).await;
+    let event_id = app.draft_event(&organizer.token, venue.venue_id, 9).await;
+    let (status, body) = app
+        .set_pricing(&organizer.token, event_id, &standard_pricing(&venue))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let path = format!("/api/v1/events/{event_id}/seatmap");
+    let (status, map) = app.get(&path, Some(&organizer.token)).await;
+    assert_eq!(status, StatusCode::OK, "{map}");
+    let first = &map["sections"][0]["rows"][0]["seats"][0];
+    let (seat, x, price) = (
+        uuid(&first["seat_id"]),
+        first["x"].clone(),
+        first["price_cents"].clone(),
+    );
+
+    // Behind the server's back, the seat moves: the seating it read stays as it was (it
+    // never changes for an event, so it is read once)...
+    sqlx::query("UPDATE seats SET x = x + 1000 WHERE seat_id = $1")
+        .bind(seat)
+        .execute(&app.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // ...while prices, which the organizer may change until the sale, are read every time.
+    let mut pricing = standard_pricing(&venue);
+    pricing["sections"][0]["price_cents"] = json!(12_345);
+    let (status, body) = app.set_pricing(&organizer.token, event_id, &pricing).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, map) = app.get(&path, Some(&organizer.token)).await;
+    let again = &map["sections"][0]["rows"][0]["seats"][0];
+    assert_eq!(again["x"], x, "the seating came from memory");
+    assert_eq!(again["price_cents"], 12_345, "the price is current");
+    assert_ne!(again["price_cents"], price);
+
+    // Another node (or a restart) reads the seating afresh.
+    let other = crate::helpers::spawn_app_sharing(&app, |_| {}).await;
+    let (_, map) = other.get(&path, Some(&organizer.token)).await;
+    assert_ne!(map["sections"][0]["rows"][0]["seats"][0]["x"], x);
 }
