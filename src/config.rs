@@ -83,6 +83,11 @@ pub struct Settings {
     pub queue_push_every: Duration,
     /// `BOXOFFICE_VISITOR_TTL_MINUTES`: lifetime of an anonymous visitor token.
     pub visitor_ttl: Duration,
+    /// Proof of work at the door: `BOXOFFICE_POW_MAX_NUMBER` (difficulty: a challenge takes
+    /// half this many SHA-256 hashes on average, 100,000), `BOXOFFICE_POW_TTL_SECONDS` (a
+    /// challenge must be solved and used within this, 300), `BOXOFFICE_VISITOR_PROOF_OF_WORK`
+    /// (minting a visitor token needs a solved challenge, true).
+    pub pow: crate::pow::PowSettings,
     /// `BOXOFFICE_IP_RATE_PER_MINUTE`: waiting-room and hold requests allowed per client IP.
     pub ip_rate_per_minute: u32,
     /// `BOXOFFICE_BUYER_RATE_PER_MINUTE`: waiting-room and hold requests allowed per buyer.
@@ -281,6 +286,22 @@ impl Settings {
                     60 * 24 * 30,
                 )?,
             ),
+            pow: crate::pow::PowSettings {
+                max_number: bounded(&get, "BOXOFFICE_POW_MAX_NUMBER", 100_000, 1, 100_000_000)?,
+                ttl: Duration::from_secs(bounded(
+                    &get,
+                    "BOXOFFICE_POW_TTL_SECONDS",
+                    300,
+                    10,
+                    86_400,
+                )?),
+                visitors: parse_or(
+                    &get,
+                    "BOXOFFICE_VISITOR_PROOF_OF_WORK",
+                    Some(true),
+                    "must be true or false",
+                )?,
+            },
             ip_rate_per_minute: bounded(&get, "BOXOFFICE_IP_RATE_PER_MINUTE", 1200, 1, 100_000_000)?
                 as u32,
             buyer_rate_per_minute: bounded(

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::domain::account::{Email, Role};
 use crate::domain::event::{EventDetails, EventInput, EventStatus};
-use crate::domain::onsale::{OnSaleInput, OnSaleSchedule};
+use crate::domain::onsale::{OnSaleInput, OnSaleSchedule, WaitingRoomInput};
 use crate::domain::pricing::{Pricing, SectionPriceInput, TierInput, VenueSection};
 use crate::domain::venue::{LayoutSpec, SeatingPlan, SectionKind, VenueType};
 use crate::persistence::events::{self, BookingMargins};
@@ -117,7 +117,12 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<Demo> {
             sale_ends_at: start,
             hold_minutes: 10,
             max_per_order: 8,
-            waiting_room: Some((now, 600)),
+            waiting_room: Some(WaitingRoomInput {
+                queue_opens_at: now,
+                admission_per_minute: 600,
+                proof_of_work: Some("auto".into()),
+                proof_of_work_joins_per_minute: None,
+            }),
         },
         details.end_time,
         now,

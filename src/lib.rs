@@ -13,6 +13,7 @@ pub mod domain;
 pub mod http;
 pub mod payments;
 pub mod persistence;
+pub mod pow;
 pub mod queue;
 pub mod security;
 pub mod startup;

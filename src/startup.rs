@@ -137,6 +137,16 @@ impl Application {
             bus,
             cluster.clone(),
         ));
+        let pow = Arc::new(
+            crate::pow::ProofOfWork::new(
+                &settings.jwt_secret,
+                settings.pow,
+                dependencies.clock.clone(),
+                settings.redis_url.as_deref(),
+                &settings.redis_prefix,
+            )
+            .await?,
+        );
         let rooms = Arc::new(WaitingRooms::new(
             pool.clone(),
             engine.clone(),
@@ -179,6 +189,7 @@ impl Application {
             pool.clone(),
             engine.clone(),
             rooms.clone(),
+            pow,
             settings,
         )?;
         Ok(Application {
@@ -309,6 +320,7 @@ fn run(
     pool: PgPool,
     engine: Arc<Engine>,
     rooms: Arc<WaitingRooms>,
+    pow: Arc<crate::pow::ProofOfWork>,
     settings: Settings,
 ) -> anyhow::Result<Server> {
     let metrics = http::metrics::Metrics::new()?;
@@ -332,6 +344,7 @@ fn run(
             settings.buyer_rate_per_minute,
         ),
         layouts: crate::persistence::layouts::LayoutCache::new(settings.seatmap_cache_seats),
+        pow,
         pool,
         settings: settings.clone(),
     });

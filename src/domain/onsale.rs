@@ -9,6 +9,110 @@ pub const MAX_HOLD_MINUTES: i64 = 60;
 pub const MAX_PER_ORDER: i64 = 100;
 pub const MAX_PER_BUYER: i64 = 1_000;
 pub const MAX_ADMISSION_PER_MINUTE: i64 = 1_000_000;
+/// Joins a minute above which an `auto` door asks for a proof of work, unless the
+/// organizer says otherwise.
+pub const DEFAULT_PROOF_JOINS_PER_MINUTE: i32 = 3_000;
+
+/// When joining an on-sale's waiting room costs a proof of work (`pow.rs`): never, always,
+/// or while more than `joins_per_minute` new buyers joined over the last minute (a bot
+/// swarm arriving switches it on, and it switches off once the rush is over).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofOfWork {
+    Off,
+    Always,
+    Auto,
+}
+
+impl ProofOfWork {
+    pub fn parse(text: &str) -> Option<ProofOfWork> {
+        match text {
+            "off" => Some(ProofOfWork::Off),
+            "always" => Some(ProofOfWork::Always),
+            "auto" => Some(ProofOfWork::Auto),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProofOfWork::Off => "off",
+            ProofOfWork::Always => "always",
+            ProofOfWork::Auto => "auto",
+        }
+    }
+}
+
+/// The door of a waiting room: whether a new join must bring a solved challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Door {
+    pub proof_of_work: ProofOfWork,
+    /// For `Auto`: the join rate (new buyers a minute) above which proofs are asked.
+    pub joins_per_minute: i32,
+}
+
+impl Default for Door {
+    fn default() -> Door {
+        Door {
+            proof_of_work: ProofOfWork::Off,
+            joins_per_minute: DEFAULT_PROOF_JOINS_PER_MINUTE,
+        }
+    }
+}
+
+impl Door {
+    /// Reads the organizer's choice (`None`: the default), naming `prefix.field` when wrong.
+    pub fn parse(
+        proof_of_work: Option<&str>,
+        joins_per_minute: Option<i64>,
+        prefix: &str,
+        errors: &mut FieldErrors,
+    ) -> Door {
+        Door::default().changed(proof_of_work, joins_per_minute, prefix, errors)
+    }
+
+    /// This door with what the organizer changed (`None`: left as it is).
+    pub fn changed(
+        self,
+        proof_of_work: Option<&str>,
+        joins_per_minute: Option<i64>,
+        prefix: &str,
+        errors: &mut FieldErrors,
+    ) -> Door {
+        let mut door = self;
+        if let Some(text) = proof_of_work {
+            match ProofOfWork::parse(text) {
+                Some(mode) => door.proof_of_work = mode,
+                None => errors.add(
+                    format!("{prefix}proof_of_work"),
+                    "must be off, always or auto",
+                ),
+            }
+        }
+        if let Some(rate) = joins_per_minute {
+            match i32::try_from(rate)
+                .ok()
+                .filter(|r| (1..=MAX_ADMISSION_PER_MINUTE as i32).contains(r))
+            {
+                Some(rate) => door.joins_per_minute = rate,
+                None => errors.add(
+                    format!("{prefix}proof_of_work_joins_per_minute"),
+                    format!("must be between 1 and {MAX_ADMISSION_PER_MINUTE}"),
+                ),
+            }
+        }
+        door
+    }
+
+    /// Whether a new join must bring a proof of work, with `joins_last_minute` new buyers
+    /// in the last minute.
+    pub fn asks_proof(&self, joins_last_minute: u64) -> bool {
+        match self.proof_of_work {
+            ProofOfWork::Off => false,
+            ProofOfWork::Always => true,
+            ProofOfWork::Auto => joins_last_minute >= self.joins_per_minute.unsigned_abs().into(),
+        }
+    }
+}
 
 /// The waiting room of an on-sale.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +121,15 @@ pub struct WaitingRoom {
     pub queue_opens_at: DateTime<Utc>,
     /// How many buyers are let in to shop per minute.
     pub admission_per_minute: i32,
+    pub door: Door,
+}
+
+/// A waiting room as the organizer asked for it, before validation.
+pub struct WaitingRoomInput {
+    pub queue_opens_at: DateTime<Utc>,
+    pub admission_per_minute: i64,
+    pub proof_of_work: Option<String>,
+    pub proof_of_work_joins_per_minute: Option<i64>,
 }
 
 /// A validated on-sale schedule.
@@ -38,7 +151,7 @@ pub struct OnSaleInput {
     pub hold_minutes: i64,
     pub max_per_order: i64,
     pub max_per_buyer: Option<i64>,
-    pub waiting_room: Option<(DateTime<Utc>, i64)>,
+    pub waiting_room: Option<WaitingRoomInput>,
 }
 
 impl OnSaleSchedule {
@@ -84,7 +197,14 @@ impl OnSaleSchedule {
                 format!("must be between max_per_order and {MAX_PER_BUYER}"),
             );
         }
-        let waiting_room = input.waiting_room.and_then(|(opens, rate)| {
+        let waiting_room = input.waiting_room.and_then(|room| {
+            let (opens, rate) = (room.queue_opens_at, room.admission_per_minute);
+            let door = Door::parse(
+                room.proof_of_work.as_deref(),
+                room.proof_of_work_joins_per_minute,
+                "waiting_room.",
+                &mut errors,
+            );
             errors.check(
                 opens <= input.sale_starts_at,
                 "waiting_room.queue_opens_at",
@@ -106,6 +226,7 @@ impl OnSaleSchedule {
             rate.map(|admission_per_minute| WaitingRoom {
                 queue_opens_at: opens,
                 admission_per_minute,
+                door,
             })
         });
 
@@ -137,8 +258,42 @@ mod tests {
             hold_minutes: 10,
             max_per_order: 8,
             max_per_buyer: None,
-            waiting_room: Some((now + Duration::minutes(30), 600)),
+            waiting_room: Some(room(now + Duration::minutes(30), 600)),
         }
+    }
+
+    fn room(queue_opens_at: DateTime<Utc>, admission_per_minute: i64) -> WaitingRoomInput {
+        WaitingRoomInput {
+            queue_opens_at,
+            admission_per_minute,
+            proof_of_work: None,
+            proof_of_work_joins_per_minute: None,
+        }
+    }
+
+    #[test]
+    fn the_door_asks_proofs_never_always_or_above_the_join_rate() {
+        let door = |mode, rate| Door {
+            proof_of_work: mode,
+            joins_per_minute: rate,
+        };
+        assert!(!door(ProofOfWork::Off, 1).asks_proof(1_000_000));
+        assert!(door(ProofOfWork::Always, 1).asks_proof(0));
+        assert!(!door(ProofOfWork::Auto, 100).asks_proof(99));
+        assert!(door(ProofOfWork::Auto, 100).asks_proof(100));
+        let now = Utc::now();
+        let mut bad = input(now);
+        bad.waiting_room = Some(WaitingRoomInput {
+            proof_of_work: Some("sometimes".into()),
+            proof_of_work_joins_per_minute: Some(0),
+            ..room(now, 600)
+        });
+        let fields = OnSaleSchedule::parse(bad, now + Duration::days(1), now)
+            .err()
+            .map(FieldErrors::into_inner)
+            .unwrap_or_default();
+        assert!(fields.contains_key("waiting_room.proof_of_work"));
+        assert!(fields.contains_key("waiting_room.proof_of_work_joins_per_minute"));
     }
 
     #[test]
@@ -176,7 +331,7 @@ mod tests {
         bad.sale_ends_at = bad.sale_starts_at;
         bad.hold_minutes = 0;
         bad.max_per_order = 1000;
-        bad.waiting_room = Some((now + Duration::hours(2), 0));
+        bad.waiting_room = Some(room(now + Duration::hours(2), 0));
         let errors = OnSaleSchedule::parse(bad, now + Duration::days(1), now)
             .err()
             .map(FieldErrors::into_inner)

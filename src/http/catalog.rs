@@ -208,6 +208,9 @@ pub struct WaitingRoomView {
     pub queue_opens_at: DateTime<Utc>,
     pub admission_per_minute: i32,
     pub admission_paused: bool,
+    /// `off`, `always` or `auto` (while more than `proof_of_work_joins_per_minute` join).
+    pub proof_of_work: &'static str,
+    pub proof_of_work_joins_per_minute: i32,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -228,6 +231,8 @@ impl From<OnSaleRow> for OnSaleView {
                 queue_opens_at,
                 admission_per_minute,
                 admission_paused: row.admission_paused,
+                proof_of_work: row.door().proof_of_work.as_str(),
+                proof_of_work_joins_per_minute: row.proof_of_work_joins_per_minute,
             }),
             _ => None,
         };

@@ -263,6 +263,27 @@ impl From<crate::actors::EngineError> for ApiError {
     }
 }
 
+impl From<crate::pow::PowError> for ApiError {
+    fn from(error: crate::pow::PowError) -> Self {
+        match error {
+            crate::pow::PowError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "could not redeem a proof of work");
+                ApiError::coded(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the proof of work could not be checked just now; retry",
+                )
+            }
+            other => ApiError::coded(
+                StatusCode::FORBIDDEN,
+                "proof_of_work_invalid",
+                other.to_string(),
+            )
+            .with("reason", other.reason()),
+        }
+    }
+}
+
 impl From<crate::queue::QueueError> for ApiError {
     fn from(error: crate::queue::QueueError) -> Self {
         use crate::queue::QueueError as E;
@@ -282,6 +303,9 @@ impl From<crate::queue::QueueError> for ApiError {
             }
             E::OwnerUnavailable => ApiError::owner_unavailable(),
             E::ClaimTooLate => ApiError::conflict("claim_too_late", message),
+            E::ProofRequired => {
+                ApiError::coded(StatusCode::FORBIDDEN, "proof_of_work_required", message)
+            }
             E::Unavailable(_) => ApiError::coded(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -14,7 +14,7 @@ use super::extract::Json;
 use super::AppState;
 use crate::domain::event::{EventDetails, EventInput, EventStatus};
 use crate::domain::money::Currency;
-use crate::domain::onsale::{OnSaleInput, OnSaleSchedule};
+use crate::domain::onsale::{OnSaleInput, OnSaleSchedule, WaitingRoomInput};
 use crate::domain::pricing::{Pricing, SectionPriceInput, TierInput, VenueSection};
 use crate::domain::venue::SectionKind;
 use crate::domain::FieldErrors;
@@ -97,6 +97,12 @@ pub struct PricingRequest {
 pub struct WaitingRoomRequest {
     pub queue_opens_at: DateTime<Utc>,
     pub admission_per_minute: i64,
+    /// `off` (default), `always`, or `auto`: joining the room (each new buyer's or
+    /// visitor's draw) needs a solved proof-of-work challenge always, or while more than
+    /// `proof_of_work_joins_per_minute` new buyers joined over the last minute.
+    pub proof_of_work: Option<String>,
+    /// For `auto`; default 3,000.
+    pub proof_of_work_joins_per_minute: Option<i64>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -346,9 +352,12 @@ pub async fn set_onsale(
                 .unwrap_or(state.settings.default_hold_minutes),
             max_per_order: body.max_per_order,
             max_per_buyer: body.max_per_buyer,
-            waiting_room: body
-                .waiting_room
-                .map(|w| (w.queue_opens_at, w.admission_per_minute)),
+            waiting_room: body.waiting_room.map(|w| WaitingRoomInput {
+                queue_opens_at: w.queue_opens_at,
+                admission_per_minute: w.admission_per_minute,
+                proof_of_work: w.proof_of_work,
+                proof_of_work_joins_per_minute: w.proof_of_work_joins_per_minute,
+            }),
         },
         event.end_time,
         Utc::now(),

@@ -51,6 +51,8 @@ pub struct AppState {
     pub forwarder: forward::Forwarder,
     /// Event seating for the seat map, read once per event.
     pub layouts: crate::persistence::layouts::LayoutCache,
+    /// Proof-of-work challenges and their redemption (the waiting room's door, visitors).
+    pub pow: Arc<crate::pow::ProofOfWork>,
 }
 
 /// Every route of the server, in one place.
@@ -113,6 +115,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/events/{event_id}/live", web::get().to(live::live))
                 // Waiting room (buyer or visitor; organizer controls)
                 .route("/visitors", web::post().to(queue::new_visitor))
+                .route(
+                    "/visitors/challenge",
+                    web::get().to(queue::visitor_challenge),
+                )
                 .route("/events/{event_id}/queue", web::post().to(queue::join))
                 .route("/events/{event_id}/queue", web::get().to(queue::status))
                 .route("/events/{event_id}/queue", web::patch().to(queue::control))
@@ -126,6 +132,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::get().to(queue::stats),
                 )
                 .route("/events/{event_id}/queue/live", web::get().to(queue::live))
+                .route(
+                    "/events/{event_id}/queue/challenge",
+                    web::get().to(queue::join_challenge),
+                )
                 // Holds and checkout (buyer)
                 .route("/events/{event_id}/holds", web::post().to(holds::create))
                 .route("/holds/{hold_id}", web::get().to(holds::get))

@@ -19,7 +19,9 @@ use super::events::owned;
 use super::extract::Json;
 use super::AppState;
 use crate::domain::frames::{FrameBudget, Verdict};
+use crate::persistence::events as store;
 use crate::persistence::onsale;
+use crate::pow::{ChallengeView, Purpose};
 use crate::queue::actor::{RoomNews, RoomStats};
 use crate::queue::{QueueError, QueueView};
 
@@ -86,14 +88,31 @@ pub struct VisitorView {
 }
 
 /// An anonymous identity for the waiting room: queue without an account, sign in when let
-/// in, and claim the place (`POST /events/{id}/queue/claim`).
+/// in, and claim the place (`POST /events/{id}/queue/claim`). Costs a solved proof-of-work
+/// challenge (`GET /visitors/challenge`, sent back as `X-Proof-Of-Work`) unless the server
+/// was started with `BOXOFFICE_VISITOR_PROOF_OF_WORK=false`.
 #[utoipa::path(post, path = "/api/v1/visitors", tag = "waiting room",
-    responses((status = 201, body = VisitorView), (status = 429, body = ErrorBody)))]
+    params(("X-Proof-Of-Work" = Option<String>, Header, description = "a solved challenge of GET /api/v1/visitors/challenge (ALTCHA's payload, JSON or base64)")),
+    responses((status = 201, body = VisitorView),
+              (status = 403, description = "proof_of_work_required (with a `challenge`), proof_of_work_invalid (with `reason`: malformed, other_purpose, expired, wrong, used)", body = ErrorBody),
+              (status = 429, body = ErrorBody), (status = 503, description = "unavailable: the proof could not be checked", body = ErrorBody)))]
 pub async fn new_visitor(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     state.sale_limits.ip.check(&req)?;
+    if state.pow.settings().visitors {
+        match proof(&req) {
+            Some(payload) => state.pow.redeem(payload, Purpose::Visitor).await?,
+            None => {
+                return Err(proof_required(
+                    &state,
+                    Purpose::Visitor,
+                    QueueError::ProofRequired,
+                ))
+            }
+        }
+    }
     let (visitor_id, token, expires) = state.visitors.issue()?;
     Ok(HttpResponse::Created().json(VisitorView {
         visitor_id,
@@ -102,11 +121,66 @@ pub async fn new_visitor(
     }))
 }
 
+/// The solved challenge a request carries, if any.
+fn proof(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(crate::pow::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// 403 `proof_of_work_required`, with a fresh challenge to solve.
+fn proof_required(state: &AppState, purpose: Purpose, error: QueueError) -> ApiError {
+    let refusal = ApiError::from(error);
+    match state.pow.challenge(purpose).map(serde_json::to_value) {
+        Ok(Ok(challenge)) => refusal.with("challenge", challenge),
+        Ok(Err(error)) => ApiError::Unexpected(error.into()),
+        Err(error) => ApiError::Unexpected(error),
+    }
+}
+
+/// A challenge to solve before minting a visitor token: find the number whose SHA-256
+/// after the salt is `challenge` (ALTCHA's format), and send the payload as
+/// `X-Proof-Of-Work` within `expires_at`.
+#[utoipa::path(get, path = "/api/v1/visitors/challenge", tag = "waiting room",
+    responses((status = 200, body = ChallengeView), (status = 429, body = ErrorBody)))]
+pub async fn visitor_challenge(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    state.sale_limits.ip.check(&req)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(state.pow.challenge(Purpose::Visitor)?))
+}
+
+/// A challenge to solve before joining this event's waiting room, when its door asks for
+/// one (the on-sale's `proof_of_work`; a join without it is answered 403
+/// `proof_of_work_required` with a challenge too).
+#[utoipa::path(get, path = "/api/v1/events/{event_id}/queue/challenge", tag = "waiting room",
+    params(("event_id" = Uuid, Path)),
+    responses((status = 200, body = ChallengeView), (status = 429, body = ErrorBody)))]
+pub async fn join_challenge(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    state.sale_limits.ip.check(&req)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(state.pow.challenge(Purpose::Join(*path))?))
+}
+
 /// Takes a place in the event's waiting room; joining again returns the same place. Before
 /// the sale starts, places are drawn at random when it starts; after, first in first out.
+/// When the on-sale's door asks for it, a new place costs a solved challenge
+/// (`X-Proof-Of-Work`; see `GET /events/{id}/queue/challenge`).
 #[utoipa::path(post, path = "/api/v1/events/{event_id}/queue", tag = "waiting room", security(("bearer" = [])),
-    params(("event_id" = Uuid, Path)),
+    params(("event_id" = Uuid, Path),
+           ("X-Proof-Of-Work" = Option<String>, Header, description = "a solved challenge of GET /api/v1/events/{event_id}/queue/challenge")),
     responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 200, body = QueueView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 403, description = "role_not_allowed; proof_of_work_required (with a `challenge`); proof_of_work_invalid (with `reason`)", body = ErrorBody),
               (status = 409, description = "no_waiting_room, queue_not_open", body = ErrorBody),
               (status = 429, body = ErrorBody)))]
 #[tracing::instrument(skip(state, req))]
@@ -117,7 +191,21 @@ pub async fn join(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     state.sale_limits.check(&req, who.0)?;
-    Ok(HttpResponse::Ok().json(state.rooms.join(*path, who.0).await?))
+    let purpose = Purpose::Join(*path);
+    let proven = match proof(&req) {
+        Some(payload) => {
+            state.pow.redeem(payload, purpose).await?;
+            true
+        }
+        None => false,
+    };
+    match state.rooms.join(*path, who.0, proven).await {
+        Ok(place) => Ok(HttpResponse::Ok().json(place)),
+        Err(QueueError::ProofRequired) => {
+            Err(proof_required(&state, purpose, QueueError::ProofRequired))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The caller's place: position, number ahead and estimated wait; or the admission token
@@ -217,9 +305,14 @@ pub async fn stats(
 pub struct AdmissionControls {
     pub paused: Option<bool>,
     pub admission_per_minute: Option<i64>,
+    /// `off`, `always` or `auto`: whether a new join needs a solved proof of work.
+    pub proof_of_work: Option<String>,
+    /// For `auto`: new buyers a minute above which proofs are asked.
+    pub proof_of_work_joins_per_minute: Option<i64>,
 }
 
-/// Pauses or resumes admission, or changes its rate; answers with the room's figures.
+/// Pauses or resumes admission, changes its rate, or the door (proof of work), at once and
+/// for the rest of the sale; answers with the room's figures.
 #[utoipa::path(patch, path = "/api/v1/events/{event_id}/queue", tag = "organizer", security(("bearer" = [])),
     params(("event_id" = Uuid, Path)), request_body = AdmissionControls,
     responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 200, body = RoomStats), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -233,41 +326,56 @@ pub async fn control(
 ) -> Result<HttpResponse, ApiError> {
     let event = owned(&state, organizer, *path).await?;
     let controls = body.0;
-    let rate = match controls.admission_per_minute {
-        None => None,
-        Some(rate) => Some(
-            i32::try_from(rate)
-                .ok()
-                .filter(|r| {
-                    (1..=crate::domain::onsale::MAX_ADMISSION_PER_MINUTE as i32).contains(r)
-                })
-                .ok_or_else(|| {
-                    ApiError::invalid_field(
-                        "admission_per_minute",
-                        format!(
-                            "must be between 1 and {}",
-                            crate::domain::onsale::MAX_ADMISSION_PER_MINUTE
-                        ),
-                    )
-                })?,
-        ),
-    };
-    if controls.paused.is_none() && rate.is_none() {
+    let mut errors = crate::domain::FieldErrors::new();
+    let rate = controls.admission_per_minute.and_then(|rate| {
+        let valid = i32::try_from(rate)
+            .ok()
+            .filter(|r| (1..=crate::domain::onsale::MAX_ADMISSION_PER_MINUTE as i32).contains(r));
+        errors.check(
+            valid.is_some(),
+            "admission_per_minute",
+            format!(
+                "must be between 1 and {}",
+                crate::domain::onsale::MAX_ADMISSION_PER_MINUTE
+            ),
+        );
+        valid
+    });
+    let door_changes =
+        controls.proof_of_work.is_some() || controls.proof_of_work_joins_per_minute.is_some();
+    if controls.paused.is_none() && controls.admission_per_minute.is_none() && !door_changes {
         return Err(ApiError::invalid_field(
             "body",
-            "give paused, admission_per_minute, or both",
+            "give paused, admission_per_minute, proof_of_work or proof_of_work_joins_per_minute",
         ));
     }
     if !state.rooms.has_room(event.event_id).await? {
         return Err(QueueError::NoWaitingRoom.into());
     }
-    onsale::set_admission(&state.pool, event.event_id, controls.paused, rate).await?;
+    let door = match door_changes {
+        true => {
+            let current = store::find_onsale(&state.pool, event.event_id)
+                .await?
+                .map(|o| o.door())
+                .unwrap_or_default();
+            Some(current.changed(
+                controls.proof_of_work.as_deref(),
+                controls.proof_of_work_joins_per_minute,
+                "",
+                &mut errors,
+            ))
+        }
+        false => None,
+    };
+    errors.finish(()).map_err(ApiError::invalid)?;
+    onsale::set_admission(&state.pool, event.event_id, controls.paused, rate, door).await?;
     let stats = state
         .rooms
         .control(
             event.event_id,
             controls.paused,
             rate.map(|r| r.unsigned_abs()),
+            door,
         )
         .await?;
     Ok(HttpResponse::Ok().json(stats))

@@ -329,9 +329,20 @@ pub struct OnSaleRow {
     pub max_per_buyer: Option<i32>,
     pub admission_per_minute: Option<i32>,
     pub admission_paused: bool,
+    pub proof_of_work: String,
+    pub proof_of_work_joins_per_minute: i32,
 }
 
 impl OnSaleRow {
+    /// The waiting room's door (the default for a stored value this build does not know).
+    pub fn door(&self) -> crate::domain::onsale::Door {
+        crate::domain::onsale::Door {
+            proof_of_work: crate::domain::onsale::ProofOfWork::parse(&self.proof_of_work)
+                .unwrap_or(crate::domain::onsale::ProofOfWork::Off),
+            joins_per_minute: self.proof_of_work_joins_per_minute,
+        }
+    }
+
     /// Tickets one buyer may have for the event, across orders.
     pub fn buyer_limit(&self) -> i32 {
         self.max_per_buyer.unwrap_or(self.max_per_order)
@@ -349,11 +360,18 @@ pub async fn upsert_onsale(
         Some(room) => (Some(room.queue_opens_at), Some(room.admission_per_minute)),
         None => (None, None),
     };
+    let door = schedule
+        .waiting_room
+        .as_ref()
+        .map(|room| room.door)
+        .unwrap_or_default();
     sqlx::query(
         "INSERT INTO onsales (event_id, queue_opens_at, sale_starts_at, sale_ends_at, hold_minutes, max_per_order, \
-         admission_per_minute, max_per_buyer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         admission_per_minute, max_per_buyer, proof_of_work, proof_of_work_joins_per_minute) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (event_id) DO UPDATE SET queue_opens_at = $2, sale_starts_at = $3, sale_ends_at = $4, \
-         hold_minutes = $5, max_per_order = $6, admission_per_minute = $7, max_per_buyer = $8, updated_at = now()",
+         hold_minutes = $5, max_per_order = $6, admission_per_minute = $7, max_per_buyer = $8, \
+         proof_of_work = $9, proof_of_work_joins_per_minute = $10, updated_at = now()",
     )
     .bind(event_id)
     .bind(queue_opens_at)
@@ -363,6 +381,8 @@ pub async fn upsert_onsale(
     .bind(schedule.max_per_order)
     .bind(admission_per_minute)
     .bind(schedule.max_per_buyer)
+    .bind(door.proof_of_work.as_str())
+    .bind(door.joins_per_minute)
     .execute(pool)
     .await
     .context("saving an on-sale schedule")?;
@@ -373,7 +393,8 @@ pub async fn upsert_onsale(
 pub async fn find_onsale(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Option<OnSaleRow>> {
     sqlx::query_as(
         "SELECT queue_opens_at, sale_starts_at, sale_ends_at, hold_minutes, max_per_order, max_per_buyer, \
-         admission_per_minute, admission_paused FROM onsales WHERE event_id = $1",
+         admission_per_minute, admission_paused, proof_of_work, proof_of_work_joins_per_minute \
+         FROM onsales WHERE event_id = $1",
     )
     .bind(event_id)
     .fetch_optional(pool)

@@ -142,20 +142,26 @@ pub async fn rooms_due(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<Vec<
     .context("finding waiting rooms to open")
 }
 
-/// Saves the organizer's admission controls of a waiting room.
+/// Saves the organizer's live controls of a waiting room (each left as it is when `None`).
 pub async fn set_admission(
     pool: &PgPool,
     event_id: Uuid,
     paused: Option<bool>,
     admission_per_minute: Option<i32>,
+    door: Option<crate::domain::onsale::Door>,
 ) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE onsales SET admission_paused = COALESCE($2, admission_paused), \
-         admission_per_minute = COALESCE($3, admission_per_minute), updated_at = now() WHERE event_id = $1",
+         admission_per_minute = COALESCE($3, admission_per_minute), \
+         proof_of_work = COALESCE($4, proof_of_work), \
+         proof_of_work_joins_per_minute = COALESCE($5, proof_of_work_joins_per_minute), \
+         updated_at = now() WHERE event_id = $1",
     )
     .bind(event_id)
     .bind(paused)
     .bind(admission_per_minute)
+    .bind(door.map(|d| d.proof_of_work.as_str()))
+    .bind(door.map(|d| d.joins_per_minute))
     .execute(pool)
     .await
     .context("saving admission controls")?;

@@ -26,6 +26,7 @@ use crate::actors::engine::Inventory;
 use crate::actors::messages::EngineError;
 use crate::actors::Engine;
 use crate::clock::Clock;
+use crate::domain::onsale::Door;
 
 /// The organizer's schedule and controls for one waiting room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct Schedule {
     pub max_per_order: u32,
     pub admission_per_minute: u32,
     pub paused: bool,
+    /// Whether a new join must bring a proof of work.
+    pub door: Door,
 }
 
 /// Settings shared by every waiting room.
@@ -96,12 +99,21 @@ pub struct RoomStats {
     pub queue_opens_at: DateTime<Utc>,
     pub sale_starts_at: DateTime<Utc>,
     pub sale_ends_at: DateTime<Utc>,
+    /// The door: `off`, `always` or `auto`.
+    pub proof_of_work: &'static str,
+    pub proof_of_work_joins_per_minute: i32,
+    /// New buyers who joined over the last minute.
+    pub joins_last_minute: u64,
+    /// Whether a new join must bring a solved challenge right now.
+    pub proof_of_work_asked: bool,
 }
 
 /// Why a join was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinRefused {
     NotOpenYet(DateTime<Utc>),
+    /// The door asks a proof of work of a new buyer, and none came.
+    ProofRequired,
 }
 
 pub struct QueueActor {
@@ -125,6 +137,8 @@ pub struct QueueActor {
     /// (when, how many) admitted, over the last minute.
     recent: VecDeque<(DateTime<Utc>, u64)>,
     admitted_total: u64,
+    /// (second, how many) new buyers joined, over the last minute: the `auto` door's rate.
+    joins: VecDeque<(i64, u64)>,
     watchers: HashMap<Uuid, Vec<(u64, Recipient<RoomNews>)>>,
 }
 
@@ -160,6 +174,7 @@ impl QueueActor {
             closed,
             recent: VecDeque::new(),
             admitted_total: 0,
+            joins: VecDeque::new(),
             watchers: HashMap::new(),
         }
     }
@@ -195,6 +210,28 @@ impl QueueActor {
 
     fn admitted_last_minute(&self) -> u64 {
         self.recent.iter().map(|(_, n)| n).sum()
+    }
+
+    /// New buyers who joined over the minute before `now`.
+    fn joins_last_minute(&self, now: DateTime<Utc>) -> u64 {
+        let since = now.timestamp() - 60;
+        self.joins
+            .iter()
+            .filter(|(second, _)| *second > since)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Counts a new buyer's join (per-second buckets, a minute of them).
+    fn count_join(&mut self, now: DateTime<Utc>) {
+        let second = now.timestamp();
+        match self.joins.back_mut() {
+            Some((at, n)) if *at == second => *n += 1,
+            _ => self.joins.push_back((second, 1)),
+        }
+        while self.joins.front().is_some_and(|(at, _)| *at <= second - 60) {
+            self.joins.pop_front();
+        }
     }
 
     fn standing(&mut self, buyer: Uuid, now: DateTime<Utc>) -> Standing {
@@ -418,6 +455,10 @@ impl QueueActor {
             queue_opens_at: self.schedule.queue_opens_at,
             sale_starts_at: self.schedule.sale_starts_at,
             sale_ends_at: self.schedule.sale_ends_at,
+            proof_of_work: self.schedule.door.proof_of_work.as_str(),
+            proof_of_work_joins_per_minute: self.schedule.door.joins_per_minute,
+            joins_last_minute: self.joins_last_minute(now),
+            proof_of_work_asked: self.schedule.door.asks_proof(self.joins_last_minute(now)),
         }
     }
 }
@@ -451,11 +492,13 @@ impl Handler<AdmitNow> for QueueActor {
     }
 }
 
-/// Takes a place (one per buyer).
+/// Takes a place (one per buyer). `proven`: the request brought a solved proof of work,
+/// which the door may ask of a buyer who has no place yet.
 #[derive(Message)]
 #[rtype(result = "Result<Standing, JoinRefused>")]
 pub struct Join {
     pub buyer: Uuid,
+    pub proven: bool,
 }
 
 impl Handler<Join> for QueueActor {
@@ -469,7 +512,12 @@ impl Handler<Join> for QueueActor {
             "sold_out" => return Ok(Standing::SoldOut),
             _ => {}
         }
+        let is_new = !self.line.has(msg.buyer, now);
+        if is_new && !msg.proven && self.schedule.door.asks_proof(self.joins_last_minute(now)) {
+            return Err(JoinRefused::ProofRequired);
+        }
         if let Joined::New(score) = self.line.join(msg.buyer, now, self.rng.gen()) {
+            self.count_join(now);
             if let Some(store) = &self.store {
                 store.join(msg.buyer, score);
             }
@@ -650,12 +698,13 @@ impl Handler<Stats> for QueueActor {
     }
 }
 
-/// The organizer pauses, resumes, or changes the rate.
+/// The organizer pauses, resumes, changes the rate or the door.
 #[derive(Message)]
 #[rtype(result = "RoomStats")]
 pub struct Control {
     pub paused: Option<bool>,
     pub admission_per_minute: Option<u32>,
+    pub door: Option<Door>,
 }
 
 impl Handler<Control> for QueueActor {
@@ -667,6 +716,9 @@ impl Handler<Control> for QueueActor {
         }
         if let Some(rate) = msg.admission_per_minute {
             self.schedule.admission_per_minute = rate;
+        }
+        if let Some(door) = msg.door {
+            self.schedule.door = door;
         }
         MessageResult(self.stats(self.clock.now()))
     }

@@ -188,6 +188,15 @@ impl Line {
             .collect()
     }
 
+    /// Whether `buyer` has a place or an open session at `now` (joining again is then free).
+    pub fn has(&self, buyer: Uuid, now: DateTime<Utc>) -> bool {
+        self.places.contains_key(&buyer)
+            || self
+                .admitted
+                .get(&buyer)
+                .is_some_and(|a| a.expires_at > now)
+    }
+
     /// Takes a place for `buyer` (one per buyer): `random` is the pre-queue draw, used only
     /// before the start.
     pub fn join(&mut self, buyer: Uuid, now: DateTime<Utc>, random: u64) -> Joined {

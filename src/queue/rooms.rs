@@ -57,6 +57,8 @@ pub enum QueueError {
     OwnerUnavailable,
     #[error("this visitor is waiting in the drawn line: claim the place once it is let in")]
     ClaimTooLate,
+    #[error("joining this waiting room needs a solved proof-of-work challenge (X-Proof-Of-Work)")]
+    ProofRequired,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -215,6 +217,7 @@ impl WaitingRooms {
             max_per_order: u32::try_from(onsale.max_per_order).unwrap_or(1).max(1),
             admission_per_minute: u32::try_from(rate).unwrap_or(0),
             paused: onsale.admission_paused,
+            door: onsale.door(),
         };
         let lease = match self.engine.cluster().ensure(event_id).await {
             Ok(Some(lease)) => lease,
@@ -301,11 +304,19 @@ impl WaitingRooms {
     }
 
     /// Takes a place for `buyer` (or returns the one they have).
-    pub async fn join(&self, event_id: Uuid, buyer: Uuid) -> Result<QueueView, QueueError> {
+    /// Takes a place for `buyer`; `proven`: the request brought a solved proof of work
+    /// (already redeemed), which the room's door may demand of a new buyer.
+    pub async fn join(
+        &self,
+        event_id: Uuid,
+        buyer: Uuid,
+        proven: bool,
+    ) -> Result<QueueView, QueueError> {
         let (addr, sale_starts_at) = self.open_room(event_id).await?;
-        match addr.send(Join { buyer }).await? {
+        match addr.send(Join { buyer, proven }).await? {
             Ok(standing) => self.view(event_id, buyer, standing, sale_starts_at),
             Err(JoinRefused::NotOpenYet(at)) => Err(QueueError::NotOpenYet(at)),
+            Err(JoinRefused::ProofRequired) => Err(QueueError::ProofRequired),
         }
     }
 
@@ -469,12 +480,14 @@ impl WaitingRooms {
         event_id: Uuid,
         paused: Option<bool>,
         admission_per_minute: Option<u32>,
+        door: Option<crate::domain::onsale::Door>,
     ) -> Result<RoomStats, QueueError> {
         let (addr, _) = self.open_room(event_id).await?;
         Ok(addr
             .send(Control {
                 paused,
                 admission_per_minute,
+                door,
             })
             .await?)
     }

@@ -109,6 +109,8 @@ async fn spawn(
         "BOXOFFICE_QUEUE_TICK_MS" => Some("60000".into()),
         "BOXOFFICE_QUEUE_ABANDON_SECONDS" => Some("86400".into()),
         "BOXOFFICE_JWT_SECRET" => Some(TEST_SECRET.into()),
+        // Proofs of work a debug build solves in a few milliseconds.
+        "BOXOFFICE_POW_MAX_NUMBER" => Some("2000".into()),
         "BOXOFFICE_WEB_DIR" => Some(concat!(env!("CARGO_MANIFEST_DIR"), "/web").into()),
         other => std::env::var(other).ok(),
     })
@@ -185,6 +187,36 @@ impl Drop for TestApp {
             eprintln!("could not drop test database {}", self.db_name);
         }
     }
+}
+
+/// Solves a challenge the server handed out (an `X-Proof-Of-Work` payload), as a
+/// browser's worker would.
+pub fn solve(challenge: &Value) -> String {
+    let challenge: boxoffice::pow::ChallengeView = serde_json::from_value(challenge.clone())
+        .unwrap_or_else(|e| panic!("not a challenge: {e}: {challenge}"));
+    boxoffice::pow::solve(&challenge).unwrap_or_else(|| panic!("no solution to {challenge:?}"))
+}
+
+/// A visitor token from the server at `base`: its challenge solved, then the token minted.
+pub async fn visitor_token(client: &reqwest::Client, base: &str) -> String {
+    let challenge: Value = client
+        .get(format!("{base}/api/v1/visitors/challenge"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("visitor challenge: {e}"))
+        .json()
+        .await
+        .unwrap_or(Value::Null);
+    let response = client
+        .post(format!("{base}/api/v1/visitors"))
+        .header("X-Proof-Of-Work", solve(&challenge))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("minting a visitor: {e}"));
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let visitor: Value = response.json().await.unwrap_or(Value::Null);
+    string(&visitor["token"])
 }
 
 /// A time `days` from now, rounded to the hour so that tests read well in logs.

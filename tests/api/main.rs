@@ -7,6 +7,7 @@ mod catalog;
 mod checkout;
 mod cluster;
 mod crash;
+mod door;
 mod errors;
 mod events;
 mod flash_sale;

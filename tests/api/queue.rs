@@ -95,9 +95,7 @@ impl TestApp {
     }
 
     async fn visitor(&self) -> String {
-        let (status, visitor) = self.post("/api/v1/visitors", None, &json!({})).await;
-        assert_eq!(status, StatusCode::CREATED, "{visitor}");
-        string(&visitor["token"])
+        crate::helpers::visitor_token(&self.client, &self.address).await
     }
 
     async fn claim(&self, event_id: Uuid, buyer: &str, visitor: &str) -> (StatusCode, Value) {

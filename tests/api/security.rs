@@ -36,8 +36,7 @@ async fn no_secret_reaches_the_log_and_refusals_are_neither_warnings_nor_amplifi
     );
 
     // Sockets take tokens in the query string: refused, and logged without it.
-    let (visitor, _) = post(&client, &url("/api/v1/visitors"), None, &json!({})).await;
-    let visitor_token = visitor["token"].as_str().unwrap_or_default().to_owned();
+    let visitor_token = crate::helpers::visitor_token(&client, &server.address).await;
     for path in [
         format!(
             "/api/v1/events/{}/live?token={}",
