@@ -48,6 +48,34 @@ fn door(c: &mut Criterion) {
         )
     });
     group.finish();
+
+    // What a client pays: solving at the default difficulty with this crate's plain
+    // solver (native code, no midstate: a bot can do better).
+    let hard = runtime
+        .block_on(ProofOfWork::new(
+            b"bench-secret-bench-secret-bench-secret",
+            PowSettings {
+                max_number: 500_000,
+                ..settings
+            },
+            Arc::new(SystemClock),
+            None,
+            "bench",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut group = c.benchmark_group("proof_of_work_client");
+    group.sample_size(20);
+    group.bench_function("solve_at_500000", |b| {
+        b.iter_batched(
+            || {
+                hard.challenge(Purpose::Visitor)
+                    .unwrap_or_else(|e| panic!("{e}"))
+            },
+            |challenge| solve(&challenge),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
 }
 
 criterion_group!(benches, door);

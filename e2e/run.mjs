@@ -83,6 +83,10 @@ async function buyerJourney(browser) {
   check(/line/i.test(placeText ?? ''), `the buyer sees their place (${placeText})`);
   await shoot(page, 'waiting-room');
 
+  const took = await page.locator('#door').getAttribute('data-took');
+  check(took !== null, 'the page solved the door\'s proof of work before joining');
+  results.proof_of_work_ms = Number(took);
+
   step = 'admission';
   await page.locator('#shop').waitFor({ state: 'visible', timeout: 30_000 });
   check(/shopping time/i.test(await page.locator('#window').textContent()), 'the shopping window counts down');
@@ -200,6 +204,7 @@ async function organizerJourney(browser) {
   await page.getByText(/Prices saved/).waitFor();
 
   step = 'the on-sale and its waiting room';
+  await page.locator('select[name=proof_of_work]').selectOption('auto');
   await page.getByRole('button', { name: 'Save the on-sale' }).click();
   await page.getByText(/On-sale scheduled/).waitFor();
   await page.getByRole('button', { name: 'Publish the event' }).click();
@@ -211,6 +216,7 @@ async function organizerJourney(browser) {
   await page.waitForFunction(() => document.getElementById('phase').textContent !== '–');
   await page.getByRole('button', { name: 'Pause admission' }).click();
   await page.getByText('Admission paused.').waitFor();
+  check(await page.locator('#door-input').inputValue() === 'auto', 'the dashboard shows the door the on-sale was given');
   await shoot(page, 'dashboard');
   results.organizer = { title, phase: await page.locator('#phase').textContent() };
   await context.close();

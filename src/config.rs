@@ -84,7 +84,7 @@ pub struct Settings {
     /// `BOXOFFICE_VISITOR_TTL_MINUTES`: lifetime of an anonymous visitor token.
     pub visitor_ttl: Duration,
     /// Proof of work at the door: `BOXOFFICE_POW_MAX_NUMBER` (difficulty: a challenge takes
-    /// half this many SHA-256 hashes on average, 100,000), `BOXOFFICE_POW_TTL_SECONDS` (a
+    /// half this many SHA-256 hashes on average, 500,000), `BOXOFFICE_POW_TTL_SECONDS` (a
     /// challenge must be solved and used within this, 300), `BOXOFFICE_VISITOR_PROOF_OF_WORK`
     /// (minting a visitor token needs a solved challenge, true).
     pub pow: crate::pow::PowSettings,
@@ -287,7 +287,7 @@ impl Settings {
                 )?,
             ),
             pow: crate::pow::PowSettings {
-                max_number: bounded(&get, "BOXOFFICE_POW_MAX_NUMBER", 100_000, 1, 100_000_000)?,
+                max_number: bounded(&get, "BOXOFFICE_POW_MAX_NUMBER", 500_000, 1, 100_000_000)?,
                 ttl: Duration::from_secs(bounded(
                     &get,
                     "BOXOFFICE_POW_TTL_SECONDS",

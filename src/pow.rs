@@ -138,11 +138,18 @@ pub struct PowSettings {
 
 enum Spent {
     /// Challenge → its expiry (unix seconds), forgotten once past it.
-    Memory(Mutex<HashMap<String, i64>>),
+    Memory(Mutex<Remembered>),
     Redis {
         conn: Box<ConnectionManager>,
         prefix: String,
     },
+}
+
+/// Spent challenges kept in memory (a node without Redis).
+#[derive(Default)]
+struct Remembered {
+    challenges: HashMap<String, i64>,
+    next_purge: i64,
 }
 
 /// Makes challenges and redeems solutions.
@@ -175,7 +182,7 @@ impl ProofOfWork {
                     prefix: prefix.to_owned(),
                 }
             }
-            None => Spent::Memory(Mutex::new(HashMap::new())),
+            None => Spent::Memory(Mutex::new(Remembered::default())),
         };
         // A key of its own, derived from the shared secret (never the secret itself).
         let key = Sha256::new()
@@ -232,10 +239,17 @@ impl ProofOfWork {
             Spent::Memory(spent) => {
                 let now = self.clock.now().timestamp();
                 let mut spent = spent.lock().unwrap_or_else(PoisonError::into_inner);
-                if spent.len() > 10_000 {
-                    spent.retain(|_, until| *until >= now);
+                // Expired ones go every ten seconds: a scan per redemption would cost
+                // O(live challenges) each under load.
+                if now >= spent.next_purge {
+                    spent.challenges.retain(|_, until| *until >= now);
+                    spent.next_purge = now + 10;
                 }
-                if spent.insert(challenge.to_owned(), expires).is_some() {
+                if spent
+                    .challenges
+                    .insert(challenge.to_owned(), expires)
+                    .is_some()
+                {
                     return Err(PowError::Used);
                 }
                 Ok(())

@@ -60,6 +60,9 @@ const MESSAGES = {
     : 'Your place in the shop is no longer valid (it was used in another tab, or it is for another event). Join the line again.',
   rate_limited: () => 'Too many requests: please wait a moment and try again.',
   not_in_queue: () => 'You are not in the line.',
+  proof_of_work_invalid: (e) => e.reason === 'expired'
+    ? 'The browser check took too long. Join the line again.'
+    : 'The browser check did not pass. Reload the page and join the line again.',
   conflict: (e) => e.message || 'That conflicts with the current state.',
 };
 

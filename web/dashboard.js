@@ -78,6 +78,7 @@ async function start() {
     $('controls').hidden = false;
     $('rate-form').onsubmit = (e) => { e.preventDefault(); control({ admission_per_minute: Number($('rate-input').value) }); };
     $('pause').onclick = () => control({ paused: !stats?.paused });
+    $('door-form').onsubmit = (e) => { e.preventDefault(); control({ proof_of_work: $('door-input').value }); };
     await pollRoom(true);
     setInterval(() => pollRoom(false).catch(fail), 2000);
   } else {
@@ -99,14 +100,20 @@ function showRoom(first) {
   $('rate').textContent = stats.paused ? 'paused' : `${Math.round(stats.measured_per_minute)}/min (set ${stats.admission_per_minute}/min)`;
   $('phase').textContent = stats.phase.replace('_', ' ');
   $('pause').textContent = stats.paused ? 'Resume admission' : 'Pause admission';
-  if (first) $('rate-input').value = stats.admission_per_minute;
+  $('door-state').textContent = `${stats.joins_last_minute} joined in the last minute; ${stats.proof_of_work_asked ? 'new arrivals are checked' : 'no check now'}`;
+  if (first) {
+    $('rate-input').value = stats.admission_per_minute;
+    $('door-input').value = stats.proof_of_work;
+  }
 }
 
 async function control(body) {
   try {
     stats = await api(`/events/${eventId}/queue`, { method: 'PATCH', body });
     showRoom(false);
-    say(message, body.paused === true ? 'Admission paused.' : body.paused === false ? 'Admission resumed.' : `Admission set to ${body.admission_per_minute} per minute.`, 'info');
+    const said = body.proof_of_work ? `Browser check: ${$('door-input').selectedOptions[0].textContent}.`
+      : body.paused === true ? 'Admission paused.' : body.paused === false ? 'Admission resumed.' : `Admission set to ${body.admission_per_minute} per minute.`;
+    say(message, said, 'info');
   } catch (error) {
     fail(error);
   }

@@ -148,7 +148,7 @@ function showRoom() {
     clear();
     join.disabled = true;
     try {
-      showPlace(await api(`/events/${eventId}/queue`, { method: 'POST' }));
+      showPlace(await joinLine());
       watchPlace();
     } catch (error) {
       join.disabled = false;
@@ -170,6 +170,47 @@ function showRoom() {
   };
   // Someone who joined before (another visit of this page) keeps their place.
   api(`/events/${eventId}/queue`).then((place) => { showPlace(place); watchPlace(); }).catch(() => {});
+}
+
+// Joins the line; when the room's door asks for a proof of work (a bot swarm costs the
+// swarm, not the people), solves the challenge it sent in a worker, showing how far it
+// got, and joins again with the solution.
+async function joinLine() {
+  try {
+    return await api(`/events/${eventId}/queue`, { method: 'POST' });
+  } catch (error) {
+    if (error.code !== 'proof_of_work_required' || !error.details.challenge) throw error;
+    const proof = await solveChallenge(error.details.challenge);
+    return api(`/events/${eventId}/queue`, { method: 'POST', headers: { 'X-Proof-Of-Work': proof } });
+  }
+}
+
+function solveChallenge(challenge) {
+  const door = $('door');
+  const bar = $('door-progress');
+  door.hidden = false;
+  bar.value = 0;
+  return new Promise((resolve, reject) => {
+    const worker = new Worker('/pow-worker.js');
+    worker.onmessage = ({ data }) => {
+      if (data.progress !== undefined) {
+        bar.value = data.progress;
+        return;
+      }
+      worker.terminate();
+      door.hidden = true;
+      if (data.failed) return reject(new Error('This browser could not finish the check. Reload the page and try again.'));
+      door.dataset.took = data.took;
+      const { algorithm, challenge: hash, salt, signature } = challenge;
+      resolve(btoa(JSON.stringify({ algorithm, challenge: hash, number: data.number, salt, signature, took: data.took })));
+    };
+    worker.onerror = () => {
+      worker.terminate();
+      door.hidden = true;
+      reject(new Error('This browser could not run the check (are scripts blocked?).'));
+    };
+    worker.postMessage(challenge);
+  });
 }
 
 let placeSocket = null;

@@ -167,8 +167,11 @@ function setUp(event) {
   form.room.checked = sale ? sale.waiting_room != null : true;
   form.queue_opens_at.value = local(sale?.waiting_room?.queue_opens_at ?? new Date(opens.getTime() - 1800e3));
   form.admission_per_minute.value = sale?.waiting_room?.admission_per_minute ?? 600;
-  form.room.onchange = () => { $('room-fields').hidden = !form.room.checked; };
-  $('room-fields').hidden = !form.room.checked;
+  form.proof_of_work.value = sale?.waiting_room?.proof_of_work ?? 'off';
+  form.proof_of_work_joins_per_minute.value = sale?.waiting_room?.proof_of_work_joins_per_minute ?? 3000;
+  const roomFields = () => { $('room-fields').hidden = $('door-fields').hidden = !form.room.checked; };
+  form.room.onchange = roomFields;
+  roomFields();
   form.onsubmit = saveOnSale;
   $('publish').hidden = event.status !== 'DRAFT';
   $('publish').onclick = publish;
@@ -205,7 +208,10 @@ async function saveOnSale(e) {
     sale_starts_at: iso(form.sale_starts_at.value), sale_ends_at: iso(form.sale_ends_at.value),
     hold_minutes: Number(form.hold_minutes.value), max_per_order: Number(form.max_per_order.value),
     waiting_room: form.room.checked
-      ? { queue_opens_at: iso(form.queue_opens_at.value), admission_per_minute: Number(form.admission_per_minute.value) }
+      ? {
+        queue_opens_at: iso(form.queue_opens_at.value), admission_per_minute: Number(form.admission_per_minute.value),
+        proof_of_work: form.proof_of_work.value, proof_of_work_joins_per_minute: Number(form.proof_of_work_joins_per_minute.value),
+      }
       : null,
   };
   try {

@@ -47,7 +47,8 @@ async fn buyers_and_organizers_get_through_the_pages_in_a_real_browser() {
             room_event,
             &json!({"sale_starts_at": now + Duration::seconds(6), "sale_ends_at": now + Duration::days(9),
                     "hold_minutes": 8, "max_per_order": 4,
-                    "waiting_room": {"queue_opens_at": now - Duration::minutes(5), "admission_per_minute": 600}}),
+                    "waiting_room": {"queue_opens_at": now - Duration::minutes(5), "admission_per_minute": 600,
+                                     "proof_of_work": "always"}}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -105,10 +106,11 @@ async fn buyers_and_organizers_get_through_the_pages_in_a_real_browser() {
         "{results}"
     );
 
-    // The organizer's event exists, published, with its prices and a waiting room.
+    // The organizer's event exists, published, with its prices and a waiting room whose
+    // door checks browsers when many arrive.
     let (published, rooms, priced): (i64, i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE e.status <> 'DRAFT'), \
-                count(*) FILTER (WHERE o.queue_opens_at IS NOT NULL), \
+                count(*) FILTER (WHERE o.queue_opens_at IS NOT NULL AND o.proof_of_work = 'auto'), \
                 count(*) FILTER (WHERE EXISTS (SELECT 1 FROM section_prices p WHERE p.event_id = e.event_id) \
                                   AND EXISTS (SELECT 1 FROM ticket_tiers t WHERE t.event_id = e.event_id)) \
          FROM events e JOIN onsales o ON o.event_id = e.event_id WHERE e.title = $1",
