@@ -101,6 +101,24 @@ ensure_browser_tests() {
   fi
 }
 
+# schemathesis for the contract test, in a virtualenv of its own (target/schemathesis), at
+# the versions tests/contract/requirements.txt pins; installed again when that file changes.
+ensure_contract_tests() {
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  local venv=target/schemathesis stamp=target/schemathesis/.requirements
+  if [ -x "$venv/bin/schemathesis" ] && cmp -s tests/contract/requirements.txt "$stamp"; then
+    return 0
+  fi
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    apt_install python3-venv python3-pip
+  fi
+  say "installing schemathesis for the contract test (target/schemathesis)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/contract/requirements.txt
+  cp tests/contract/requirements.txt "$stamp"
+}
+
 # nginx, for several nodes behind one address (scripts/cluster, loadtest cluster).
 ensure_nginx() {
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_install nginx

@@ -34,8 +34,9 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(value: &str) -> Result<Self, String> {
+        let short = value.chars().count() <= 254;
         let value = value.trim().to_lowercase();
-        let valid = value.len() <= 254
+        let valid = short
             && !value.chars().any(|c| c.is_whitespace() || c.is_control())
             && match value.split_once('@') {
                 Some((local, domain)) => {

@@ -212,9 +212,10 @@ impl EventDetails {
 }
 
 fn image_url(value: &str) -> Result<String, String> {
+    let short = value.chars().count() <= 2000;
     let value = value.trim();
     if (value.starts_with("https://") || value.starts_with("http://") || value.starts_with('/'))
-        && value.len() <= 2000
+        && short
         && !value.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         Ok(value.to_owned())

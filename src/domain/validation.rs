@@ -59,13 +59,14 @@ impl FieldErrors {
     }
 }
 
-/// A trimmed, non-empty text of at most `max` characters.
+/// A non-empty text of at most `max` characters as sent (spaces around it count, so the
+/// bound is the one the OpenAPI document states), trimmed.
 pub fn text(value: &str, max: usize) -> Result<String, String> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err("must not be empty".into());
     }
-    if trimmed.chars().count() > max {
+    if value.chars().count() > max {
         return Err(format!("must be at most {max} characters"));
     }
     if trimmed.chars().any(char::is_control) {

@@ -92,9 +92,10 @@ pub fn longitude(value: f64) -> Result<f64, String> {
 
 /// An IANA time-zone name such as `Europe/Paris` or `UTC` (its shape is checked here).
 pub fn timezone(value: &str) -> Result<String, String> {
+    let shaped = value.chars().count() <= 64;
     let value = value.trim();
-    let shaped = !value.is_empty()
-        && value.len() <= 64
+    let shaped = shaped
+        && !value.is_empty()
         && !value.starts_with('/')
         && !value.ends_with('/')
         && value
@@ -176,7 +177,9 @@ pub struct MapPoint {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeatSpec {
+    #[schema(format = "text", max_length = 10, example = "A")]
     pub row: String,
+    #[schema(minimum = 1, maximum = 9999)]
     pub number: i64,
     /// Map coordinates; give them for every seat of the section or for none.
     pub x: Option<f64>,
@@ -190,16 +193,21 @@ pub struct SeatSpec {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SectionSpec {
+    #[schema(format = "text", max_length = 100, example = "Stalls")]
     pub name: String,
     pub kind: SectionKind,
+    #[schema(minimum = 1, maximum = 500)]
     pub rows: Option<i64>,
+    #[schema(minimum = 1, maximum = 500)]
     pub seats_per_row: Option<i64>,
     #[serde(default)]
     pub row_labels: RowLabels,
+    #[schema(min_items = 1, max_items = 20000)]
     pub seats: Option<Vec<SeatSpec>>,
     /// Where the section's first seat sits on the map; placed automatically if absent.
     pub origin: Option<MapPoint>,
     /// Standing places of a general-admission section.
+    #[schema(minimum = 1, maximum = 200000)]
     pub capacity: Option<i64>,
 }
 
@@ -207,6 +215,7 @@ pub struct SectionSpec {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LayoutSpec {
+    #[schema(min_items = 1, max_items = 100)]
     pub sections: Vec<SectionSpec>,
 }
 

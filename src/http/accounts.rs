@@ -17,9 +17,16 @@ use crate::security;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
+    #[schema(
+        format = "email-address",
+        max_length = 254,
+        example = "ada@example.com"
+    )]
     pub email: String,
     /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128, example = "correct horse battery")]
     pub password: String,
+    #[schema(format = "text", max_length = 200, example = "Ada Lovelace")]
     pub name: String,
     pub role: Role,
 }
@@ -35,7 +42,9 @@ pub struct SignupResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(example = "ada@example.com")]
     pub email: String,
+    #[schema(example = "correct horse battery")]
     pub password: String,
 }
 

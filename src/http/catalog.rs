@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::auth::MaybeCaller;
 use super::error::{ApiError, ErrorBody};
+use super::openapi::names::Category as CategoryName;
 use super::AppState;
 use crate::domain::event::{Category, EventStatus};
 use crate::domain::venue::SectionKind;
@@ -24,17 +25,24 @@ const MAX_PER_PAGE: i64 = 100;
 #[serde(deny_unknown_fields)]
 pub struct CatalogQuery {
     /// Words in the title, a performer or the venue's name.
+    #[param(format = "search", max_length = 200)]
     pub q: Option<String>,
-    /// CONCERT, CONFERENCE, SPORTS, FESTIVAL, THEATER, COMEDY or OTHER.
+    /// CONCERT, CONFERENCE, SPORTS, FESTIVAL, THEATER, COMEDY or OTHER (any case).
+    #[param(value_type = Option<CategoryName>)]
     pub category: Option<String>,
+    #[param(format = "line", max_length = 100)]
     pub city: Option<String>,
     /// Events still running at or after this time (RFC 3339). Default: now.
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub from: Option<String>,
     /// Events starting before this time (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub to: Option<String>,
     /// 1-based.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
     pub page: Option<String>,
     /// 1 to 100; default 20.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub per_page: Option<String>,
 }
 
@@ -125,13 +133,13 @@ pub async fn list(
         &mut errors,
     )
     .unwrap_or(DEFAULT_PER_PAGE);
+    if query.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
+        errors.add("q", "must be at most 200 characters");
+    }
     let keyword = query
         .q
         .map(|q| q.trim().to_owned())
         .filter(|q| !q.is_empty());
-    if keyword.as_ref().is_some_and(|k| k.chars().count() > 200) {
-        errors.add("q", "must be at most 200 characters");
-    }
     if keyword
         .as_ref()
         .is_some_and(|k| k.chars().any(char::is_control))

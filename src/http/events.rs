@@ -11,6 +11,7 @@ use super::auth::Organizer;
 use super::catalog::{detail, EventDetail, OnSaleView};
 use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
+use super::openapi::names::{Category, PerformerName, ProofOfWorkMode};
 use super::AppState;
 use crate::domain::event::{EventDetails, EventInput, EventStatus};
 use crate::domain::money::Currency;
@@ -25,24 +26,38 @@ use crate::persistence::{venues, WriteError};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "venue_id": "8a9a9135-45b2-4bb3-8f0a-3269ee0ce853", "title": "Moonlight Room Night",
+    "description": "An evening of songs.", "category": "CONCERT", "performers": ["The Moonlights"],
+    "start_time": "2027-06-01T19:30:00Z", "end_time": "2027-06-01T22:30:00Z"
+}))]
 pub struct CreateEventRequest {
     pub venue_id: Uuid,
+    #[schema(format = "text", max_length = 200, example = "Moonlight Room Night")]
     pub title: String,
     #[serde(default)]
+    #[schema(format = "free-text", max_length = 10000)]
     pub description: String,
-    /// CONCERT, CONFERENCE, SPORTS, FESTIVAL, THEATER, COMEDY or OTHER.
+    /// CONCERT, CONFERENCE, SPORTS, FESTIVAL, THEATER, COMEDY or OTHER (any case).
+    #[schema(value_type = Category)]
     pub category: String,
     #[serde(default)]
+    #[schema(max_items = 50, inline, value_type = Vec<PerformerName>)]
     pub performers: Vec<String>,
     pub doors_open: Option<DateTime<Utc>>,
     pub start_time: DateTime<Utc>,
     pub end_time: DateTime<Utc>,
+    #[schema(minimum = 0, maximum = 99)]
     pub age_restriction: Option<i64>,
+    #[schema(format = "image-url", max_length = 2000)]
     pub cover_image_url: Option<String>,
     /// ISO 4217; default USD. Also settable with the prices.
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: Option<String>,
     /// Hours the venue is booked before the start (setup) and after the end (teardown).
+    #[schema(minimum = 0, maximum = 168)]
     pub setup_hours: Option<i64>,
+    #[schema(minimum = 0, maximum = 168)]
     pub teardown_hours: Option<i64>,
 }
 
@@ -50,14 +65,20 @@ pub struct CreateEventRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEventRequest {
+    #[schema(format = "text", max_length = 200)]
     pub title: Option<String>,
+    #[schema(format = "free-text", max_length = 10000)]
     pub description: Option<String>,
+    #[schema(value_type = Option<Category>)]
     pub category: Option<String>,
+    #[schema(max_items = 50, value_type = Option<Vec<PerformerName>>)]
     pub performers: Option<Vec<String>>,
     pub doors_open: Option<DateTime<Utc>>,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
+    #[schema(minimum = 0, maximum = 99)]
     pub age_restriction: Option<i64>,
+    #[schema(format = "image-url", max_length = 2000)]
     pub cover_image_url: Option<String>,
 }
 
@@ -65,6 +86,7 @@ pub struct UpdateEventRequest {
 #[serde(deny_unknown_fields)]
 pub struct SectionPriceRequest {
     pub section_id: Uuid,
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub price_cents: i64,
 }
 
@@ -74,9 +96,13 @@ pub struct TierRequest {
     /// A general-admission section of the venue.
     pub section_id: Uuid,
     /// GENERAL, VIP, EARLY_BIRD, BACKSTAGE, or any other name.
+    #[schema(format = "text", max_length = 100, example = "GENERAL")]
     pub name: String,
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub price_cents: i64,
+    #[schema(minimum = 1, maximum = 200_000)]
     pub quantity: i64,
+    #[schema(minimum = 1, maximum = 100)]
     pub max_per_order: i64,
     pub sale_starts_at: Option<DateTime<Utc>>,
     pub sale_ends_at: Option<DateTime<Utc>>,
@@ -84,11 +110,18 @@ pub struct TierRequest {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "currency": "EUR",
+    "sections": [{"section_id": "3b8349de-1a94-4b37-b771-125829ffd708", "price_cents": 4500}],
+    "tiers": [{"section_id": "26337201-4f97-4f7d-b96c-89be8ddba973", "name": "GENERAL",
+               "price_cents": 3000, "quantity": 300, "max_per_order": 4}]
+}))]
 pub struct PricingRequest {
     #[serde(default)]
     pub sections: Vec<SectionPriceRequest>,
     #[serde(default)]
     pub tiers: Vec<TierRequest>,
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: String,
 }
 
@@ -96,25 +129,37 @@ pub struct PricingRequest {
 #[serde(deny_unknown_fields)]
 pub struct WaitingRoomRequest {
     pub queue_opens_at: DateTime<Utc>,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub admission_per_minute: i64,
     /// `off` (default), `always`, or `auto`: joining the room (each new buyer's or
     /// visitor's draw) needs a solved proof-of-work challenge always, or while more than
     /// `proof_of_work_joins_per_minute` new buyers joined over the last minute.
+    #[schema(value_type = Option<ProofOfWorkMode>)]
     pub proof_of_work: Option<String>,
     /// For `auto`; default 3,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub proof_of_work_joins_per_minute: Option<i64>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "sale_starts_at": "2027-05-01T10:00:00Z", "sale_ends_at": "2027-06-01T18:00:00Z",
+    "hold_minutes": 10, "max_per_order": 4, "max_per_buyer": 6,
+    "waiting_room": {"queue_opens_at": "2027-05-01T09:30:00Z", "admission_per_minute": 600,
+                     "proof_of_work": "auto", "proof_of_work_joins_per_minute": 3000}
+}))]
 pub struct OnSaleRequest {
     pub sale_starts_at: DateTime<Utc>,
     pub sale_ends_at: DateTime<Utc>,
     /// Default: the server's `BOXOFFICE_HOLD_MINUTES`.
+    #[schema(minimum = 1, maximum = 60)]
     pub hold_minutes: Option<i64>,
+    #[schema(minimum = 1, maximum = 100)]
     pub max_per_order: i64,
     /// Tickets one buyer may have for the event across orders (and live holds); at least
     /// `max_per_order`. Default: `max_per_order`.
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_per_buyer: Option<i64>,
     pub waiting_room: Option<WaitingRoomRequest>,
 }

@@ -99,14 +99,40 @@ pub fn clip(text: &str) -> String {
 }
 
 /// Deserializes `bytes`, naming the path of the first bad field.
+///
+/// A whole number written with a fraction or an exponent (`4.0`, `1e3`) is a whole number
+/// (JSON Schema's `integer` says so, and generated clients send them): when the first
+/// reading stumbles on one, the body is read again with such numbers made integers. The
+/// usual body is read once.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = clip(&error.path().to_string());
-        let inner = error.into_inner();
-        let reason = clip_backticked(&strip_position(&inner.to_string()));
+    match read(&mut serde_json::Deserializer::from_slice(bytes)) {
+        Err(error) if error.message_has_float() => {
+            let mut value: serde_json::Value =
+                serde_json::from_slice(bytes).map_err(|_| error.clone().into_api())?;
+            integral_floats_to_integers(&mut value);
+            read(value).map_err(Refusal::into_api)
+        }
+        other => other.map_err(Refusal::into_api),
+    }
+}
+
+/// A first reading's failure, kept apart so `parse` can decide to read again.
+#[derive(Clone)]
+struct Refusal {
+    path: String,
+    message: String,
+    syntax: bool,
+}
+
+impl Refusal {
+    fn message_has_float(&self) -> bool {
+        self.message.starts_with("invalid type: floating point")
+    }
+
+    fn into_api(self) -> ApiError {
+        let (path, reason) = (self.path, self.message);
         let mut fields = BTreeMap::new();
-        if inner.is_syntax() || inner.is_eof() {
+        if self.syntax {
             return ApiError::malformed(format!("the body is not valid JSON: {reason}"), fields);
         }
         // serde names an unknown or missing field inside its message; point at it.
@@ -118,7 +144,39 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         };
         fields.insert(field, reason.clone());
         ApiError::malformed(format!("the body does not fit: {reason}"), fields)
+    }
+}
+
+fn read<'de, T: DeserializeOwned, D>(deserializer: D) -> Result<T, Refusal>
+where
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+{
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = clip(&error.path().to_string());
+        let inner = error.into_inner();
+        Refusal {
+            path,
+            message: clip_backticked(&strip_position(&inner.to_string())),
+            syntax: inner.is_syntax() || inner.is_eof(),
+        }
     })
+}
+
+/// Every float with no fraction, within i64, becomes an integer.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
 }
 
 /// serde's message with any name it quotes (`unknown field `…``) cut short.
@@ -146,8 +204,13 @@ fn backticked(message: &str) -> Option<String> {
     Some(message[start..end].to_owned())
 }
 
-/// A malformed path segment (an id that is not a UUID) is a 400 naming the segment.
-pub fn path_error(error: PathError, _req: &HttpRequest) -> actix_web::Error {
+/// A malformed path segment (an id that is not a UUID) is a 400 naming the segment; a
+/// known literal path asked with a method it lacks is a 405.
+pub fn path_error(error: PathError, req: &HttpRequest) -> actix_web::Error {
+    if let Some(allowed) = super::wrong_method(req) {
+        let answer = super::method_not_allowed(&allowed);
+        return actix_web::error::InternalError::from_response("method not allowed", answer).into();
+    }
     let mut fields = BTreeMap::new();
     fields.insert(
         "path".to_owned(),
@@ -220,6 +283,25 @@ mod tests {
             .unwrap_or_else(|| panic!("accepted"));
         let text = serde_json::to_string(&error.body()).unwrap_or_default();
         assert!(text.len() < 1_000, "{} bytes", text.len());
+    }
+
+    #[test]
+    fn whole_numbers_with_a_fraction_or_an_exponent_are_whole_numbers() {
+        let read = |body: &str| parse::<Outer>(body.as_bytes()).map(|o| o.inner[0].count);
+        assert_eq!(
+            read(r#"{"name": "x", "inner": [{"count": 4.0}]}"#).ok(),
+            Some(4)
+        );
+        assert_eq!(
+            read(r#"{"name": "x", "inner": [{"count": 1e3}]}"#).ok(),
+            Some(1000)
+        );
+        assert!(
+            fields(r#"{"name": "x", "inner": [{"count": 4.5}]}"#).contains_key("inner[0].count")
+        );
+        assert!(
+            fields(r#"{"name": "x", "inner": [{"count": 1e300}]}"#).contains_key("inner[0].count")
+        );
     }
 
     #[test]

@@ -18,16 +18,19 @@ use crate::domain::FieldErrors;
 pub struct BestAvailableRequest {
     /// A seated section; any section on sale (dearest first) when absent.
     pub section_id: Option<Uuid>,
+    #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub quantity: i64,
 }
 
 /// Exactly one of `seat_ids`, `best_available`, or `tier_id` with `quantity`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"best_available": {"quantity": 2}}))]
 pub struct HoldBody {
     pub seat_ids: Option<Vec<Uuid>>,
     pub best_available: Option<BestAvailableRequest>,
     pub tier_id: Option<Uuid>,
+    #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub quantity: Option<i64>,
 }
 
@@ -36,6 +39,7 @@ pub struct HoldBody {
 pub struct CheckoutBody {
     /// The tokenized card: `tok_ok`, `tok_decline`, `tok_fail`, `tok_timeout` with the
     /// simulated processor.
+    #[schema(format = "token", max_length = 200, example = "tok_ok")]
     pub payment_token: String,
 }
 
@@ -139,7 +143,7 @@ const MAX_KEY_LEN: usize = 200;
 /// `Idempotency-Key` header: a retry with the same key returns the same order and never
 /// charges twice.
 #[utoipa::path(post, path = "/api/v1/holds/{hold_id}/checkout", tag = "checkout", security(("bearer" = [])),
-    params(("hold_id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "unique per purchase attempt"),
+    params(("hold_id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "unique per purchase attempt (1 to 200 characters)", pattern = r"\S", max_length = 200),
            ("X-Admission-Token" = Option<String>, Header, description = "required when the on-sale has a waiting room")),
     request_body = CheckoutBody,
     responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 201, body = OrderView), (status = 402, description = "payment_declined", body = ErrorBody),
@@ -159,8 +163,9 @@ pub async fn checkout(
         .headers()
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
+        .filter(|k| k.len() <= MAX_KEY_LEN)
         .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
+        .filter(|k| !k.is_empty())
         .ok_or_else(|| {
             ApiError::malformed(
                 "an Idempotency-Key header (1 to 200 characters) is required",
@@ -168,7 +173,7 @@ pub async fn checkout(
             )
         })?;
     let token = body.0.payment_token.trim().to_owned();
-    if token.is_empty() || token.len() > 200 {
+    if token.is_empty() || body.0.payment_token.chars().count() > 200 {
         return Err(ApiError::invalid_field(
             "payment_token",
             "must be 1 to 200 characters",

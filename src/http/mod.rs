@@ -156,7 +156,19 @@ pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiE
     if allowed.is_empty() {
         return Err(ApiError::NotFound("no such endpoint".into()));
     }
-    // A known path asked with a method it does not have: 405 naming the ones it has.
+    Ok(method_not_allowed(&allowed))
+}
+
+/// The methods of the path a request names, when they do not include the request's own
+/// (`PATCH /venues/preview` is `/venues/preview` asked wrongly, not a venue id that is not
+/// a UUID).
+pub fn wrong_method(req: &actix_web::HttpRequest) -> Option<Vec<&'static str>> {
+    let allowed = methods_of(req.path());
+    (!allowed.is_empty() && !allowed.contains(&req.method().as_str())).then_some(allowed)
+}
+
+/// 405 `method_not_allowed`, with `Allow` naming the methods the path has.
+pub fn method_not_allowed(allowed: &[&str]) -> HttpResponse {
     let allow = allowed.join(", ");
     let error = ApiError::coded(
         actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
@@ -169,7 +181,7 @@ pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiE
             .headers_mut()
             .insert(actix_web::http::header::ALLOW, value);
     }
-    Ok(answer)
+    answer
 }
 
 /// The methods the OpenAPI document declares for the path a request names (empty: no

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::AppState;
@@ -35,5 +35,5 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// The OpenAPI 3 document of this server, generated from the code.
 pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(super::openapi::ApiDoc::openapi())
+    HttpResponse::Ok().json(super::openapi::document())
 }

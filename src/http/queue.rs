@@ -17,6 +17,7 @@ use super::auth::{Buyer, Organizer};
 use super::error::{ApiError, ErrorBody};
 use super::events::owned;
 use super::extract::Json;
+use super::openapi::names::ProofOfWorkMode;
 use super::AppState;
 use crate::domain::frames::{FrameBudget, Verdict};
 use crate::persistence::events as store;
@@ -251,6 +252,7 @@ pub async fn leave(
 #[serde(deny_unknown_fields)]
 pub struct ClaimBody {
     /// The visitor token that holds the place.
+    #[schema(format = "token", example = "eyJ0eXAiOiJKV1Qi...")]
     pub visitor_token: String,
 }
 
@@ -259,7 +261,9 @@ pub struct ClaimBody {
 #[utoipa::path(post, path = "/api/v1/events/{event_id}/queue/claim", tag = "waiting room", security(("bearer" = [])),
     params(("event_id" = Uuid, Path)), request_body = ClaimBody,
     responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 200, body = QueueView), (status = 401, body = ErrorBody),
-              (status = 404, description = "not_in_queue", body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, description = "not_in_queue", body = ErrorBody),
+              (status = 409, description = "claim_too_late, no_waiting_room", body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 #[tracing::instrument(skip(state, req, body))]
 pub async fn claim(
     state: web::Data<AppState>,
@@ -300,14 +304,19 @@ pub async fn stats(
     Ok(HttpResponse::Ok().json(state.rooms.stats(event.event_id).await?))
 }
 
+/// What to change; a field left out (or null) stays as it is, and an empty body changes
+/// nothing (the room's figures come back).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdmissionControls {
     pub paused: Option<bool>,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub admission_per_minute: Option<i64>,
     /// `off`, `always` or `auto`: whether a new join needs a solved proof of work.
+    #[schema(value_type = Option<ProofOfWorkMode>)]
     pub proof_of_work: Option<String>,
     /// For `auto`: new buyers a minute above which proofs are asked.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub proof_of_work_joins_per_minute: Option<i64>,
 }
 
@@ -343,12 +352,6 @@ pub async fn control(
     });
     let door_changes =
         controls.proof_of_work.is_some() || controls.proof_of_work_joins_per_minute.is_some();
-    if controls.paused.is_none() && controls.admission_per_minute.is_none() && !door_changes {
-        return Err(ApiError::invalid_field(
-            "body",
-            "give paused, admission_per_minute, proof_of_work or proof_of_work_joins_per_minute",
-        ));
-    }
     if !state.rooms.has_room(event.event_id).await? {
         return Err(QueueError::NoWaitingRoom.into());
     }
@@ -394,7 +397,9 @@ pub struct LiveQuery {
 #[utoipa::path(get, path = "/api/v1/events/{event_id}/queue/live", tag = "waiting room",
     params(("event_id" = Uuid, Path), LiveQuery),
     responses((status = 101, description = "WebSocket"), (status = 401, body = ErrorBody),
-              (status = 409, description = "no_waiting_room", body = ErrorBody)))]
+              (status = 403, description = "role_not_allowed (an account that is not a buyer's)", body = ErrorBody),
+              (status = 409, description = "no_waiting_room", body = ErrorBody),
+              (status = 429, body = ErrorBody)))]
 pub async fn live(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::auth::Organizer;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
+use super::openapi::names::VenueType as VenueTypeName;
 use super::AppState;
 use crate::domain::validation::{optional_text, text};
 use crate::domain::venue::{self, LayoutSpec, SeatingPlan, SectionKind, VenueType};
@@ -17,19 +18,35 @@ use crate::persistence::venues::{self as store, LayoutError, VenueDetails, Venue
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "Moonlight Room", "address": "1 Side Street", "city": "Leeds",
+    "latitude": 53.8, "longitude": -1.55, "timezone": "Europe/London", "venue_type": "THEATER",
+    "facilities": {"parking": true},
+    "layout": {"sections": [
+        {"name": "Stalls", "kind": "seated", "rows": 10, "seats_per_row": 20},
+        {"name": "Floor", "kind": "general_admission", "capacity": 300}
+    ]}
+}))]
 pub struct CreateVenueRequest {
+    #[schema(format = "text", max_length = 200, example = "Moonlight Room")]
     pub name: String,
     #[serde(default)]
+    #[schema(format = "free-text", max_length = 500)]
     pub address: String,
+    #[schema(format = "text", max_length = 100, example = "Leeds")]
     pub city: String,
+    #[schema(minimum = -90, maximum = 90)]
     pub latitude: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub longitude: f64,
     /// IANA name, e.g. `Europe/Paris`.
+    #[schema(format = "timezone", max_length = 64, example = "Europe/London")]
     pub timezone: String,
-    /// ARENA, STADIUM, CONFERENCE_CENTER, THEATER, CLUB or OUTDOOR.
+    /// ARENA, STADIUM, CONFERENCE_CENTER, THEATER, CLUB or OUTDOOR (any case).
+    #[schema(value_type = VenueTypeName)]
     pub venue_type: String,
     /// Free-form facts such as `{"parking": true, "catering": false, "av_equipment": true}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub facilities: Option<serde_json::Value>,
     pub layout: LayoutSpec,
 }
@@ -39,12 +56,19 @@ pub struct CreateVenueRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateVenueRequest {
+    #[schema(format = "text", max_length = 200)]
     pub name: Option<String>,
+    #[schema(format = "free-text", max_length = 500)]
     pub address: Option<String>,
+    #[schema(format = "text", max_length = 100)]
     pub city: Option<String>,
+    #[schema(minimum = -90, maximum = 90)]
     pub latitude: Option<f64>,
+    #[schema(minimum = -180, maximum = 180)]
     pub longitude: Option<f64>,
+    #[schema(format = "timezone", max_length = 64)]
     pub timezone: Option<String>,
+    #[schema(value_type = Option<VenueTypeName>)]
     pub venue_type: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub facilities: Option<serde_json::Value>,

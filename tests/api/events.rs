@@ -122,8 +122,8 @@ async fn overlapping_events_at_one_venue_are_refused() {
     let after = days_from_now(10) + Duration::hours(3);
     let next = json!({"venue_id": venue.venue_id, "title": "Late show", "category": "COMEDY",
         "start_time": after, "end_time": after + Duration::hours(1)});
-    let (status, _) = app.create_event(&organizer.token, &next).await;
-    assert_eq!(status, StatusCode::CREATED);
+    let (status, created) = app.create_event(&organizer.token, &next).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
     // …but one that needs two hours of setup before it does not fit.
     let later = after + Duration::hours(2);
     let (status, body) = app

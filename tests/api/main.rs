@@ -6,6 +6,7 @@ mod browser;
 mod catalog;
 mod checkout;
 mod cluster;
+mod contract;
 mod crash;
 mod door;
 mod errors;

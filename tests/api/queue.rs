@@ -1069,8 +1069,14 @@ async fn odd_waiting_room_requests_get_clear_answers() {
 
     // Organizer controls: only the event's organizer, and only sensible values.
     let path = format!("/api/v1/events/{event_id}/queue");
+    // An empty change changes nothing and shows the figures.
+    let (status, answer) = app.patch(&path, Some(&organizer.token), &json!({})).await;
+    assert_eq!(
+        (status, answer["paused"].clone()),
+        (StatusCode::OK, json!(false)),
+        "{answer}"
+    );
     for (body, field) in [
-        (json!({}), "body"),
         (json!({"admission_per_minute": 0}), "admission_per_minute"),
         (
             json!({"admission_per_minute": 10_000_000_000i64}),
