@@ -16,7 +16,9 @@ pub const DEFAULT_PROOF_JOINS_PER_MINUTE: i32 = 3_000;
 /// When joining an on-sale's waiting room costs a proof of work (`pow.rs`): never, always,
 /// or while more than `joins_per_minute` new buyers joined over the last minute (a bot
 /// swarm arriving switches it on, and it switches off once the rush is over).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = ProofOfWorkMode)]
 pub enum ProofOfWork {
     Off,
     Always,

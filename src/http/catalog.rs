@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use super::auth::MaybeCaller;
 use super::error::{ApiError, ErrorBody};
-use super::openapi::names::Category as CategoryName;
 use super::AppState;
 use crate::domain::event::{Category, EventStatus};
 use crate::domain::venue::SectionKind;
@@ -28,7 +27,7 @@ pub struct CatalogQuery {
     #[param(format = "search", max_length = 200)]
     pub q: Option<String>,
     /// CONCERT, CONFERENCE, SPORTS, FESTIVAL, THEATER, COMEDY or OTHER (any case).
-    #[param(value_type = Option<CategoryName>)]
+    #[param(value_type = Option<Category>)]
     pub category: Option<String>,
     #[param(format = "line", max_length = 100)]
     pub city: Option<String>,

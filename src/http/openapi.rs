@@ -214,48 +214,10 @@ fn complete(doc: &mut serde_json::Value) {
     }
 }
 
-/// Schemas of values the request types carry as plain strings (parsed by `domain/`, which
-/// accepts any case and trims): what the document offers clients and fuzzers to send. A
-/// test checks that they list exactly what the domain accepts.
+/// Schemas of values the request types carry as plain strings and that have no domain
+/// type of their own to describe them.
 pub mod names {
     use utoipa::ToSchema;
-
-    /// An event's category.
-    #[derive(ToSchema)]
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    #[allow(dead_code)]
-    pub enum Category {
-        Concert,
-        Conference,
-        Sports,
-        Festival,
-        Theater,
-        Comedy,
-        Other,
-    }
-
-    /// A venue's kind.
-    #[derive(ToSchema)]
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    #[allow(dead_code)]
-    pub enum VenueType {
-        Arena,
-        Stadium,
-        ConferenceCenter,
-        Theater,
-        Club,
-        Outdoor,
-    }
-
-    /// When joining a waiting room costs a proof of work.
-    #[derive(ToSchema)]
-    #[serde(rename_all = "snake_case")]
-    #[allow(dead_code)]
-    pub enum ProofOfWorkMode {
-        Off,
-        Always,
-        Auto,
-    }
 
     /// A performer's name (`validation::text`, 200 characters at most).
     pub struct PerformerName;

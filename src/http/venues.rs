@@ -9,7 +9,6 @@ use uuid::Uuid;
 use super::auth::Organizer;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
-use super::openapi::names::VenueType as VenueTypeName;
 use super::AppState;
 use crate::domain::validation::{optional_text, text};
 use crate::domain::venue::{self, LayoutSpec, SeatingPlan, SectionKind, VenueType};
@@ -43,7 +42,7 @@ pub struct CreateVenueRequest {
     #[schema(format = "timezone", max_length = 64, example = "Europe/London")]
     pub timezone: String,
     /// ARENA, STADIUM, CONFERENCE_CENTER, THEATER, CLUB or OUTDOOR (any case).
-    #[schema(value_type = VenueTypeName)]
+    #[schema(value_type = VenueType)]
     pub venue_type: String,
     /// Free-form facts such as `{"parking": true, "catering": false, "av_equipment": true}`.
     #[schema(value_type = Option<Object>)]
@@ -68,7 +67,7 @@ pub struct UpdateVenueRequest {
     pub longitude: Option<f64>,
     #[schema(format = "timezone", max_length = 64)]
     pub timezone: Option<String>,
-    #[schema(value_type = Option<VenueTypeName>)]
+    #[schema(value_type = Option<VenueType>)]
     pub venue_type: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub facilities: Option<serde_json::Value>,

@@ -9,18 +9,14 @@ use uuid::Uuid;
 
 use crate::helpers::{
     assert_error, days_from_now, redis_url, solve, spawn_app, spawn_app_sharing, spawn_app_with,
-    standard_pricing, string, Account, TestApp,
+    string, Account, TestApp,
 };
 
 impl TestApp {
     /// A published event whose waiting room is open now, its door as `door` says.
     async fn door_event(&self, organizer: &Account, door: Value) -> Uuid {
         let venue = self.standard_venue(&organizer.token).await;
-        let event_id = self.draft_event(&organizer.token, venue.venue_id, 9).await;
-        let (status, body) = self
-            .set_pricing(&organizer.token, event_id, &standard_pricing(&venue))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        let event_id = self.ready_event(&organizer.token, &venue, 9).await;
         let now = chrono::Utc::now();
         let mut room =
             json!({"queue_opens_at": now - Duration::minutes(1), "admission_per_minute": 600});
