@@ -173,7 +173,8 @@ impl Application {
             Arc::new(move |change| match change {
                 // Settings change only before the sale: the engine reads them again.
                 Some((event_id, Change::Settings)) => {
-                    changed_rooms.forget(event_id);
+                    let rooms = changed_rooms.clone();
+                    actix::spawn(async move { rooms.reread(event_id).await });
                     changed_engine.stop_moved(event_id);
                 }
                 Some((event_id, Change::Cancelled)) => {

@@ -411,7 +411,7 @@ pub async fn set_onsale(
     )?;
     store::upsert_onsale(&state.pool, event.event_id, &schedule).await?;
     // Every node (this one too) reads the schedule and the waiting room again.
-    state.rooms.forget(event.event_id);
+    state.rooms.reread(event.event_id).await;
     invalidate::announce(&state.pool, event.event_id, Change::Settings).await?;
     let saved = store::find_onsale(&state.pool, event.event_id)
         .await?

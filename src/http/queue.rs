@@ -444,8 +444,8 @@ struct QueueSocket {
     /// Text frames ask for a push: a few a second at most.
     frames: FrameBudget,
     push_every: Duration,
-    /// (watcher id, sale start) once registered with the room.
-    watch: Option<(u64, DateTime<Utc>)>,
+    /// The watcher's id once registered with the room.
+    watch: Option<u64>,
     last_heard: Instant,
 }
 
@@ -545,7 +545,7 @@ impl Actor for QueueSocket {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        if let Some((id, _)) = self.watch {
+        if let Some(id) = self.watch {
             self.state.rooms.unwatch(self.event_id, self.who, id);
         }
     }
@@ -555,11 +555,10 @@ impl Handler<RoomNews> for QueueSocket {
     type Result = ();
 
     fn handle(&mut self, news: RoomNews, ctx: &mut Self::Context) {
-        let sale_starts_at = self.watch.map_or_else(Utc::now, |(_, at)| at);
-        let view = self
-            .state
-            .rooms
-            .view(self.event_id, self.who, news.0, sale_starts_at);
+        let view =
+            self.state
+                .rooms
+                .view(self.event_id, self.who, news.standing, news.sale_starts_at);
         self.send_result(view, ctx);
     }
 }

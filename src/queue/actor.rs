@@ -73,7 +73,28 @@ pub enum Standing {
 /// What a room's socket watchers are told the moment it happens.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
-pub struct RoomNews(pub Standing);
+pub struct RoomNews {
+    pub standing: Standing,
+    pub sale_starts_at: DateTime<Utc>,
+}
+
+type Watchers = HashMap<Uuid, Vec<(u64, Recipient<RoomNews>)>>;
+
+/// What a stopped room hands to the room that replaces it on this node: its line, and
+/// the sockets waiting to hear from it.
+pub struct Handover {
+    line: Line,
+    watchers: Watchers,
+}
+
+/// The sockets a stopped room handed over.
+pub struct Sockets(Watchers);
+
+impl Handover {
+    pub fn split(self) -> (Line, Sockets) {
+        (self.line, Sockets(self.watchers))
+    }
+}
 
 /// The room's figures, for the organizer.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -139,7 +160,7 @@ pub struct QueueActor {
     admitted_total: u64,
     /// (second, how many) new buyers joined, over the last minute: the `auto` door's rate.
     joins: VecDeque<(i64, u64)>,
-    watchers: HashMap<Uuid, Vec<(u64, Recipient<RoomNews>)>>,
+    watchers: Watchers,
 }
 
 impl QueueActor {
@@ -256,16 +277,30 @@ impl QueueActor {
     fn tell(&self, buyer: Uuid, standing: Standing) {
         if let Some(watchers) = self.watchers.get(&buyer) {
             for (_, watcher) in watchers {
-                watcher.do_send(RoomNews(standing));
+                watcher.do_send(self.news(standing));
             }
+        }
+    }
+
+    fn news(&self, standing: Standing) -> RoomNews {
+        RoomNews {
+            standing,
+            sale_starts_at: self.schedule.sale_starts_at,
         }
     }
 
     fn tell_everyone(&self, standing: Standing) {
         for watchers in self.watchers.values() {
             for (_, watcher) in watchers {
-                watcher.do_send(RoomNews(standing));
+                watcher.do_send(self.news(standing));
             }
+        }
+    }
+
+    /// Takes over the sockets of the room this one replaces.
+    pub fn adopt(&mut self, sockets: Sockets) {
+        for (buyer, list) in sockets.0 {
+            self.watchers.entry(buyer).or_default().extend(list);
         }
     }
 
@@ -737,15 +772,20 @@ impl Handler<Close> for QueueActor {
     }
 }
 
-/// Stops the actor (its schedule changed: it is started again from Postgres).
+/// Stops the actor and hands its line and sockets over (its schedule changed: the room
+/// is started again from Postgres with the same line).
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Handover")]
 pub struct StopRoom;
 
 impl Handler<StopRoom> for QueueActor {
-    type Result = ();
+    type Result = MessageResult<StopRoom>;
 
-    fn handle(&mut self, _: StopRoom, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: StopRoom, ctx: &mut Context<Self>) -> Self::Result {
         ctx.stop();
+        MessageResult(Handover {
+            line: std::mem::take(&mut self.line),
+            watchers: std::mem::take(&mut self.watchers),
+        })
     }
 }

@@ -2,7 +2,7 @@
 //! the HTTP layer calls to join, read a place, check an admission token, and steer a room.
 //!
 //! Which on-sales have a waiting room is read from Postgres once per event and kept; a
-//! changed schedule (`forget`) is read again. Rooms run on a thread of their own, and come
+//! changed schedule (`reread`) is read again, the line kept. Rooms run on a thread of their own, and come
 //! back from Redis when the node restarts.
 //!
 //! A room runs on the node that owns its on-sale's lease (`cluster`), beside the event's
@@ -23,9 +23,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::actor::{
-    AdmitNow, CheckSession, ClaimRefused, Close, Control, Join, JoinRefused, Leave, Purchased,
-    QueueActor, RoomConfig, RoomNews, RoomStats, Schedule, Standing, Stats, Status, StopRoom,
-    Transfer, Unwatch, Watch,
+    AdmitNow, CheckSession, ClaimRefused, Close, Control, Handover, Join, JoinRefused, Leave,
+    Purchased, QueueActor, RoomConfig, RoomNews, RoomStats, Schedule, Standing, Stats, Status,
+    StopRoom, Transfer, Unwatch, Watch,
 };
 use super::admission::{AdmissionClaims, AdmissionError, AdmissionKeys};
 use super::line::Line;
@@ -187,7 +187,7 @@ impl WaitingRooms {
         if let Some(room) = self.cached(event_id) {
             return Ok(room);
         }
-        let room = self.start(event_id).await?;
+        let room = self.start(event_id, None).await?;
         self.rooms
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -195,7 +195,9 @@ impl WaitingRooms {
         Ok(room)
     }
 
-    async fn start(&self, event_id: Uuid) -> Result<Room, QueueError> {
+    /// Starts the event's room; `kept`: the line of the room it replaces on this node,
+    /// newer than anything Redis holds (and all there is without Redis).
+    async fn start(&self, event_id: Uuid, kept: Option<Handover>) -> Result<Room, QueueError> {
         let event = store::find_event(&self.pool, event_id)
             .await?
             .ok_or(QueueError::EventNotFound)?;
@@ -233,12 +235,17 @@ impl WaitingRooms {
             }
         }
         let now = self.clock.now();
-        let line = match &self.store {
-            Some(queues) => {
+        let (kept, sockets) = match kept.map(Handover::split) {
+            Some((line, sockets)) => (Some(line), Some(sockets)),
+            None => (None, None),
+        };
+        let line = match (kept, &self.store) {
+            (Some(line), _) => line,
+            (None, Some(queues)) => {
                 let kept = queues.load(event_id).await?;
                 Line::restore(kept.places, kept.admissions, kept.started, now)
             }
-            None => Line::new(),
+            (None, None) => Line::new(),
         };
         let expire = (schedule.sale_ends_at + Duration::days(1)).timestamp();
         if line.waiting() > 0 || line.admitted() > 0 {
@@ -262,9 +269,13 @@ impl WaitingRooms {
         let addr = QueueActor::start_in_arbiter(&self.arbiter, move |_| {
             // The Redis writer runs on the room's own thread.
             let room_store = queues.map(|q| q.room(event_id, epoch, expire));
-            QueueActor::new(
+            let mut room = QueueActor::new(
                 event_id, schedule, config, line, rng, engine, clock, room_store, closed,
-            )
+            );
+            if let Some(sockets) = sockets {
+                room.adopt(sockets);
+            }
+            room
         });
         Ok(Room::Open {
             addr,
@@ -447,13 +458,13 @@ impl WaitingRooms {
         event_id: Uuid,
         buyer: Uuid,
         watcher: Recipient<RoomNews>,
-    ) -> Result<(u64, DateTime<Utc>), QueueError> {
-        let (addr, sale_starts_at) = self.open_room(event_id).await?;
+    ) -> Result<u64, QueueError> {
+        let (addr, _) = self.open_room(event_id).await?;
         let id = self
             .next_watcher
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         addr.send(Watch { buyer, id, watcher }).await?;
-        Ok((id, sale_starts_at))
+        Ok(id)
     }
 
     pub fn unwatch(&self, event_id: Uuid, buyer: Uuid, id: u64) {
@@ -492,7 +503,41 @@ impl WaitingRooms {
             .await?)
     }
 
-    /// The schedule changed: the room is read from Postgres again when next needed.
+    /// The on-sale's schedule changed: a room running here is stopped and started again
+    /// from Postgres at once, with the line it had (places taken before the organizer
+    /// moved the sale are kept, with or without Redis); a room not running here is read
+    /// again when next needed.
+    pub async fn reread(&self, event_id: Uuid) {
+        let _starting = self.starting.lock().await;
+        let removed = self
+            .rooms
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&event_id);
+        let Some(Room::Open { addr, lease, .. }) = removed else {
+            return;
+        };
+        let Ok(handover) = addr.send(StopRoom).await else {
+            return; // it had stopped already: what it kept is in Redis, if anywhere
+        };
+        if !lease.valid() {
+            return; // the on-sale moved to another node, whose room reads Redis
+        }
+        match self.start(event_id, Some(handover)).await {
+            Ok(room) => {
+                self.rooms
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(event_id, room);
+            }
+            Err(error) => {
+                tracing::warn!(%event_id, %error, "could not start the waiting room again after its schedule changed");
+            }
+        }
+    }
+
+    /// The on-sale's lease was lost: its room stops here (the new owner reads the line
+    /// back from Redis).
     pub fn forget(&self, event_id: Uuid) {
         let removed = self
             .rooms

@@ -1251,3 +1251,72 @@ async fn a_shopper_counts_at_what_they_may_still_buy_until_their_session_ends() 
     app.clock.advance(Duration::seconds(5));
     assert_eq!(app.admit_pass(event_id).await, 0, "10 left, 6 + 6 promised");
 }
+
+#[actix_web::test]
+async fn moving_the_sale_keeps_the_places_and_the_sockets_of_the_line() {
+    // Sockets are told only what the room pushes: no periodic re-read to hide a lost watcher.
+    let app = spawn_app_with(|s| s.queue_push_every = std::time::Duration::from_secs(600)).await;
+    let organizer = app.organizer().await;
+    let event_id = app.room_event(&organizer, ROOM).await;
+    let (early, late) = (app.buyer().await, app.buyer().await);
+    for buyer in [&early, &late] {
+        let (status, place) = app.join(event_id, &buyer.token).await;
+        assert_eq!(
+            (status, place["phase"].clone()),
+            (StatusCode::OK, json!("pre_queue")),
+            "{place}"
+        );
+    }
+    let mut socket = watch(&app, event_id, &early.token).await;
+    assert_eq!(next_message(&mut socket).await["phase"], "pre_queue");
+
+    // The organizer brings the sale forward by half an hour while people wait.
+    let now = chrono::Utc::now();
+    let starts = now + Duration::minutes(30);
+    let (status, body) = app
+        .put(
+            &format!("/api/v1/events/{event_id}/onsale"),
+            Some(&organizer.token),
+            &json!({
+                "sale_starts_at": starts, "sale_ends_at": days_from_now(9), "hold_minutes": 8,
+                "max_per_order": ROOM.max_per_order,
+                "waiting_room": {"queue_opens_at": now - Duration::minutes(1),
+                                 "admission_per_minute": ROOM.admission_per_minute}
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Both places are still there, under the new start.
+    for buyer in [&early, &late] {
+        let (status, place) = app.place(event_id, &buyer.token).await;
+        assert_eq!(
+            (status, place["phase"].clone()),
+            (StatusCode::OK, json!("pre_queue")),
+            "{place}"
+        );
+        let shown = chrono::DateTime::parse_from_rfc3339(&string(&place["sale_starts_at"]))
+            .unwrap_or_else(|e| panic!("{e}: {place}"));
+        assert!(
+            (shown.timestamp() - starts.timestamp()).abs() <= 1,
+            "{place}"
+        );
+    }
+    let stats = app
+        .rooms
+        .stats(event_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stats.waiting, 2, "{stats:?}");
+
+    // The socket opened before the move hears of the admission the moment it happens.
+    app.start_sale();
+    app.admit_pass(event_id).await;
+    let news = loop {
+        let news = next_message(&mut socket).await;
+        if news["state"] == "admitted" {
+            break news;
+        }
+    };
+    assert!(news["admission_token"].is_string(), "{news}");
+}
