@@ -4,8 +4,9 @@
 use std::time::{Duration, Instant};
 
 use actix::Actor;
-use boxoffice::actors::section::{ChangeSeats, HoldSeats, SeatChange, SectionActor};
+use boxoffice::actors::section::{ChangeSeats, HoldSeats, SectionActor};
 use boxoffice::domain::seat_board::SeatBoard;
+use boxoffice::domain::seat_board::SeatChange;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use uuid::Uuid;
 

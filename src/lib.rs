@@ -18,3 +18,4 @@ pub mod queue;
 pub mod security;
 pub mod startup;
 pub mod telemetry;
+pub mod views;

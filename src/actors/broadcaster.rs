@@ -24,6 +24,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::live_bus::{LiveBus, Relayed, RelayedKind, StoredSnapshot};
+use crate::domain::holds::{HoldEvent, HoldNews};
 use crate::domain::live_map::{Delta, LiveMap, Snapshot};
 use crate::domain::seat_board::Seat;
 
@@ -83,26 +84,8 @@ pub struct TierChanged {
     pub available: u32,
 }
 
-/// What happened to a hold, for its holder's sockets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum HoldEvent {
-    Held,
-    ExpiringSoon,
-    Expired,
-    Released,
-    PaymentPending,
-    Confirmed,
-}
-
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct HoldNews {
-    pub buyer_id: Uuid,
-    pub hold_id: Uuid,
-    pub status: HoldEvent,
-    pub expires_at: DateTime<Utc>,
-    pub order_id: Option<Uuid>,
+impl Message for HoldNews {
+    type Result = ();
 }
 
 #[derive(Serialize)]

@@ -15,26 +15,31 @@ use uuid::Uuid;
 
 use super::broadcaster::{Broadcaster, LiveConfig};
 use super::event::{
-    AbortHold, BeginCheckout, CancelCheckout, ConfirmHold, Counts, EventCounts, FinishCheckout,
-    GetHold, ReleaseHold, ReserveHold, Reserved,
+    AbortHold, BeginCheckout, CancelCheckout, ConfirmHold, Counts, FinishCheckout, GetHold,
+    ReleaseHold, ReserveHold, Reserved,
 };
 use super::live_bus::{Followers, LiveBus};
-use super::messages::{EngineError, HoldRequest, HoldView, OrderView};
+use super::messages::EngineError;
 use super::order_writer::{OrderWriteError, OrderWriter, WriteOrder};
 use super::orders::{new_order, view_of_new, view_of_row};
 use super::registry::{EngineConfig, Registry};
-use super::section::{ChangeSeats, HoldBest, HoldSeats, SeatChange};
+use super::section::{ChangeSeats, HoldBest, HoldSeats};
 use crate::clock::Clock;
 use crate::cluster::{Cluster, LeaseToken};
 use crate::domain::hold_id::event_prefix;
+use crate::domain::holds::HoldError;
+use crate::domain::holds::HoldRequest;
+use crate::domain::seat_board::SeatChange;
 use crate::payments::{reconciler, AuthorizeRequest, PaymentError, PaymentGateway};
 use crate::persistence::orders::{self, NewOrder, OrderRow};
 use crate::persistence::payments::{self, NewPayment};
 use crate::persistence::{leases, onsale, WriteError};
+use crate::views::{HoldView, OrderView};
 
 /// What an event has left on sale, and what the buyers shopping now may still take, as
 /// the waiting room paces admission by them.
-pub use super::event::Demand as Inventory;
+pub use crate::domain::holds::Demand as Inventory;
+use crate::domain::holds::EventCounts;
 
 pub struct Engine {
     pool: sqlx::PgPool,
@@ -143,7 +148,7 @@ impl Engine {
                                 .filter(|(p, _)| taken.contains(p))
                                 .map(|(_, id)| *id)
                                 .collect();
-                            failure = Some(EngineError::SeatUnavailable(ids));
+                            failure = Some(EngineError::Hold(HoldError::SeatUnavailable(ids)));
                             break;
                         }
                         Err(e) => {
@@ -190,7 +195,7 @@ impl Engine {
                 }
                 let Some(placed) = found else {
                     event.do_send(AbortHold { hold_id });
-                    return Err(EngineError::SoldOut);
+                    return Err(EngineError::Hold(HoldError::SoldOut));
                 };
                 event
                     .send(ConfirmHold {
@@ -213,7 +218,7 @@ impl Engine {
         let event_id = self
             .event_of_hold(hold_id)
             .await?
-            .ok_or(EngineError::HoldNotFound)?;
+            .ok_or(EngineError::Hold(HoldError::HoldNotFound))?;
         self.registry.get(event_id).await.map_err(not_found_as_hold)
     }
 
@@ -324,19 +329,21 @@ impl Engine {
     ) -> Result<OrderView, EngineError> {
         if let Some(order) = orders::find_by_key(&self.pool, buyer_id, idempotency_key).await? {
             if order.hold_id != Some(hold_id) {
-                return Err(EngineError::Invalid(crate::domain::FieldErrors::single(
-                    "Idempotency-Key",
-                    "this key was used for another hold",
+                return Err(EngineError::Hold(HoldError::Invalid(
+                    crate::domain::FieldErrors::single(
+                        "Idempotency-Key",
+                        "this key was used for another hold",
+                    ),
                 )));
             }
             return self.order_view(order).await;
         }
         let purchased = || async {
             match orders::find_by_hold(&self.pool, hold_id).await? {
-                Some(order) if order.buyer_id == buyer_id => {
-                    Err(EngineError::AlreadyPurchased(order.order_id))
-                }
-                _ => Err(EngineError::HoldNotFound),
+                Some(order) if order.buyer_id == buyer_id => Err(EngineError::Hold(
+                    HoldError::AlreadyPurchased(order.order_id),
+                )),
+                _ => Err(EngineError::Hold(HoldError::HoldNotFound)),
             }
         };
         let Some(event_id) = self.event_of_hold(hold_id).await? else {
@@ -350,7 +357,7 @@ impl Engine {
         let hold = match event.send(BeginCheckout { hold_id, buyer_id }).await? {
             Ok(hold) => hold,
             // Bought before this node ran the on-sale (a restart, a takeover).
-            Err(EngineError::HoldNotFound) => return purchased().await,
+            Err(EngineError::Hold(HoldError::HoldNotFound)) => return purchased().await,
             Err(error) => return Err(error),
         };
 
@@ -555,7 +562,7 @@ impl Engine {
 /// Asked about a hold, "no such event" means no such hold.
 fn not_found_as_hold(error: EngineError) -> EngineError {
     match error {
-        EngineError::EventNotFound => EngineError::HoldNotFound,
+        EngineError::Hold(HoldError::EventNotFound) => EngineError::Hold(HoldError::HoldNotFound),
         other => other,
     }
 }

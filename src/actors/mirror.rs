@@ -19,27 +19,15 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::cluster::fence::{self, FencedBatch};
 use crate::cluster::Cluster;
-
-/// What is kept of a hold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MirroredHold {
-    pub hold_id: Uuid,
-    pub buyer_id: Uuid,
-    pub expires_at: DateTime<Utc>,
-    /// (section, position) of each seat.
-    pub seats: Vec<(Uuid, u32)>,
-    /// (tier, quantity) of a general-admission hold.
-    pub tier: Option<(Uuid, u32)>,
-}
+use crate::domain::holds::MirroredHold;
 
 enum Op {
     Save {

@@ -4,9 +4,9 @@
 
 use uuid::Uuid;
 
-use super::messages::{HoldView, OrderView, TicketView};
 use crate::domain::venue::seat_label;
 use crate::persistence::orders::{NewItem, NewOrder, NewTicket, OrderRow, TicketRow};
+use crate::views::{HoldView, OrderView, TicketView};
 
 fn qr_token() -> String {
     format!("{:032x}", rand::random::<u128>())

@@ -22,18 +22,22 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::broadcaster::{Broadcaster, LiveConfig};
-use super::event::{EventActor, SaleRules, SectionSlot, TierSlot};
+use super::event::EventActor;
 use super::live_bus::LiveBus;
 use super::messages::EngineError;
-use super::mirror::{HoldMirror, MirroredHold};
+use super::mirror::HoldMirror;
 use super::section::SectionActor;
 use crate::clock::Clock;
 use crate::cluster::{Cluster, ClusterError, LeaseToken};
-use crate::domain::event::EventStatus;
+use crate::domain::holds::HoldError;
+use crate::domain::holds::SeatInfo;
+use crate::domain::holds::{
+    self, group_by, BookSection, BookTier, HoldBook, MirroredHold, SaleRules,
+};
 use crate::domain::live_map::{LiveMap, SectionStart, TierStart};
 use crate::domain::seat_board::SeatBoard;
 use crate::domain::venue::SectionKind;
-use crate::persistence::onsale::{self, SeatInfo};
+use crate::persistence::onsale;
 use crate::persistence::orders;
 
 /// Settings of the engine that are not per event.
@@ -162,7 +166,9 @@ impl Registry {
         let lease = match self.cluster.ensure(event_id).await {
             Ok(Some(lease)) => lease,
             Ok(None) => return Err(EngineError::OwnerUnavailable),
-            Err(ClusterError::NoSuchEvent) => return Err(EngineError::EventNotFound),
+            Err(ClusterError::NoSuchEvent) => {
+                return Err(EngineError::Hold(HoldError::EventNotFound))
+            }
             Err(ClusterError::Stopping) => return Err(EngineError::OwnerUnavailable),
             Err(ClusterError::Unexpected(error)) => return Err(error.into()),
         };
@@ -180,18 +186,9 @@ impl Registry {
         }
         let state = onsale::load(&self.pool, event_id)
             .await?
-            .ok_or(EngineError::EventNotFound)?;
+            .ok_or(EngineError::Hold(HoldError::EventNotFound))?;
         let status = state.event.status();
-        match status {
-            EventStatus::Draft => return Err(EngineError::EventNotFound),
-            EventStatus::Cancelled => {
-                return Err(EngineError::SaleNotOpen("the event is cancelled".into()))
-            }
-            EventStatus::Completed => {
-                return Err(EngineError::SaleNotOpen("the event is over".into()))
-            }
-            _ => {}
-        }
+        holds::open_for_sale(status)?;
         // Build the boards, put back the holds a previous run mirrored, then start actors.
         let mut boards: Vec<Option<SeatBoard>> = state
             .sections
@@ -205,7 +202,7 @@ impl Registry {
             .restore(event_id, lease.epoch, &state.sections, &mut boards)
             .await;
         let live = self.start_live(event_id, &state, &boards, &restored);
-        let sections = state
+        let (sections, addrs): (Vec<BookSection>, Vec<_>) = state
             .sections
             .into_iter()
             .zip(boards)
@@ -229,21 +226,21 @@ impl Registry {
                     }
                     None => (None, 0),
                 };
-                SectionSlot {
+                let section = BookSection {
                     section_id: s.section_id,
                     name: s.name,
                     kind,
                     price_cents: s.price_cents,
-                    addr,
                     seats: s.seats,
                     free,
-                }
+                };
+                (section, addr)
             })
-            .collect();
+            .unzip();
         let tiers = state
             .tiers
             .into_iter()
-            .map(|t| TierSlot {
+            .map(|t| BookTier {
                 tier_id: t.tier_id,
                 section_id: t.section_id,
                 name: t.name,
@@ -263,22 +260,15 @@ impl Registry {
             max_per_order: u32::try_from(state.onsale.max_per_order).unwrap_or(1),
             max_holds_per_buyer: self.config.max_holds_per_buyer,
             max_per_buyer: u32::try_from(state.onsale.buyer_limit()).unwrap_or(1),
+            hold_warning: self.config.live.hold_warning,
         };
-        let actor = EventActor::new(
-            event_id,
-            state.event.currency.trim().to_owned(),
-            status,
-            rules,
-            sections,
-            tiers,
-            self.clock.clone(),
-            self.pool.clone(),
-        );
-        let actor = actor
-            .with_bought(state.bought)
+        let currency = state.event.currency.trim().to_owned();
+        let book = HoldBook::new(event_id, currency, status, rules, sections, tiers)
+            .with_bought(state.bought);
+        let actor = EventActor::new(event_id, book, addrs, self.clock.clone(), self.pool.clone())
             .with_lease(lease.clone())
-            .with_mirror(self.mirror.clone(), restored)
-            .with_live(live.clone(), self.config.live.hold_warning);
+            .with_live(live.clone())
+            .with_mirror(self.mirror.clone(), restored);
         tracing::info!(%event_id, epoch = lease.epoch, "starting the on-sale engine of an event");
         Ok(Running {
             event: EventActor::start_in_arbiter(self.arbiter(), move |_| actor),
@@ -394,19 +384,20 @@ impl Registry {
         sections: &[onsale::SectionState],
         boards: &mut [Option<SeatBoard>],
     ) -> bool {
-        let mut by_section: Vec<(usize, Vec<u32>)> = Vec::new();
-        for (section_id, position) in &hold.seats {
-            let Some(i) = sections
+        let on_sale = |id: &Uuid| {
+            sections
                 .iter()
-                .position(|s| s.section_id == *section_id && s.price_cents.is_some())
-            else {
-                return false;
-            };
-            match by_section.iter_mut().find(|(j, _)| *j == i) {
-                Some((_, positions)) => positions.push(*position),
-                None => by_section.push((i, vec![*position])),
-            }
-        }
+                .position(|s| s.section_id == *id && s.price_cents.is_some())
+        };
+        let Some(seats) = hold
+            .seats
+            .iter()
+            .map(|(id, position)| on_sale(id).map(|i| (i, *position)))
+            .collect::<Option<Vec<_>>>()
+        else {
+            return false;
+        };
+        let by_section = group_by(seats);
         let mut placed: Vec<(usize, Vec<u32>)> = Vec::new();
         for (i, positions) in by_section {
             let ok = boards

@@ -6,7 +6,7 @@ use actix::prelude::*;
 use uuid::Uuid;
 
 use super::broadcaster::SeatsChanged;
-use crate::domain::seat_board::{Counts, Seat, SeatBoard};
+use crate::domain::seat_board::{Counts, Seat, SeatBoard, SeatChange};
 
 pub struct SectionActor {
     board: SeatBoard,
@@ -87,19 +87,6 @@ impl Handler<HoldBest> for SectionActor {
     }
 }
 
-/// What a hold does to its seats in this section.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeatChange {
-    /// Back to available (release, expiry, rollback).
-    Release,
-    /// HELD → PAYMENT_PENDING.
-    BeginPayment,
-    /// PAYMENT_PENDING → HELD.
-    CancelPayment,
-    /// PAYMENT_PENDING → SOLD.
-    Sell,
-}
-
 /// Apply `change` to the hold's seats. Returns whether every seat moved.
 #[derive(Message)]
 #[rtype(result = "bool")]
@@ -114,12 +101,7 @@ impl Handler<ChangeSeats> for SectionActor {
 
     fn handle(&mut self, msg: ChangeSeats, _: &mut Context<Self>) -> bool {
         let (hold, positions) = (msg.hold_id, &msg.positions);
-        let done = match msg.change {
-            SeatChange::Release => self.board.release(hold, positions) as usize == positions.len(),
-            SeatChange::BeginPayment => self.board.begin_payment(hold, positions),
-            SeatChange::CancelPayment => self.board.cancel_payment(hold, positions),
-            SeatChange::Sell => self.board.sell(hold, positions),
-        };
+        let done = self.board.apply(hold, positions, msg.change);
         if matches!(msg.change, SeatChange::Release | SeatChange::Sell) {
             // Payment starting or failing changes nothing others can see.
             self.announce(positions);

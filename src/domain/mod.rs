@@ -9,6 +9,7 @@ pub mod account;
 pub mod event;
 pub mod frames;
 pub mod hold_id;
+pub mod holds;
 pub mod live_map;
 pub mod money;
 pub mod onsale;

@@ -54,6 +54,19 @@ pub struct Counts {
     pub blocked: u32,
 }
 
+/// What a hold does to its seats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatChange {
+    /// Back to available (release, expiry, rollback).
+    Release,
+    /// HELD → PAYMENT_PENDING.
+    BeginPayment,
+    /// PAYMENT_PENDING → HELD.
+    CancelPayment,
+    /// PAYMENT_PENDING → SOLD.
+    Sell,
+}
+
 #[derive(Debug, Clone)]
 pub struct SeatBoard {
     states: Vec<Seat>,
@@ -215,6 +228,16 @@ impl SeatBoard {
     /// PAYMENT_PENDING → SOLD, once the order is durable.
     pub fn sell(&mut self, hold: Uuid, positions: &[u32]) -> bool {
         self.move_all(hold, positions, Seat::PaymentPending, Seat::Sold)
+    }
+
+    /// Applies what a hold does to its seats; whether every seat moved.
+    pub fn apply(&mut self, hold: Uuid, positions: &[u32], change: SeatChange) -> bool {
+        match change {
+            SeatChange::Release => self.release(hold, positions) as usize == positions.len(),
+            SeatChange::BeginPayment => self.begin_payment(hold, positions),
+            SeatChange::CancelPayment => self.cancel_payment(hold, positions),
+            SeatChange::Sell => self.sell(hold, positions),
+        }
     }
 
     fn owns(&self, hold: Uuid, position: u32, from: &[Seat]) -> bool {

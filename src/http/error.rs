@@ -222,6 +222,36 @@ impl From<crate::actors::EngineError> for ApiError {
     fn from(error: crate::actors::EngineError) -> Self {
         use crate::actors::EngineError as E;
         match error {
+            E::Hold(refusal) => refusal.into(),
+            E::PaymentDeclined(reason) => ApiError::coded(
+                StatusCode::PAYMENT_REQUIRED,
+                "payment_declined",
+                "the card was declined; the seats stay held until the hold's deadline",
+            )
+            .with("reason", reason),
+            E::PaymentFailed(why) => {
+                tracing::warn!(%why, "payment failed");
+                ApiError::coded(
+                    StatusCode::BAD_GATEWAY,
+                    "payment_failed",
+                    "the payment could not be completed; nothing was charged",
+                )
+            }
+            E::Unavailable => ApiError::coded(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the on-sale engine is restarting; retry",
+            ),
+            E::OwnerUnavailable => ApiError::owner_unavailable(),
+            E::Unexpected(error) => ApiError::Unexpected(error),
+        }
+    }
+}
+
+impl From<crate::domain::holds::HoldError> for ApiError {
+    fn from(error: crate::domain::holds::HoldError) -> Self {
+        use crate::domain::holds::HoldError as E;
+        match error {
             E::EventNotFound => ApiError::NotFound("no such event".into()),
             E::SaleNotOpen(why) => ApiError::conflict("sale_not_open", why),
             E::SeatUnavailable(ids) => ApiError::conflict("seat_unavailable", "some of these seats are taken or not on sale")
@@ -248,17 +278,6 @@ impl From<crate::actors::EngineError> for ApiError {
             E::AlreadyPurchased(order_id) => {
                 ApiError::conflict("hold_purchased", "this hold was already bought").with("order_id", order_id.to_string())
             }
-            E::PaymentDeclined(reason) => {
-                ApiError::coded(StatusCode::PAYMENT_REQUIRED, "payment_declined", "the card was declined; the seats stay held until the hold's deadline")
-                    .with("reason", reason)
-            }
-            E::PaymentFailed(why) => {
-                tracing::warn!(%why, "payment failed");
-                ApiError::coded(StatusCode::BAD_GATEWAY, "payment_failed", "the payment could not be completed; nothing was charged")
-            }
-            E::Unavailable => ApiError::coded(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the on-sale engine is restarting; retry"),
-            E::OwnerUnavailable => ApiError::owner_unavailable(),
-            E::Unexpected(error) => ApiError::Unexpected(error),
         }
     }
 }

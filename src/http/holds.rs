@@ -10,8 +10,9 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
 use super::queue::admission_token;
 use super::AppState;
-use crate::actors::messages::{HoldRequest, HoldView, OrderView};
+use crate::domain::holds::HoldRequest;
 use crate::domain::FieldErrors;
+use crate::views::{HoldView, OrderView};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

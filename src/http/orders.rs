@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
-use crate::actors::messages::{OrderView, TicketView};
+use crate::views::{OrderView, TicketView};
 
 #[derive(Serialize, ToSchema)]
 pub struct OrderList {

@@ -9,12 +9,7 @@ use uuid::Uuid;
 use super::catalog;
 use super::events::{self, EventRow, OnSaleRow, TierRow};
 
-#[derive(Debug, Clone)]
-pub struct SeatInfo {
-    pub seat_id: Uuid,
-    pub row_label: String,
-    pub seat_number: i32,
-}
+pub use crate::domain::holds::SeatInfo;
 
 #[derive(Debug, Clone)]
 pub struct SectionState {

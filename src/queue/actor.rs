@@ -26,6 +26,7 @@ use crate::actors::engine::Inventory;
 use crate::actors::messages::EngineError;
 use crate::actors::Engine;
 use crate::clock::Clock;
+use crate::domain::holds::HoldError;
 use crate::domain::onsale::Door;
 
 /// The organizer's schedule and controls for one waiting room.
@@ -397,7 +398,10 @@ impl QueueActor {
             per_buyer,
         } = match inventory {
             Ok(inventory) => inventory,
-            Err(EngineError::SaleNotOpen(_) | EngineError::EventNotFound) => {
+            Err(
+                EngineError::Hold(HoldError::SaleNotOpen(_))
+                | EngineError::Hold(HoldError::EventNotFound),
+            ) => {
                 self.close();
                 return 0;
             }
