@@ -70,14 +70,14 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<Demo> {
         .iter()
         .map(|s| VenueSection {
             section_id: s.section_id,
-            kind: SectionKind::parse(&s.kind).unwrap_or(SectionKind::Seated),
+            kind: s.kind,
             capacity: s.capacity,
         })
         .collect();
     let mut prices = Vec::new();
     let mut tiers = Vec::new();
     for section in &sections {
-        if section.kind == SectionKind::GeneralAdmission.as_str() {
+        if section.kind == SectionKind::GeneralAdmission {
             let vip = section.capacity / 4;
             for (name, price_cents, quantity) in [
                 ("GENERAL", 6_500, section.capacity - vip),

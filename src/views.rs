@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::holds::HoldStatus;
+use crate::domain::orders::{OrderStatus, TicketStatus};
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct HeldSeat {
@@ -55,7 +56,7 @@ pub struct TicketView {
     pub price_cents: i64,
     /// The unguessable token the QR code carries.
     pub qr_token: String,
-    pub status: String,
+    pub status: TicketStatus,
 }
 
 /// An order as its buyer sees it.
@@ -65,7 +66,7 @@ pub struct OrderView {
     pub event_id: Uuid,
     pub event_title: String,
     pub hold_id: Option<Uuid>,
-    pub status: String,
+    pub status: OrderStatus,
     pub total_cents: i64,
     pub currency: String,
     pub created_at: DateTime<Utc>,

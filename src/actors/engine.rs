@@ -29,6 +29,7 @@ use crate::cluster::{Cluster, LeaseToken};
 use crate::domain::hold_id::event_prefix;
 use crate::domain::holds::HoldError;
 use crate::domain::holds::HoldRequest;
+use crate::domain::orders::PaymentStatus;
 use crate::domain::seat_board::SeatChange;
 use crate::payments::{reconciler, AuthorizeRequest, PaymentError, PaymentGateway};
 use crate::persistence::orders::{self, NewOrder, OrderRow};
@@ -425,8 +426,14 @@ impl Engine {
         let authorization = match outcome {
             Ok(authorization) => authorization,
             Err(PaymentError::Declined { reason }) => {
-                payments::set_status(&self.pool, payment_id, "DECLINED", None, Some(&reason))
-                    .await?;
+                payments::set_status(
+                    &self.pool,
+                    payment_id,
+                    PaymentStatus::Declined,
+                    None,
+                    Some(&reason),
+                )
+                .await?;
                 return Err(EngineError::PaymentDeclined(reason));
             }
             Err(error) => {
@@ -468,7 +475,8 @@ impl Engine {
         match self.gateway.void(gateway_key).await {
             Ok(()) => {
                 if let Err(error) =
-                    payments::set_status(&self.pool, payment_id, "VOIDED", None, None).await
+                    payments::set_status(&self.pool, payment_id, PaymentStatus::Voided, None, None)
+                        .await
                 {
                     tracing::error!(?error, %payment_id, "could not record a void; the reconciler will retry");
                 }
@@ -486,8 +494,14 @@ impl Engine {
             .await
         {
             Ok(()) => {
-                if let Err(error) =
-                    payments::set_status(&self.pool, payment_id, "CAPTURED", None, None).await
+                if let Err(error) = payments::set_status(
+                    &self.pool,
+                    payment_id,
+                    PaymentStatus::Captured,
+                    None,
+                    None,
+                )
+                .await
                 {
                     tracing::error!(?error, %payment_id, "could not record a capture; the reconciler will retry");
                 }

@@ -4,6 +4,7 @@
 
 use uuid::Uuid;
 
+use crate::domain::orders::{OrderStatus, TicketStatus};
 use crate::domain::venue::seat_label;
 use crate::persistence::orders::{NewItem, NewOrder, NewTicket, OrderRow, TicketRow};
 use crate::views::{HoldView, OrderView, TicketView};
@@ -89,7 +90,7 @@ pub fn view_of_new(order: &NewOrder, hold: &HoldView) -> OrderView {
                 label: label.clone(),
                 price_cents: item.unit_price_cents,
                 qr_token: ticket.qr_token.clone(),
-                status: "VALID".into(),
+                status: TicketStatus::Valid,
             });
         }
     }
@@ -98,7 +99,7 @@ pub fn view_of_new(order: &NewOrder, hold: &HoldView) -> OrderView {
         event_id: order.event_id,
         event_title: String::new(),
         hold_id: Some(order.hold_id),
-        status: "CONFIRMED".into(),
+        status: OrderStatus::Confirmed,
         total_cents: order.total_cents,
         currency: order.currency.clone(),
         created_at: now,
@@ -127,7 +128,7 @@ pub fn view_of_row(order: OrderRow, tickets: &[TicketRow]) -> OrderView {
                 },
                 price_cents: t.unit_price_cents,
                 qr_token: t.qr_token.clone(),
-                status: t.status.clone(),
+                status: t.status,
             })
             .collect(),
         order_id: order.order_id,

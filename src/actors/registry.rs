@@ -194,7 +194,7 @@ impl Registry {
             .sections
             .iter()
             .map(|s| {
-                (s.kind == SectionKind::Seated.as_str())
+                (s.kind == SectionKind::Seated)
                     .then(|| SeatBoard::new(rows(&s.seats), &s.sold, &s.blocked))
             })
             .collect();
@@ -208,7 +208,7 @@ impl Registry {
             .zip(boards)
             .enumerate()
             .map(|(index, (s, board))| {
-                let kind = SectionKind::parse(&s.kind).unwrap_or(SectionKind::Seated);
+                let kind = s.kind;
                 let (addr, free) = match board {
                     Some(board) => {
                         let free = if s.price_cents.is_some() {

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::text_enum::text_enum;
 use super::validation::{optional_text, text, FieldErrors};
 
 /// What kind of event it is.
@@ -71,30 +72,16 @@ pub enum EventStatus {
     Completed,
 }
 
+text_enum!(EventStatus, "event status" {
+    Draft => "DRAFT",
+    Published => "PUBLISHED",
+    OnSale => "ON_SALE",
+    SoldOut => "SOLD_OUT",
+    Cancelled => "CANCELLED",
+    Completed => "COMPLETED",
+});
+
 impl EventStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventStatus::Draft => "DRAFT",
-            EventStatus::Published => "PUBLISHED",
-            EventStatus::OnSale => "ON_SALE",
-            EventStatus::SoldOut => "SOLD_OUT",
-            EventStatus::Cancelled => "CANCELLED",
-            EventStatus::Completed => "COMPLETED",
-        }
-    }
-
-    pub fn parse(value: &str) -> Result<Self, String> {
-        match value {
-            "DRAFT" => Ok(EventStatus::Draft),
-            "PUBLISHED" => Ok(EventStatus::Published),
-            "ON_SALE" => Ok(EventStatus::OnSale),
-            "SOLD_OUT" => Ok(EventStatus::SoldOut),
-            "CANCELLED" => Ok(EventStatus::Cancelled),
-            "COMPLETED" => Ok(EventStatus::Completed),
-            other => Err(format!("unknown event status {other}")),
-        }
-    }
-
     /// The lifecycle: DRAFT → PUBLISHED → ON_SALE ⇄ SOLD_OUT → COMPLETED, and any status
     /// that is not final → CANCELLED.
     pub fn can_become(self, next: EventStatus) -> bool {

@@ -13,8 +13,10 @@ pub mod holds;
 pub mod live_map;
 pub mod money;
 pub mod onsale;
+pub mod orders;
 pub mod pricing;
 pub mod seat_board;
+pub mod text_enum;
 pub mod validation;
 pub mod venue;
 

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::text_enum::text_enum;
 use super::validation::{text, FieldErrors};
 
 pub const MAX_SECTIONS: usize = 100;
@@ -109,29 +110,17 @@ pub fn timezone(value: &str) -> Result<String, String> {
 }
 
 /// Whether a section's tickets are for numbered seats or standing room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SectionKind {
     Seated,
     GeneralAdmission,
 }
 
-impl SectionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SectionKind::Seated => "seated",
-            SectionKind::GeneralAdmission => "general_admission",
-        }
-    }
-
-    pub fn parse(value: &str) -> Result<Self, String> {
-        match value {
-            "seated" => Ok(SectionKind::Seated),
-            "general_admission" => Ok(SectionKind::GeneralAdmission),
-            other => Err(format!("unknown section kind {other}")),
-        }
-    }
-}
+text_enum!(SectionKind, "section kind" {
+    Seated => "seated",
+    GeneralAdmission => "general_admission",
+});
 
 /// How the rows of a generated section are named.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]

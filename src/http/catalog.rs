@@ -181,7 +181,7 @@ pub async fn list(
             event_id: row.event_id,
             title: row.title,
             category: row.category,
-            status: EventStatus::parse(&row.status).unwrap_or(EventStatus::Published),
+            status: row.status,
             performers: row.performers,
             start_time: row.start_time,
             end_time: row.end_time,
@@ -356,7 +356,7 @@ pub async fn detail(state: &AppState, event: EventRow) -> Result<EventDetail, Ap
         .await?
         .into_iter()
         .map(|s| {
-            let kind = SectionKind::parse(&s.kind).unwrap_or(SectionKind::Seated);
+            let kind = s.kind;
             let (price_cents, available) = match kind {
                 SectionKind::Seated => (
                     s.price_cents,

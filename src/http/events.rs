@@ -19,7 +19,6 @@ use crate::domain::money::Currency;
 use crate::domain::onsale::ProofOfWork as ProofOfWorkMode;
 use crate::domain::onsale::{OnSaleInput, OnSaleSchedule, WaitingRoomInput};
 use crate::domain::pricing::{Pricing, SectionPriceInput, TierInput, VenueSection};
-use crate::domain::venue::SectionKind;
 use crate::domain::FieldErrors;
 use crate::persistence::events::{
     self as store, BookingMargins, EventRow, VENUE_BOOKING_CONSTRAINT,
@@ -342,7 +341,7 @@ pub async fn set_pricing(
         .into_iter()
         .map(|s| VenueSection {
             section_id: s.section_id,
-            kind: SectionKind::parse(&s.kind).unwrap_or(SectionKind::Seated),
+            kind: s.kind,
             capacity: s.capacity,
         })
         .collect();

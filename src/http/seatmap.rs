@@ -233,7 +233,7 @@ fn map_sections<'a>(
                 .collect();
             MapSection {
                 section_id: s.section_id,
-                kind: SectionKind::parse(&s.kind).unwrap_or(SectionKind::Seated),
+                kind: s.kind,
                 name: &s.name,
                 capacity: s.capacity,
                 price_cents: s.price_cents,

@@ -432,7 +432,7 @@ async fn to_view(state: &AppState, row: VenueRow) -> Result<VenueView, ApiError>
         .into_iter()
         .map(|s| SectionSummary {
             section_id: s.section_id,
-            kind: SectionKind::parse(&s.kind).unwrap_or(SectionKind::Seated),
+            kind: s.kind,
             name: s.name,
             capacity: s.capacity,
         })

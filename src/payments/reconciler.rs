@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::PaymentGateway;
+use crate::domain::orders::PaymentStatus;
 use crate::persistence::payments;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub async fn run_once(
     for payment in payments::lock_orphans(&mut tx, before, 100).await? {
         match gateway.void(&payment.idempotency_key).await {
             Ok(()) => {
-                payments::set_status_in(&mut tx, payment.payment_id, "VOIDED").await?;
+                payments::set_status_in(&mut tx, payment.payment_id, PaymentStatus::Voided).await?;
                 report.voided += 1;
             }
             Err(error) => {
@@ -44,7 +45,8 @@ pub async fn run_once(
             .await
         {
             Ok(()) => {
-                payments::set_status_in(&mut tx, payment.payment_id, "CAPTURED").await?;
+                payments::set_status_in(&mut tx, payment.payment_id, PaymentStatus::Captured)
+                    .await?;
                 report.captured += 1;
             }
             Err(error) => {

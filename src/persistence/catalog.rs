@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::venue::SectionKind;
+
 use crate::domain::event::{Category, EventStatus};
 
 /// Filters of the public event list.
@@ -27,7 +29,7 @@ pub struct CatalogRow {
     pub event_id: Uuid,
     pub title: String,
     pub category: String,
-    pub status: String,
+    pub status: EventStatus,
     pub performers: Vec<String>,
     pub start_time: DateTime<Utc>,
     pub end_time: DateTime<Utc>,
@@ -111,7 +113,7 @@ fn escape_like(keyword: &str) -> String {
 pub struct SectionAvailabilityRow {
     pub section_id: Uuid,
     pub name: String,
-    pub kind: String,
+    pub kind: SectionKind,
     pub capacity: i32,
     pub price_cents: Option<i64>,
     pub sold: i64,

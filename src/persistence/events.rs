@@ -19,7 +19,7 @@ pub struct EventRow {
     pub description: String,
     pub category: String,
     pub performers: Vec<String>,
-    pub status: String,
+    pub status: EventStatus,
     pub doors_open: Option<DateTime<Utc>>,
     pub start_time: DateTime<Utc>,
     pub end_time: DateTime<Utc>,
@@ -31,9 +31,9 @@ pub struct EventRow {
 }
 
 impl EventRow {
-    /// The stored status; the CHECK constraint keeps it one of the known values.
+    /// The stored status (an unknown one fails the read: see `domain::text_enum`).
     pub fn status(&self) -> EventStatus {
-        EventStatus::parse(&self.status).unwrap_or(EventStatus::Draft)
+        self.status
     }
 }
 

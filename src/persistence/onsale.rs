@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::venue::SectionKind;
+
 use super::catalog;
 use super::events::{self, EventRow, OnSaleRow, TierRow};
 
@@ -15,7 +17,7 @@ pub use crate::domain::holds::SeatInfo;
 pub struct SectionState {
     pub section_id: Uuid,
     pub name: String,
-    pub kind: String,
+    pub kind: SectionKind,
     pub capacity: i32,
     pub price_cents: Option<i64>,
     /// In seat-map order: index = position.

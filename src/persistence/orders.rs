@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::leases;
+use crate::domain::orders::{OrderStatus, TicketStatus};
 
 /// A confirmed order ready to be written, with its items and tickets.
 #[derive(Debug, Clone)]
@@ -233,7 +234,7 @@ pub struct OrderRow {
     pub event_id: Uuid,
     pub buyer_id: Uuid,
     pub hold_id: Option<Uuid>,
-    pub status: String,
+    pub status: OrderStatus,
     pub total_cents: i64,
     pub currency: String,
     pub created_at: DateTime<Utc>,
@@ -254,7 +255,7 @@ pub struct TicketRow {
     pub tier_id: Option<Uuid>,
     pub tier_name: Option<String>,
     pub qr_token: String,
-    pub status: String,
+    pub status: TicketStatus,
     pub unit_price_cents: i64,
 }
 

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::WriteError;
+use crate::domain::orders::PaymentStatus;
 
 /// A payment about to be authorized.
 #[derive(Debug, Clone)]
@@ -27,7 +28,7 @@ pub struct PaymentRow {
     pub order_id: Option<Uuid>,
     pub gateway_ref: Option<String>,
     pub idempotency_key: String,
-    pub status: String,
+    pub status: PaymentStatus,
     pub decline_reason: Option<String>,
     pub created_at: DateTime<Utc>,
 }
@@ -75,7 +76,7 @@ pub async fn find_by_key(
 pub async fn set_status(
     pool: &PgPool,
     payment_id: Uuid,
-    status: &str,
+    status: PaymentStatus,
     gateway_ref: Option<&str>,
     decline_reason: Option<&str>,
 ) -> anyhow::Result<()> {
@@ -131,7 +132,7 @@ pub async fn lock_uncaptured(
 pub async fn set_status_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     payment_id: Uuid,
-    status: &str,
+    status: PaymentStatus,
 ) -> anyhow::Result<()> {
     sqlx::query("UPDATE payments SET status = $2, updated_at = now() WHERE payment_id = $1")
         .bind(payment_id)

@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::domain::venue::SectionKind;
+
 use super::WriteError;
 use crate::domain::venue::{SeatingPlan, VenueType};
 
@@ -43,7 +45,7 @@ pub struct VenueRow {
 pub struct SectionRow {
     pub section_id: Uuid,
     pub name: String,
-    pub kind: String,
+    pub kind: SectionKind,
     pub capacity: i32,
     pub position: i32,
 }
