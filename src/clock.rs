@@ -1,5 +1,9 @@
-//! Time, injected: the on-sale engine asks a [`Clock`] for "now", so tests can move time
-//! forward (hold expiry, sale windows) without sleeping.
+//! Time, injected: everything that reads the time of day — handlers, the hold book through
+//! the event actor, the engine, the mirror's TTLs, the waiting room, tokens, the demo —
+//! asks the server's one [`Clock`] for "now", so tests can move time forward (hold expiry,
+//! sale windows, token lifetimes) without sleeping. `std::time::Instant` is used only for
+//! intervals that no rule depends on the date of: heartbeats, frame budgets, batching
+//! delays, request timings and the local side of lease renewal.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 

@@ -4,7 +4,7 @@
 //! reused and a new event is added on a free date.
 
 use anyhow::Context;
-use chrono::{Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -32,7 +32,8 @@ pub struct Demo {
     pub capacity: i32,
 }
 
-pub async fn seed(pool: &PgPool) -> anyhow::Result<Demo> {
+/// Sets the demo up as of `now` (the server's clock).
+pub async fn seed(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<Demo> {
     let organizer_id = organizer(pool).await?;
     let venue_id = venue(pool, organizer_id).await?;
     let sections = venues::sections(pool, venue_id).await?;
@@ -40,7 +41,7 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<Demo> {
 
     // A new date for each run: the venue hosts one event a night.
     let existing = events::list_for_organizer(pool, organizer_id).await?.len() as i64;
-    let start = (Utc::now() + Duration::days(30 + existing))
+    let start = (now + Duration::days(30 + existing))
         .duration_trunc(Duration::hours(1))
         .context("rounding")?;
     let details = EventDetails::parse(EventInput {
@@ -109,7 +110,6 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<Demo> {
         .map_err(|e| anyhow::anyhow!("demo prices: {e:?}"))?;
     events::replace_pricing(pool, event_id, &pricing).await?;
 
-    let now = Utc::now();
     let schedule = OnSaleSchedule::parse(
         OnSaleInput {
             max_per_buyer: None,

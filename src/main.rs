@@ -62,7 +62,7 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 
 async fn run_demo(settings: Settings) -> anyhow::Result<()> {
     let application = Application::build(settings).await?;
-    let demo = demo::seed(application.pool()).await?;
+    let demo = demo::seed(application.pool(), application.engine().clock().now()).await?;
     let base = format!("http://127.0.0.1:{}", application.port());
     println!(
         "\nboxoffice demo is up at {base}/\n  event     {base}/api/v1/events/{event}  ({capacity} places; on sale in a minute)\n  \

@@ -1,5 +1,6 @@
 //! Passwords (argon2id), signed account tokens and anonymous visitor tokens (JWT, HS256).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -7,10 +8,13 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
+use jsonwebtoken::errors::{Error as JwtError, ErrorKind as JwtErrorKind};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::clock::{Clock, SystemClock};
 use crate::domain::account::Role;
 
 /// Hashes a password with argon2id and a fresh salt. CPU-heavy: call off the async workers.
@@ -40,6 +44,10 @@ pub fn decoy_hash() -> &'static str {
 
 /// The audience of account tokens; admission tokens (the waiting room) use another.
 const ACCOUNT_AUDIENCE: &str = "boxoffice:account";
+/// The audience of anonymous visitor tokens.
+const VISITOR_AUDIENCE: &str = "boxoffice:visitor";
+/// Seconds a token is still taken past its `exp` (clocks of nodes disagree a little).
+const LEEWAY_SECONDS: i64 = 5;
 
 /// What an account token says.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,47 +59,6 @@ pub struct AccountClaims {
     pub exp: i64,
 }
 
-/// Signs and checks account tokens.
-pub struct TokenKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    ttl: Duration,
-}
-
-impl TokenKeys {
-    pub fn new(secret: &[u8], ttl: Duration) -> TokenKeys {
-        TokenKeys {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            ttl,
-        }
-    }
-
-    pub fn issue(&self, user_id: Uuid, role: Role) -> anyhow::Result<String> {
-        let now = chrono::Utc::now().timestamp();
-        let ttl = i64::try_from(self.ttl.as_secs()).context("token lifetime")?;
-        let claims = AccountClaims {
-            sub: user_id,
-            role,
-            aud: ACCOUNT_AUDIENCE.into(),
-            iat: now,
-            exp: now + ttl,
-        };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).context("signing a token")
-    }
-
-    /// The claims of a valid, unexpired account token.
-    pub fn verify(&self, token: &str) -> Result<AccountClaims, jsonwebtoken::errors::Error> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[ACCOUNT_AUDIENCE]);
-        validation.leeway = 5;
-        decode::<AccountClaims>(token, &self.decoding, &validation).map(|data| data.claims)
-    }
-}
-
-/// The audience of anonymous visitor tokens.
-const VISITOR_AUDIENCE: &str = "boxoffice:visitor";
-
 /// What a visitor token says: an anonymous identity the server made up, good for taking a
 /// place in a waiting room (not for buying: a visitor signs in and claims their place).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,43 +69,129 @@ pub struct VisitorClaims {
     pub exp: i64,
 }
 
-/// Signs and checks visitor tokens.
-pub struct VisitorKeys {
+trait Expiring {
+    fn exp(&self) -> i64;
+}
+
+impl Expiring for AccountClaims {
+    fn exp(&self) -> i64 {
+        self.exp
+    }
+}
+
+impl Expiring for VisitorClaims {
+    fn exp(&self) -> i64 {
+        self.exp
+    }
+}
+
+/// HS256 tokens of one audience, issued and checked by the injected clock (jsonwebtoken's
+/// own expiry check reads the system clock, so it is off and `exp` is checked here).
+struct Signer {
     encoding: EncodingKey,
     decoding: DecodingKey,
     ttl: Duration,
+    audience: &'static str,
+    clock: Arc<dyn Clock>,
 }
 
-impl VisitorKeys {
-    pub fn new(secret: &[u8], ttl: Duration) -> VisitorKeys {
-        VisitorKeys {
+impl Signer {
+    fn new(secret: &[u8], ttl: Duration, audience: &'static str) -> Signer {
+        Signer {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             ttl,
+            audience,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Issued-at and expiry of a token issued now, in seconds since the epoch.
+    fn lifetime(&self) -> anyhow::Result<(i64, i64)> {
+        let now = self.clock.now().timestamp();
+        let ttl = i64::try_from(self.ttl.as_secs()).context("token lifetime")?;
+        Ok((now, now + ttl))
+    }
+
+    fn sign(&self, claims: &impl Serialize) -> anyhow::Result<String> {
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding).context("signing a token")
+    }
+
+    fn check<C: DeserializeOwned + Expiring>(&self, token: &str) -> Result<C, JwtError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[self.audience]);
+        validation.validate_exp = false;
+        validation.required_spec_claims.insert("exp".into());
+        let claims = decode::<C>(token, &self.decoding, &validation)?.claims;
+        if claims.exp() + LEEWAY_SECONDS < self.clock.now().timestamp() {
+            return Err(JwtErrorKind::ExpiredSignature.into());
+        }
+        Ok(claims)
+    }
+}
+
+/// Signs and checks account tokens.
+pub struct TokenKeys(Signer);
+
+impl TokenKeys {
+    pub fn new(secret: &[u8], ttl: Duration) -> TokenKeys {
+        TokenKeys(Signer::new(secret, ttl, ACCOUNT_AUDIENCE))
+    }
+
+    /// Issues and checks tokens by `clock` (the server's one clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> TokenKeys {
+        self.0.clock = clock;
+        self
+    }
+
+    pub fn issue(&self, user_id: Uuid, role: Role) -> anyhow::Result<String> {
+        let (iat, exp) = self.0.lifetime()?;
+        self.0.sign(&AccountClaims {
+            sub: user_id,
+            role,
+            aud: ACCOUNT_AUDIENCE.into(),
+            iat,
+            exp,
+        })
+    }
+
+    /// The claims of a valid, unexpired account token.
+    pub fn verify(&self, token: &str) -> Result<AccountClaims, JwtError> {
+        self.0.check(token)
+    }
+}
+
+/// Signs and checks visitor tokens.
+pub struct VisitorKeys(Signer);
+
+impl VisitorKeys {
+    pub fn new(secret: &[u8], ttl: Duration) -> VisitorKeys {
+        VisitorKeys(Signer::new(secret, ttl, VISITOR_AUDIENCE))
+    }
+
+    /// Issues and checks tokens by `clock` (the server's one clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> VisitorKeys {
+        self.0.clock = clock;
+        self
     }
 
     /// A new visitor: their id, token and when it expires (seconds since the epoch).
     pub fn issue(&self) -> anyhow::Result<(Uuid, String, i64)> {
-        let now = chrono::Utc::now().timestamp();
-        let ttl = i64::try_from(self.ttl.as_secs()).context("token lifetime")?;
+        let (iat, exp) = self.0.lifetime()?;
         let claims = VisitorClaims {
             sub: Uuid::new_v4(),
             aud: VISITOR_AUDIENCE.into(),
-            iat: now,
-            exp: now + ttl,
+            iat,
+            exp,
         };
-        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .context("signing a token")?;
-        Ok((claims.sub, token, claims.exp))
+        Ok((claims.sub, self.0.sign(&claims)?, claims.exp))
     }
 
     /// The visitor of a valid, unexpired visitor token.
-    pub fn verify(&self, token: &str) -> Result<Uuid, jsonwebtoken::errors::Error> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[VISITOR_AUDIENCE]);
-        validation.leeway = 5;
-        decode::<VisitorClaims>(token, &self.decoding, &validation).map(|data| data.claims.sub)
+    pub fn verify(&self, token: &str) -> Result<Uuid, JwtError> {
+        self.0
+            .check::<VisitorClaims>(token)
+            .map(|claims| claims.sub)
     }
 }
 
@@ -178,9 +231,24 @@ mod tests {
             iat: now - 600,
             exp: now - 300,
         };
-        let token =
-            encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap_or_default();
+        let token = keys.0.sign(&claims).unwrap_or_default();
         assert!(keys.verify(&token).is_err());
+    }
+
+    #[test]
+    fn tokens_expire_by_the_injected_clock() {
+        let clock = Arc::new(crate::clock::ManualClock::new());
+        let keys = TokenKeys::new(&[7; 32], Duration::from_secs(60)).with_clock(clock.clone());
+        let visitors =
+            VisitorKeys::new(&[7; 32], Duration::from_secs(60)).with_clock(clock.clone());
+        let token = keys.issue(Uuid::new_v4(), Role::Buyer).unwrap_or_default();
+        let (_, visitor, _) = visitors.issue().unwrap_or_else(|e| panic!("{e}"));
+        clock.advance(chrono::Duration::seconds(60 + LEEWAY_SECONDS));
+        assert!(keys.verify(&token).is_ok(), "still within the leeway");
+        assert!(visitors.verify(&visitor).is_ok());
+        clock.advance(chrono::Duration::seconds(1));
+        assert!(keys.verify(&token).is_err());
+        assert!(visitors.verify(&visitor).is_err());
     }
 
     #[test]

@@ -106,9 +106,15 @@ impl Application {
         )?);
         tracing::info!(node = %settings.node_id, %url, lease_ms = settings.lease.as_millis() as u64, "node starting");
         let mirror = match &settings.redis_url {
-            Some(url) => {
-                Some(HoldMirror::connect(url, &settings.redis_prefix, cluster.clone()).await?)
-            }
+            Some(url) => Some(
+                HoldMirror::connect(
+                    url,
+                    &settings.redis_prefix,
+                    cluster.clone(),
+                    dependencies.clock.clone(),
+                )
+                .await?,
+            ),
             None => None,
         };
         let queues = match &settings.redis_url {
@@ -331,15 +337,16 @@ fn run(
         settings.forward_timeout,
         settings.lease,
     )?;
+    let clock = engine.clock().clone();
     let state = web::Data::new(AppState {
         forwarder,
-        engine,
-        tokens: TokenKeys::new(&settings.jwt_secret, settings.token_ttl),
+        tokens: TokenKeys::new(&settings.jwt_secret, settings.token_ttl).with_clock(clock.clone()),
         metrics,
         auth_limiter: http::ratelimit::IpLimiter::per_minute(settings.auth_rate_per_minute),
         login_limiter: http::ratelimit::Limiter::per_minute(settings.login_rate_per_account),
         rooms,
-        visitors: VisitorKeys::new(&settings.jwt_secret, settings.visitor_ttl),
+        visitors: VisitorKeys::new(&settings.jwt_secret, settings.visitor_ttl).with_clock(clock),
+        engine,
         sale_limits: http::ratelimit::SaleLimits::new(
             settings.ip_rate_per_minute,
             settings.buyer_rate_per_minute,

@@ -372,7 +372,7 @@ impl Engine {
                     order_id: order.order_id,
                 });
                 self.capture(&authorization_id, payment_id).await;
-                Ok(view_of_new(&order, &hold))
+                Ok(view_of_new(&order, &hold, self.clock.now()))
             }
             Err(error) => {
                 event.do_send(CancelCheckout { hold_id });

@@ -19,12 +19,12 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::Utc;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::cluster::fence::{self, FencedBatch};
 use crate::cluster::Cluster;
 use crate::domain::holds::MirroredHold;
@@ -48,6 +48,8 @@ pub struct HoldMirror {
     prefix: String,
     ops: mpsc::UnboundedSender<Op>,
     cluster: Arc<Cluster>,
+    /// What a kept hold's time to live is counted from.
+    clock: Arc<dyn Clock>,
 }
 
 impl HoldMirror {
@@ -56,6 +58,7 @@ impl HoldMirror {
         url: &str,
         prefix: &str,
         cluster: Arc<Cluster>,
+        clock: Arc<dyn Clock>,
     ) -> anyhow::Result<HoldMirror> {
         let client = redis::Client::open(url).context("parsing REDIS_URL")?;
         let conn = ConnectionManager::new(client)
@@ -67,6 +70,7 @@ impl HoldMirror {
             prefix: prefix.to_owned(),
             ops,
             cluster,
+            clock,
         };
         let writer = mirror.clone();
         actix_web::rt::spawn(async move {
@@ -150,7 +154,7 @@ impl HoldMirror {
     fn add(&self, batch: &mut FencedBatch, op: &Op) -> anyhow::Result<()> {
         match op {
             Op::Save { event_id, hold, .. } => {
-                let ttl = (hold.expires_at - Utc::now()).num_milliseconds();
+                let ttl = (hold.expires_at - self.clock.now()).num_milliseconds();
                 if ttl <= 0 {
                     return Ok(());
                 }

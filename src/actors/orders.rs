@@ -2,6 +2,7 @@
 //! and the view a buyer is shown, fresh from a checkout or read back from Postgres. Plain
 //! functions; the engine calls them.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::orders::{OrderStatus, TicketStatus};
@@ -67,8 +68,8 @@ pub fn new_order(
     }
 }
 
-pub fn view_of_new(order: &NewOrder, hold: &HoldView) -> OrderView {
-    let now = chrono::Utc::now();
+/// The order just written, as its buyer sees it; `now` is when it was confirmed.
+pub fn view_of_new(order: &NewOrder, hold: &HoldView, now: DateTime<Utc>) -> OrderView {
     let mut tickets = Vec::new();
     for item in &order.items {
         let label = match (item.seat_id, &hold.tier) {

@@ -319,9 +319,7 @@ impl Registry {
                 }
             })
             .collect();
-        let seq = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let seq = u64::try_from(self.clock.now().timestamp_millis()).unwrap_or(0);
         let map = LiveMap::new(seq, sections, tiers);
         let (config, bus) = (self.config.live.clone(), self.bus.clone());
         Broadcaster::start_in_arbiter(self.arbiter(), move |_| {

@@ -97,6 +97,24 @@ impl EventStatus {
         )
     }
 
+    /// Every status, in the lifecycle's order.
+    pub const ALL: [EventStatus; 6] = [
+        EventStatus::Draft,
+        EventStatus::Published,
+        EventStatus::OnSale,
+        EventStatus::SoldOut,
+        EventStatus::Cancelled,
+        EventStatus::Completed,
+    ];
+
+    /// The statuses that may become `next` (what a compare-and-set moves from).
+    pub fn able_to_become(next: EventStatus) -> Vec<EventStatus> {
+        EventStatus::ALL
+            .into_iter()
+            .filter(|s| s.can_become(next))
+            .collect()
+    }
+
     /// Cancelled and completed events take no more changes.
     pub fn is_final(self) -> bool {
         matches!(self, EventStatus::Cancelled | EventStatus::Completed)
@@ -211,6 +229,76 @@ fn image_url(value: &str) -> Result<String, String> {
     }
 }
 
+/// What a draft still lacks before it may be published, at `now`: prices, an on-sale
+/// schedule and a start in the future (each named as the organizer fixes it).
+pub fn missing_for_publication(
+    priced: bool,
+    scheduled: bool,
+    start_time: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    if !priced {
+        missing.push("prices (PUT /pricing)");
+    }
+    if !scheduled {
+        missing.push("an on-sale schedule (PUT /onsale)");
+    }
+    if start_time <= now {
+        missing.push("a start time in the future");
+    }
+    missing
+}
+
+/// Whether buyers may already buy, so that prices and the schedule are frozen: not in a
+/// draft, nor while published before the sale opens; from then on, yes.
+pub fn selling_started(
+    status: EventStatus,
+    sale_starts_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
+    match status {
+        EventStatus::Draft => false,
+        EventStatus::Published => sale_starts_at.is_some_and(|at| at <= now),
+        _ => true,
+    }
+}
+
+/// A new event's start must be after `now`.
+pub fn check_start(start_time: DateTime<Utc>, now: DateTime<Utc>, errors: &mut FieldErrors) {
+    errors.check(start_time > now, "start_time", "must be in the future");
+}
+
+/// The hours a booking takes the venue before and after the event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BookingMargins {
+    pub setup_hours: i32,
+    pub teardown_hours: i32,
+}
+
+impl BookingMargins {
+    /// At most a week each side; none when not given.
+    pub fn parse(
+        setup_hours: Option<i64>,
+        teardown_hours: Option<i64>,
+        errors: &mut FieldErrors,
+    ) -> BookingMargins {
+        let mut margin = |field: &str, value: Option<i64>| {
+            let hours = value.unwrap_or(0);
+            errors.check(
+                (0..=168).contains(&hours),
+                field,
+                "must be between 0 and 168 hours",
+            );
+            i32::try_from(hours).unwrap_or(0)
+        };
+        BookingMargins {
+            setup_hours: margin("setup_hours", setup_hours),
+            teardown_hours: margin("teardown_hours", teardown_hours),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +363,50 @@ mod tests {
             assert_eq!(EventStatus::parse(status.as_str()), Ok(status));
             assert!(!status.can_become(Draft));
         }
+    }
+
+    #[test]
+    fn publication_needs_prices_a_schedule_and_a_future_start() {
+        let now = Utc::now();
+        assert!(
+            missing_for_publication(true, true, now + chrono::Duration::hours(1), now).is_empty()
+        );
+        assert_eq!(
+            missing_for_publication(false, true, now, now),
+            vec!["prices (PUT /pricing)", "a start time in the future"]
+        );
+    }
+
+    #[test]
+    fn prices_freeze_when_the_sale_opens() {
+        let now = Utc::now();
+        let later = Some(now + chrono::Duration::minutes(1));
+        assert!(!selling_started(EventStatus::Draft, Some(now), now));
+        assert!(!selling_started(EventStatus::Published, later, now));
+        assert!(selling_started(EventStatus::Published, Some(now), now));
+        assert!(selling_started(EventStatus::SoldOut, None, now));
+    }
+
+    #[test]
+    fn every_status_that_is_not_final_may_be_cancelled() {
+        assert_eq!(
+            EventStatus::able_to_become(EventStatus::Cancelled),
+            vec![
+                EventStatus::Draft,
+                EventStatus::Published,
+                EventStatus::OnSale,
+                EventStatus::SoldOut
+            ]
+        );
+    }
+
+    #[test]
+    fn booking_margins_are_a_week_at_most() {
+        let mut errors = FieldErrors::new();
+        let margins = BookingMargins::parse(Some(2), None, &mut errors);
+        assert_eq!((margins.setup_hours, margins.teardown_hours), (2, 0));
+        assert!(errors.is_empty());
+        BookingMargins::parse(Some(169), Some(-1), &mut errors);
+        assert_eq!(errors.into_inner().len(), 2);
     }
 }

@@ -168,7 +168,7 @@ pub async fn list(
             .city
             .map(|c| c.trim().to_owned())
             .filter(|c| !c.is_empty()),
-        from: Some(from.unwrap_or_else(Utc::now)),
+        from: Some(from.unwrap_or_else(|| state.now())),
         to,
     };
     let mut rows =

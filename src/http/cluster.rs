@@ -78,7 +78,7 @@ pub async fn view(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     operator(&state, &req)?;
     let nodes = leases::nodes(&state.pool).await?;
     let rows = leases::all(&state.pool).await?;
-    let now = Utc::now();
+    let now = state.now();
     let onsales: Vec<LeaseView> = rows
         .into_iter()
         .map(|l| LeaseView {

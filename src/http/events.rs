@@ -14,7 +14,7 @@ use super::extract::Json;
 use super::openapi::names::PerformerName;
 use super::AppState;
 use crate::domain::event::Category;
-use crate::domain::event::{EventDetails, EventInput, EventStatus};
+use crate::domain::event::{self, EventDetails, EventInput, EventStatus};
 use crate::domain::money::Currency;
 use crate::domain::onsale::ProofOfWork as ProofOfWorkMode;
 use crate::domain::onsale::{OnSaleInput, OnSaleSchedule, WaitingRoomInput};
@@ -200,28 +200,12 @@ pub async fn create(
             .for_each(|(f, r)| errors.add(f, r))
     })
     .ok();
-    errors.check(
-        body.start_time > Utc::now(),
-        "start_time",
-        "must be in the future",
-    );
+    event::check_start(body.start_time, state.now(), &mut errors);
     let currency = errors.take(
         "currency",
         Currency::parse(body.currency.as_deref().unwrap_or("USD")),
     );
-    let margin = |field: &str, value: Option<i64>, errors: &mut FieldErrors| {
-        let hours = value.unwrap_or(0);
-        errors.check(
-            (0..=168).contains(&hours),
-            field,
-            "must be between 0 and 168 hours",
-        );
-        i32::try_from(hours).unwrap_or(0)
-    };
-    let margins = BookingMargins {
-        setup_hours: margin("setup_hours", body.setup_hours, &mut errors),
-        teardown_hours: margin("teardown_hours", body.teardown_hours, &mut errors),
-    };
+    let margins = BookingMargins::parse(body.setup_hours, body.teardown_hours, &mut errors);
     match venues::find_venue(&state.pool, body.venue_id).await? {
         None => errors.add("venue_id", "no such venue"),
         Some(v) if v.organizer_id != organizer.user_id => {
@@ -406,7 +390,7 @@ pub async fn set_onsale(
             }),
         },
         event.end_time,
-        Utc::now(),
+        state.now(),
     )?;
     store::upsert_onsale(&state.pool, event.event_id, &schedule).await?;
     // Every node (this one too) reads the schedule and the waiting room again.
@@ -434,23 +418,14 @@ pub async fn publish(
     if !status.can_become(EventStatus::Published) {
         return Err(invalid_transition(status, EventStatus::Published));
     }
-    let mut missing = Vec::new();
     let priced = !store::section_prices(&state.pool, event.event_id)
         .await?
         .is_empty()
         || !store::tiers(&state.pool, event.event_id).await?.is_empty();
-    if !priced {
-        missing.push("prices (PUT /pricing)");
-    }
-    if store::find_onsale(&state.pool, event.event_id)
+    let scheduled = store::find_onsale(&state.pool, event.event_id)
         .await?
-        .is_none()
-    {
-        missing.push("an on-sale schedule (PUT /onsale)");
-    }
-    if event.start_time <= Utc::now() {
-        missing.push("a start time in the future");
-    }
+        .is_some();
+    let missing = event::missing_for_publication(priced, scheduled, event.start_time, state.now());
     if !missing.is_empty() {
         let mut error = ApiError::conflict(
             "event_not_ready",
@@ -494,12 +469,7 @@ pub async fn cancel(
     if !status.can_become(EventStatus::Cancelled) {
         return Err(invalid_transition(status, EventStatus::Cancelled));
     }
-    let from = [
-        EventStatus::Draft,
-        EventStatus::Published,
-        EventStatus::OnSale,
-        EventStatus::SoldOut,
-    ];
+    let from = EventStatus::able_to_become(EventStatus::Cancelled);
     if !store::transition(&state.pool, event.event_id, &from, EventStatus::Cancelled).await? {
         return Err(ApiError::conflict(
             "invalid_transition",
@@ -538,14 +508,13 @@ fn refuse_if_closed(event: &EventRow) -> Result<(), ApiError> {
 /// the sale opens, they may change.
 async fn refuse_once_selling(state: &AppState, event: &EventRow) -> Result<(), ApiError> {
     refuse_if_closed(event)?;
-    let started = match event.status() {
-        EventStatus::Draft => false,
+    let sale_starts_at = match event.status() {
         EventStatus::Published => store::find_onsale(&state.pool, event.event_id)
             .await?
-            .is_some_and(|o| o.sale_starts_at <= Utc::now()),
-        _ => true,
+            .map(|o| o.sale_starts_at),
+        _ => None,
     };
-    if started {
+    if event::selling_started(event.status(), sale_starts_at, state.now()) {
         return Err(ApiError::conflict(
             "sale_started",
             "prices and the on-sale cannot change once the sale has started",

@@ -55,6 +55,13 @@ pub struct AppState {
     pub pow: Arc<crate::pow::ProofOfWork>,
 }
 
+impl AppState {
+    /// The time of day, from the server's one clock (tests move it).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.engine.clock().now()
+    }
+}
+
 /// Every route of the server, in one place.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // Another method on these gets the API's 405 with `Allow`, not actix's bare one.

@@ -41,12 +41,7 @@ pub const EVENT_COLUMNS: &str = "e.event_id, e.organizer_id, e.venue_id, e.title
      e.performers, e.status, e.doors_open, e.start_time, e.end_time, e.age_restriction, e.cover_image_url, \
      e.currency, e.created_at, e.updated_at";
 
-/// The hours a booking takes the venue before and after the event.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BookingMargins {
-    pub setup_hours: i32,
-    pub teardown_hours: i32,
-}
+pub use crate::domain::event::BookingMargins;
 
 /// Constraint that refuses two overlapping bookings of one venue.
 pub const VENUE_BOOKING_CONSTRAINT: &str = "venue_bookings_venue_id_tstzrange_excl";

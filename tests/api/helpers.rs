@@ -318,7 +318,7 @@ impl TestApp {
     pub async fn quick_buyers(&self, n: usize) -> Vec<Account> {
         let keys = boxoffice::security::TokenKeys::new(
             TEST_SECRET.as_bytes(),
-            std::time::Duration::from_secs(3600),
+            std::time::Duration::from_secs(86_400),
         );
         let mut accounts = Vec::with_capacity(n);
         for _ in 0..n {
