@@ -1,13 +1,15 @@
 //! The shapes of an order: the one a checkout writes (built from the hold it pays for),
 //! and the view a buyer is shown, fresh from a checkout or read back from Postgres. Plain
-//! functions; the engine calls them.
+//! functions and reads; the engine calls them for checkouts, the order handlers to read
+//! orders back (without going through the engine).
 
 use chrono::{DateTime, Utc};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::orders::{OrderStatus, TicketStatus};
 use crate::domain::venue::seat_label;
-use crate::persistence::orders::{NewItem, NewOrder, NewTicket, OrderRow, TicketRow};
+use crate::persistence::orders::{self, NewItem, NewOrder, NewTicket, OrderRow, TicketRow};
 use crate::views::{HoldView, OrderView, TicketView};
 
 fn qr_token() -> String {
@@ -143,4 +145,26 @@ pub fn view_of_row(order: OrderRow, tickets: &[TicketRow]) -> OrderView {
         confirmed_at: order.confirmed_at,
         buyer_id: order.buyer_id,
     }
+}
+
+/// An order with its tickets, from Postgres.
+pub async fn read_order(pool: &PgPool, order_id: Uuid) -> anyhow::Result<Option<OrderView>> {
+    match orders::find_order(pool, order_id).await? {
+        Some(order) => Ok(Some(with_tickets(pool, order).await?)),
+        None => Ok(None),
+    }
+}
+
+/// A buyer's orders, newest first, with their tickets.
+pub async fn read_orders_of(pool: &PgPool, buyer_id: Uuid) -> anyhow::Result<Vec<OrderView>> {
+    let rows = orders::orders_of_buyer(pool, buyer_id).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|o| o.order_id).collect();
+    let tickets = orders::tickets_of_orders(pool, &ids).await?;
+    Ok(rows.into_iter().map(|o| view_of_row(o, &tickets)).collect())
+}
+
+/// An order row as its buyer sees it, its tickets read.
+pub async fn with_tickets(pool: &PgPool, order: OrderRow) -> anyhow::Result<OrderView> {
+    let tickets = orders::tickets_of_orders(pool, &[order.order_id]).await?;
+    Ok(view_of_row(order, &tickets))
 }

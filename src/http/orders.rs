@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
+use crate::actors::orders::{read_order, read_orders_of};
 use crate::views::{OrderView, TicketView};
 
 #[derive(Serialize, ToSchema)]
@@ -39,9 +40,7 @@ pub async fn get(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let order = state
-        .engine
-        .order(*path)
+    let order = read_order(&state.pool, *path)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no order {}", *path)))?;
     if order.buyer_id != caller.user_id {
@@ -58,7 +57,7 @@ pub async fn get(
 #[tracing::instrument(skip(state))]
 pub async fn mine(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(OrderList {
-        orders: state.engine.orders_of(caller.user_id).await?,
+        orders: read_orders_of(&state.pool, caller.user_id).await?,
     }))
 }
 
@@ -70,9 +69,7 @@ pub async fn my_tickets(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let tickets = state
-        .engine
-        .orders_of(caller.user_id)
+    let tickets = read_orders_of(&state.pool, caller.user_id)
         .await?
         .into_iter()
         .flat_map(|order| {

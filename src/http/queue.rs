@@ -23,8 +23,9 @@ use crate::domain::onsale::ProofOfWork as ProofOfWorkMode;
 use crate::persistence::events as store;
 use crate::persistence::onsale;
 use crate::pow::{ChallengeView, Purpose};
-use crate::queue::actor::{RoomNews, RoomStats};
-use crate::queue::{QueueError, QueueView};
+use crate::queue::actor::RoomNews;
+use crate::queue::QueueError;
+use crate::views::{QueueView, RoomStats};
 
 /// Who is queueing: a signed-in account, or an anonymous visitor.
 #[derive(Debug, Clone, Copy)]

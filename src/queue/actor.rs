@@ -16,8 +16,6 @@ use actix::prelude::*;
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
 use rand::Rng;
-use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::line::{Admission, Claim, Joined, Line, Spot};
@@ -28,6 +26,7 @@ use crate::actors::Engine;
 use crate::clock::Clock;
 use crate::domain::holds::HoldError;
 use crate::domain::onsale::Door;
+use crate::views::RoomStats;
 
 /// The organizer's schedule and controls for one waiting room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,39 +94,6 @@ impl Handover {
     pub fn split(self) -> (Line, Sockets) {
         (self.line, Sockets(self.watchers))
     }
-}
-
-/// The room's figures, for the organizer.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RoomStats {
-    /// `not_open`, `pre_queue`, `selling`, `sold_out` or `closed`.
-    pub phase: &'static str,
-    pub waiting: u64,
-    /// Admitted buyers whose shopping window is open.
-    pub admitted: u64,
-    /// Admitted, window open, not bought yet.
-    pub shopping: u64,
-    pub admitted_total: u64,
-    pub admitted_last_minute: u64,
-    /// The organizer's rate.
-    pub admission_per_minute: u32,
-    /// The rate actually achieved over the last minute (buyers per minute).
-    pub measured_per_minute: f64,
-    pub paused: bool,
-    /// Seats and tickets on sale at the last tick.
-    pub available: Option<u64>,
-    /// How long the people waiting now would take to get in at the measured (or set) rate.
-    pub eta_drain_seconds: Option<u64>,
-    pub queue_opens_at: DateTime<Utc>,
-    pub sale_starts_at: DateTime<Utc>,
-    pub sale_ends_at: DateTime<Utc>,
-    /// The door: `off`, `always` or `auto`.
-    pub proof_of_work: &'static str,
-    pub proof_of_work_joins_per_minute: i32,
-    /// New buyers who joined over the last minute.
-    pub joins_last_minute: u64,
-    /// Whether a new join must bring a solved challenge right now.
-    pub proof_of_work_asked: bool,
 }
 
 /// Why a join was refused.

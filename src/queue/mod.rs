@@ -8,4 +8,4 @@ pub mod line;
 pub mod rooms;
 pub mod store;
 
-pub use rooms::{QueueError, QueueView, WaitingRooms};
+pub use rooms::{QueueError, WaitingRooms};

@@ -17,15 +17,13 @@ use actix::prelude::*;
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
 use sqlx::PgPool;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::actor::{
     AdmitNow, CheckSession, ClaimRefused, Close, Control, Handover, Join, JoinRefused, Leave,
-    Purchased, QueueActor, RoomConfig, RoomNews, RoomStats, Schedule, Standing, Stats, Status,
-    StopRoom, Transfer, Unwatch, Watch,
+    Purchased, QueueActor, RoomConfig, RoomNews, Schedule, Standing, Stats, Status, StopRoom,
+    Transfer, Unwatch, Watch,
 };
 use super::admission::{AdmissionClaims, AdmissionError, AdmissionKeys};
 use super::line::Line;
@@ -35,6 +33,7 @@ use crate::clock::Clock;
 use crate::cluster::{ClusterError, LeaseToken};
 use crate::domain::event::EventStatus;
 use crate::persistence::events as store;
+use crate::views::{QueueView, RoomStats};
 
 /// Why the waiting room could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -61,55 +60,6 @@ pub enum QueueError {
     ProofRequired,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
-}
-
-/// A buyer's place in a waiting room, as the API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct QueueView {
-    /// `waiting`, `admitted`, `sold_out` or `closed`.
-    pub state: &'static str,
-    /// While waiting: `pre_queue` (before the sale: places are drawn at random when it
-    /// starts) or `line` (first in, first out from here).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub phase: Option<&'static str>,
-    /// 1 is next; absent in the pre-queue.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub position: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ahead: Option<u64>,
-    /// From the admission rate measured over the last minute; absent while paused.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub eta_seconds: Option<u64>,
-    /// Everyone waiting in this room.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub waiting: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sale_starts_at: Option<DateTime<Utc>>,
-    /// Send it as `X-Admission-Token` on holds and checkout.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub admission_token: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub admitted_at: Option<DateTime<Utc>>,
-    /// The shopping window closes: holds end by then at the latest.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-impl QueueView {
-    fn state(state: &'static str) -> QueueView {
-        QueueView {
-            state,
-            phase: None,
-            position: None,
-            ahead: None,
-            eta_seconds: None,
-            waiting: None,
-            sale_starts_at: None,
-            admission_token: None,
-            admitted_at: None,
-            expires_at: None,
-        }
-    }
 }
 
 #[derive(Clone)]

@@ -1,0 +1,226 @@
+//! Paying: a held hold through PAYMENT_PENDING, the payment row, the card's authorization,
+//! the order writer's durable commit, then SOLD and the capture — or, on any failure, the
+//! authorization voided and the hold HELD again. Also the reconciler's pass over what a
+//! crash left between those steps. Called by the checkout handler and the start-up loop.
+
+use uuid::Uuid;
+
+use super::{not_found_as_hold, Engine};
+use crate::actors::event::{BeginCheckout, CancelCheckout, FinishCheckout};
+use crate::actors::messages::EngineError;
+use crate::actors::order_writer::{OrderWriteError, WriteOrder};
+use crate::actors::orders::{new_order, view_of_new, with_tickets};
+use crate::cluster::LeaseToken;
+use crate::domain::holds::HoldError;
+use crate::domain::orders::PaymentStatus;
+use crate::payments::{reconciler, AuthorizeRequest, PaymentError};
+use crate::persistence::orders::{self, NewOrder, OrderRow};
+use crate::persistence::payments::{self, NewPayment};
+use crate::persistence::WriteError;
+use crate::views::{HoldView, OrderView};
+
+impl Engine {
+    /// Pays for a hold and turns it into an order with tickets. Retrying with the same
+    /// idempotency key returns the same order and never charges twice.
+    #[tracing::instrument(skip(self, idempotency_key, payment_token))]
+    pub async fn checkout(
+        &self,
+        hold_id: Uuid,
+        buyer_id: Uuid,
+        idempotency_key: &str,
+        payment_token: &str,
+    ) -> Result<OrderView, EngineError> {
+        if let Some(order) = orders::find_by_key(&self.pool, buyer_id, idempotency_key).await? {
+            if order.hold_id != Some(hold_id) {
+                return Err(EngineError::Hold(HoldError::Invalid(
+                    crate::domain::FieldErrors::single(
+                        "Idempotency-Key",
+                        "this key was used for another hold",
+                    ),
+                )));
+            }
+            return self.order_view(order).await;
+        }
+        let purchased = || async {
+            match orders::find_by_hold(&self.pool, hold_id).await? {
+                Some(order) if order.buyer_id == buyer_id => Err(EngineError::Hold(
+                    HoldError::AlreadyPurchased(order.order_id),
+                )),
+                _ => Err(EngineError::Hold(HoldError::HoldNotFound)),
+            }
+        };
+        let Some(event_id) = self.event_of_hold(hold_id).await? else {
+            return purchased().await;
+        };
+        let (event, lease) = self
+            .registry
+            .get_owned(event_id)
+            .await
+            .map_err(not_found_as_hold)?;
+        let hold = match event.send(BeginCheckout { hold_id, buyer_id }).await? {
+            Ok(hold) => hold,
+            // Bought before this node ran the on-sale (a restart, a takeover).
+            Err(EngineError::Hold(HoldError::HoldNotFound)) => return purchased().await,
+            Err(error) => return Err(error),
+        };
+
+        match self
+            .pay_and_write(&hold, &lease, idempotency_key, payment_token)
+            .await
+        {
+            Ok((order, authorization_id, payment_id)) => {
+                event.do_send(FinishCheckout {
+                    hold_id,
+                    order_id: order.order_id,
+                });
+                self.capture(&authorization_id, payment_id).await;
+                Ok(view_of_new(&order, &hold, self.clock.now()))
+            }
+            Err(error) => {
+                event.do_send(CancelCheckout { hold_id });
+                Err(error)
+            }
+        }
+    }
+
+    /// Records the payment, authorizes it, writes the order. On failure nothing is charged
+    /// (the authorization is voided) and nothing is written.
+    async fn pay_and_write(
+        &self,
+        hold: &HoldView,
+        lease: &LeaseToken,
+        idempotency_key: &str,
+        payment_token: &str,
+    ) -> Result<(NewOrder, String, Uuid), EngineError> {
+        // The epoch keeps two owners' attempts at one checkout apart at the processor: a
+        // stale owner voids its own authorization, never the one the new owner used.
+        let gateway_key = format!("{}:{}:{}", hold.hold_id, lease.epoch, idempotency_key);
+        let payment = NewPayment {
+            payment_id: Uuid::new_v4(),
+            buyer_id: hold.buyer_id,
+            event_id: hold.event_id,
+            hold_id: hold.hold_id,
+            gateway: self.gateway.name().to_owned(),
+            idempotency_key: gateway_key.clone(),
+            amount_cents: hold.total_cents,
+            currency: hold.currency.clone(),
+        };
+        let payment_id = match payments::insert_pending(&self.pool, &payment).await {
+            Ok(()) => payment.payment_id,
+            Err(WriteError::Conflict(_)) => payments::find_by_key(&self.pool, &gateway_key)
+                .await?
+                .map(|p| p.payment_id)
+                .ok_or_else(|| {
+                    EngineError::Unexpected(anyhow::anyhow!("payment {gateway_key} vanished"))
+                })?,
+            Err(WriteError::Other(e)) => return Err(e.into()),
+        };
+
+        let request = AuthorizeRequest {
+            payment_token: payment_token.to_owned(),
+            amount_cents: hold.total_cents,
+            currency: hold.currency.clone(),
+            idempotency_key: gateway_key.clone(),
+        };
+        let outcome = tokio::time::timeout(self.payment_timeout, self.gateway.authorize(&request))
+            .await
+            .unwrap_or(Err(PaymentError::Timeout));
+        let authorization = match outcome {
+            Ok(authorization) => authorization,
+            Err(PaymentError::Declined { reason }) => {
+                payments::set_status(
+                    &self.pool,
+                    payment_id,
+                    PaymentStatus::Declined,
+                    None,
+                    Some(&reason),
+                )
+                .await?;
+                return Err(EngineError::PaymentDeclined(reason));
+            }
+            Err(error) => {
+                self.void(&gateway_key, payment_id).await;
+                return Err(EngineError::PaymentFailed(error.to_string()));
+            }
+        };
+
+        let order = new_order(
+            hold,
+            lease.epoch,
+            idempotency_key,
+            payment_id,
+            &authorization.authorization_id,
+        );
+        let written = self
+            .writer
+            .send(WriteOrder(order.clone()))
+            .await
+            .map_err(EngineError::from)?;
+        if let Err(error) = written {
+            self.void(&gateway_key, payment_id).await;
+            return Err(match error {
+                OrderWriteError::Refused(constraint) => {
+                    tracing::error!(hold_id = %hold.hold_id, %constraint, "Postgres refused an order the actors allowed");
+                    EngineError::Unexpected(anyhow::anyhow!("order refused by {constraint}"))
+                }
+                OrderWriteError::Failed(reason) => EngineError::Unexpected(anyhow::anyhow!(reason)),
+                OrderWriteError::Fenced => {
+                    self.cluster.fenced(hold.event_id, "orders");
+                    EngineError::OwnerUnavailable
+                }
+            });
+        }
+        Ok((order, authorization.authorization_id, payment_id))
+    }
+
+    async fn void(&self, gateway_key: &str, payment_id: Uuid) {
+        match self.gateway.void(gateway_key).await {
+            Ok(()) => {
+                if let Err(error) =
+                    payments::set_status(&self.pool, payment_id, PaymentStatus::Voided, None, None)
+                        .await
+                {
+                    tracing::error!(?error, %payment_id, "could not record a void; the reconciler will retry");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, %payment_id, "void failed; the reconciler will retry")
+            }
+        }
+    }
+
+    async fn capture(&self, authorization_id: &str, payment_id: Uuid) {
+        match self
+            .gateway
+            .capture(authorization_id, &format!("capture:{payment_id}"))
+            .await
+        {
+            Ok(()) => {
+                if let Err(error) = payments::set_status(
+                    &self.pool,
+                    payment_id,
+                    PaymentStatus::Captured,
+                    None,
+                    None,
+                )
+                .await
+                {
+                    tracing::error!(?error, %payment_id, "could not record a capture; the reconciler will retry");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, %payment_id, "capture failed; the reconciler will retry")
+            }
+        }
+    }
+
+    async fn order_view(&self, order: OrderRow) -> Result<OrderView, EngineError> {
+        Ok(with_tickets(&self.pool, order).await?)
+    }
+
+    /// Voids authorizations older than `grace` that never became an order, and captures
+    /// authorized payments whose order exists.
+    pub async fn reconcile(&self, grace: chrono::Duration) -> anyhow::Result<reconciler::Report> {
+        reconciler::run_once(&self.pool, self.gateway.as_ref(), self.clock.now() - grace).await
+    }
+}
