@@ -15,7 +15,7 @@
 //! amount of memory whatever happens on the map.
 
 use bytestring::ByteString;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -26,6 +26,7 @@ use uuid::Uuid;
 use super::live_bus::{LiveBus, Relayed, RelayedKind, StoredSnapshot};
 use crate::domain::holds::{HoldEvent, HoldNews};
 use crate::domain::live_map::{Delta, LiveMap, Snapshot};
+use crate::domain::live_ring::Ring;
 use crate::domain::seat_board::Seat;
 
 /// Settings of the live seat map.
@@ -188,7 +189,7 @@ pub struct Broadcaster {
     feed: Feed,
     bus: Option<LiveBus>,
     /// The last batches, oldest first, numbered without a gap.
-    ring: VecDeque<(u64, ByteString)>,
+    ring: Ring<ByteString>,
     /// The snapshot frame and its number.
     snapshot: Option<(u64, ByteString)>,
     viewers: HashMap<u64, Viewer>,
@@ -232,12 +233,13 @@ impl Broadcaster {
         config: LiveConfig,
         bus: Option<LiveBus>,
     ) -> Broadcaster {
+        let ring = Ring::new(config.ring);
         Broadcaster {
             event_id,
+            ring,
             config,
             feed,
             bus,
-            ring: VecDeque::new(),
             snapshot: None,
             viewers: HashMap::new(),
             buyers: HashMap::new(),
@@ -253,7 +255,7 @@ impl Broadcaster {
         match &self.feed {
             Feed::Source(map) => map.seq(),
             Feed::Follower { .. } => {
-                let ring = self.ring.back().map(|(seq, _)| *seq);
+                let ring = self.ring.newest();
                 let snapshot = self.snapshot.as_ref().map(|(seq, _)| *seq);
                 ring.max(snapshot).unwrap_or(0)
             }
@@ -272,48 +274,21 @@ impl Broadcaster {
         self.snapshot.clone()
     }
 
-    /// What brings a viewer that last saw `since` up to date: the batches after it when the
-    /// ring still has them all, otherwise a snapshot and the batches after the snapshot.
-    /// Empty when there is nothing to send yet (a follower still reading its snapshot).
+    /// What brings a viewer that last saw `since` up to date: what it missed when the ring
+    /// still has it all, otherwise a snapshot and the batches after it. Empty when there is
+    /// nothing to send yet (a follower still reading its snapshot).
     fn catch_up(&mut self, since: Option<u64>) -> Vec<ByteString> {
-        let seq = self.seq();
-        if let Some(since) = since {
-            if since == seq {
-                return Vec::new();
-            }
-            let oldest = self.ring.front().map(|(s, _)| *s);
-            if since < seq && oldest.is_some_and(|oldest| oldest <= since + 1) {
-                return self
-                    .ring
-                    .iter()
-                    .filter(|(s, _)| *s > since)
-                    .map(|(_, frame)| frame.clone())
-                    .collect();
-            }
+        if let Some(frames) = self.ring.missed(since, self.seq()) {
+            return frames;
         }
-        let Some((at, snapshot)) = self.source_snapshot() else {
-            return Vec::new();
-        };
-        let next = self.ring.iter().find(|(s, _)| *s > at).map(|(s, _)| *s);
-        if next.is_some_and(|next| next != at + 1) {
-            // The batches kept do not follow on from the snapshot: wait for a newer one.
-            return Vec::new();
+        match self.source_snapshot() {
+            Some((at, snapshot)) => self.ring.from_snapshot(at, snapshot),
+            None => Vec::new(),
         }
-        std::iter::once(snapshot)
-            .chain(
-                self.ring
-                    .iter()
-                    .filter(|(s, _)| *s > at)
-                    .map(|(_, frame)| frame.clone()),
-            )
-            .collect()
     }
 
     fn remember(&mut self, seq: u64, frame: ByteString) {
-        self.ring.push_back((seq, frame));
-        while self.ring.len() > self.config.ring.max(1) {
-            self.ring.pop_front();
-        }
+        self.ring.push(seq, frame);
     }
 
     /// Sends a batch to every viewer that keeps up; the others are owed a snapshot.
@@ -519,8 +494,8 @@ impl Broadcaster {
         }
         let follows_on = self
             .ring
-            .front()
-            .is_none_or(|(first, _)| *first <= stored.seq + 1);
+            .oldest()
+            .is_none_or(|first| first <= stored.seq + 1);
         if !follows_on {
             self.ring.clear();
         }
@@ -554,7 +529,7 @@ impl Broadcaster {
             RelayedKind::Batch { seq } => {
                 let Some(at) = self.snapshot.as_ref().map(|(s, _)| *s) else {
                     // Nothing to start from yet: keep the batch for when the snapshot comes.
-                    if self.ring.back().is_some_and(|(s, _)| *s + 1 != seq) {
+                    if self.ring.newest().is_some_and(|s| s + 1 != seq) {
                         self.ring.clear();
                     }
                     self.remember(seq, relayed.frame);

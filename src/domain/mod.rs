@@ -11,6 +11,7 @@ pub mod frames;
 pub mod hold_id;
 pub mod holds;
 pub mod live_map;
+pub mod live_ring;
 pub mod money;
 pub mod onsale;
 pub mod orders;
