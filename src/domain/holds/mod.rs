@@ -19,12 +19,14 @@
 //! it; the caller holds the seats on the boards; then [`HoldBook::confirm`] starts the
 //! hold's clock, or [`HoldBook::abort`] gives back what `reserve` counted. A GA tier hold is
 //! done in `reserve`.
+//!
+//! The parts: [`types`] (what callers send and get back), this file (the book and how a
+//! hold moves), `placing` (where a seat request goes), `reads` (counts, demand, views and
+//! mirror copies).
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::event::EventStatus;
@@ -34,254 +36,14 @@ use super::venue::{seat_label, SectionKind};
 use super::FieldErrors;
 use crate::views::{HeldSeat, HeldTier, HoldView};
 
+mod placing;
+mod reads;
+mod types;
+
+pub use types::*;
+
 #[cfg(test)]
 mod tests;
-
-/// How many ended holds are remembered, to answer "expired" rather than "not found".
-pub const ENDED_MEMORY: usize = 200_000;
-
-/// What a buyer asks to hold.
-#[derive(Debug, Clone)]
-pub enum HoldRequest {
-    /// These exact seats, possibly across sections.
-    Seats(Vec<Uuid>),
-    /// The best `quantity` seats together, in one section or in any.
-    BestAvailable {
-        section_id: Option<Uuid>,
-        quantity: u32,
-    },
-    /// A quantity of a general-admission tier.
-    Tier { tier_id: Uuid, quantity: u32 },
-}
-
-/// Where a hold stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum HoldStatus {
-    Held,
-    PaymentPending,
-}
-
-/// What happened to a hold, for its holder's sockets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum HoldEvent {
-    Held,
-    ExpiringSoon,
-    Expired,
-    Released,
-    PaymentPending,
-    Confirmed,
-}
-
-/// News of a hold for its holder.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HoldNews {
-    pub buyer_id: Uuid,
-    pub hold_id: Uuid,
-    pub status: HoldEvent,
-    pub expires_at: DateTime<Utc>,
-    pub order_id: Option<Uuid>,
-}
-
-/// What is kept of a live hold outside the process (Redis), to take it back after a
-/// restart or on the node that takes the on-sale over.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MirroredHold {
-    pub hold_id: Uuid,
-    pub buyer_id: Uuid,
-    pub expires_at: DateTime<Utc>,
-    /// (section, position) of each seat.
-    pub seats: Vec<(Uuid, u32)>,
-    /// (tier, quantity) of a general-admission hold.
-    pub tier: Option<(Uuid, u32)>,
-}
-
-/// What the caller must do after a call, in this order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    /// Move these seats of section `section` (its index) on its board.
-    Seats {
-        section: usize,
-        hold_id: Uuid,
-        positions: Vec<u32>,
-        change: SeatChange,
-    },
-    /// Tier `tier` (its index) has `available` tickets left.
-    Tier { tier: usize, available: u32 },
-    /// Tell the holder.
-    News(HoldNews),
-    /// Keep this hold outside the process.
-    Mirror(MirroredHold),
-    /// Forget the kept copy of this hold.
-    Unmirror(Uuid),
-    /// The event's status moved: record it, from `from` to `to`.
-    Status { from: EventStatus, to: EventStatus },
-}
-
-pub type Effects = Vec<Effect>;
-
-/// Why the book refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum HoldError {
-    #[error("no such event")]
-    EventNotFound,
-    #[error("the sale is not open: {0}")]
-    SaleNotOpen(String),
-    #[error("seats unavailable")]
-    SeatUnavailable(Vec<Uuid>),
-    #[error("sold out")]
-    SoldOut,
-    #[error("at most {0} tickets per order")]
-    MaxPerOrderExceeded(u32),
-    #[error("at most {0} active holds per buyer")]
-    TooManyHolds(u32),
-    #[error("at most {limit} tickets per buyer")]
-    BuyerLimitExceeded { limit: u32, has: u32 },
-    #[error("invalid request")]
-    Invalid(FieldErrors),
-    #[error("no such hold")]
-    HoldNotFound,
-    #[error("the hold expired")]
-    HoldExpired,
-    #[error("the hold belongs to another buyer")]
-    NotYourHold,
-    #[error("a checkout of this hold is already in progress")]
-    CheckoutInProgress,
-    #[error("the hold was already bought")]
-    AlreadyPurchased(Uuid),
-}
-
-/// A seat of a seated section, in board order.
-#[derive(Debug, Clone)]
-pub struct SeatInfo {
-    pub seat_id: Uuid,
-    pub row_label: String,
-    pub seat_number: i32,
-}
-
-/// A seated or standing section, as the book sees it.
-#[derive(Debug, Clone)]
-pub struct BookSection {
-    pub section_id: Uuid,
-    pub name: String,
-    pub kind: SectionKind,
-    /// None: not on sale in this on-sale.
-    pub price_cents: Option<i64>,
-    pub seats: Vec<SeatInfo>,
-    /// Seats neither held, sold nor blocked (seated sections on sale only).
-    pub free: u32,
-}
-
-impl BookSection {
-    /// A seated section on sale: its seats can be held.
-    fn placeable(&self) -> bool {
-        self.kind == SectionKind::Seated && self.price_cents.is_some()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct BookTier {
-    pub tier_id: Uuid,
-    pub section_id: Uuid,
-    pub name: String,
-    pub price_cents: i64,
-    pub quantity: u32,
-    pub sold: u32,
-    pub held: u32,
-    pub max_per_order: u32,
-    pub sale_starts_at: Option<DateTime<Utc>>,
-    pub sale_ends_at: Option<DateTime<Utc>>,
-}
-
-impl BookTier {
-    pub fn available(&self) -> u32 {
-        self.quantity.saturating_sub(self.sold + self.held)
-    }
-}
-
-/// The rules of this on-sale.
-#[derive(Debug, Clone)]
-pub struct SaleRules {
-    pub sale_starts_at: DateTime<Utc>,
-    pub sale_ends_at: DateTime<Utc>,
-    pub hold_duration: Duration,
-    pub max_per_order: u32,
-    pub max_holds_per_buyer: u32,
-    /// Tickets one buyer may have for the event, bought and held together.
-    pub max_per_buyer: u32,
-    /// Holders are warned this long before their deadline (zero: never).
-    pub hold_warning: Duration,
-}
-
-/// Where to place a reserved seat hold.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reservation {
-    /// A tier hold: held already.
-    Held(HoldView),
-    /// Hold these positions in these sections, all of them.
-    Exact { hold_id: Uuid, steps: Vec<SeatStep> },
-    /// Hold `quantity` seats together in the first of these sections (indexes) that has them.
-    Best {
-        hold_id: Uuid,
-        quantity: u32,
-        candidates: Vec<usize>,
-    },
-}
-
-/// The seats of one section an exact seat hold takes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SeatStep {
-    pub section: usize,
-    pub positions: Vec<u32>,
-    pub seat_ids: Vec<Uuid>,
-}
-
-/// Live counts: seats free per section, tickets left per tier.
-#[derive(Debug, Clone)]
-pub struct EventCounts {
-    pub sections: Vec<(Uuid, u32)>,
-    pub tiers: Vec<(Uuid, u32)>,
-    pub active_holds: usize,
-    /// Buyers with at least one live hold.
-    pub holders: usize,
-}
-
-/// What the waiting room paces admission by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Demand {
-    /// Seats and tickets neither held nor sold.
-    pub available: u64,
-    /// Buyers with at least one live hold.
-    pub holders: u64,
-    /// Tickets the shoppers may still take, on top of what they hold.
-    pub promised: u64,
-    /// What one new shopper may take: the on-sale's `max_per_buyer`.
-    pub per_buyer: u32,
-}
-
-/// Whether an event in `status` may sell at all (its sale window aside): a draft is not
-/// found, a cancelled or finished event refuses.
-pub fn open_for_sale(status: EventStatus) -> Result<(), HoldError> {
-    match status {
-        EventStatus::Draft => Err(HoldError::EventNotFound),
-        EventStatus::Cancelled => Err(HoldError::SaleNotOpen("the event is cancelled".into())),
-        EventStatus::Completed => Err(HoldError::SaleNotOpen("the event is over".into())),
-        _ => Ok(()),
-    }
-}
-
-/// Groups `(key, value)` pairs by key, keys in the order they first appear.
-pub fn group_by<K: PartialEq, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Vec<(K, Vec<V>)> {
-    let mut groups: Vec<(K, Vec<V>)> = Vec::new();
-    for (key, value) in pairs {
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, values)) => values.push(value),
-            None => groups.push((key, vec![value])),
-        }
-    }
-    groups
-}
 
 #[derive(Debug, Clone)]
 enum Lines {
@@ -587,107 +349,6 @@ impl HoldBook {
         Ok(index)
     }
 
-    fn plan_seats(&self, hold_id: Uuid, seat_ids: Vec<Uuid>) -> Result<Reservation, HoldError> {
-        if seat_ids.is_empty() {
-            return Err(HoldError::Invalid(FieldErrors::single(
-                "seat_ids",
-                "name at least one seat",
-            )));
-        }
-        if seat_ids.len() > self.rules.max_per_order as usize {
-            return Err(HoldError::MaxPerOrderExceeded(self.rules.max_per_order));
-        }
-        let mut seen = HashSet::new();
-        let twice = listed(seat_ids.iter().filter(|id| !seen.insert(**id)));
-        if !twice.is_empty() {
-            return Err(HoldError::Invalid(FieldErrors::single(
-                "seat_ids",
-                format!("seats named twice: {twice}"),
-            )));
-        }
-        let unknown = listed(
-            seat_ids
-                .iter()
-                .filter(|id| !self.seat_index.contains_key(id)),
-        );
-        if !unknown.is_empty() {
-            return Err(HoldError::Invalid(FieldErrors::single(
-                "seat_ids",
-                format!("not seats of this event: {unknown}"),
-            )));
-        }
-        let (on_sale, not_on_sale): (Vec<Uuid>, Vec<Uuid>) = seat_ids
-            .into_iter()
-            .partition(|id| self.sections[self.seat_index[id].0].placeable());
-        if !not_on_sale.is_empty() {
-            return Err(HoldError::SeatUnavailable(not_on_sale));
-        }
-        let steps = group_by(on_sale.into_iter().map(|id| {
-            let (section, position) = self.seat_index[&id];
-            (section, (position, id))
-        }))
-        .into_iter()
-        .map(|(section, seats)| {
-            let (positions, seat_ids) = seats.into_iter().unzip();
-            SeatStep {
-                section,
-                positions,
-                seat_ids,
-            }
-        })
-        .collect();
-        Ok(Reservation::Exact { hold_id, steps })
-    }
-
-    fn plan_best(
-        &self,
-        hold_id: Uuid,
-        section_id: Option<Uuid>,
-        quantity: u32,
-    ) -> Result<Reservation, HoldError> {
-        if quantity == 0 {
-            return Err(HoldError::Invalid(FieldErrors::single(
-                "best_available.quantity",
-                "must be at least 1",
-            )));
-        }
-        if quantity > self.rules.max_per_order {
-            return Err(HoldError::MaxPerOrderExceeded(self.rules.max_per_order));
-        }
-        let mut candidates: Vec<usize> = match section_id {
-            Some(id) => {
-                let index = self
-                    .sections
-                    .iter()
-                    .position(|s| s.section_id == id && s.placeable())
-                    .ok_or_else(|| {
-                        HoldError::Invalid(FieldErrors::single(
-                            "best_available.section_id",
-                            "not a seated section on sale",
-                        ))
-                    })?;
-                vec![index]
-            }
-            // Best seats first: the dearest sections, then the map's order.
-            None => {
-                let mut all: Vec<usize> = (0..self.sections.len())
-                    .filter(|&i| self.sections[i].placeable())
-                    .collect();
-                all.sort_by_key(|&i| std::cmp::Reverse(self.sections[i].price_cents.unwrap_or(0)));
-                all
-            }
-        };
-        candidates.retain(|&i| self.sections[i].free >= quantity);
-        if candidates.is_empty() {
-            return Err(HoldError::SoldOut);
-        }
-        Ok(Reservation::Best {
-            hold_id,
-            quantity,
-            candidates,
-        })
-    }
-
     /// The seats of a reserved hold are placed (positions per section index): the hold
     /// starts its clock at `now`.
     pub fn confirm(
@@ -866,70 +527,6 @@ impl HoldBook {
         Some(Effect::Status { from, to: next })
     }
 
-    /// Every tier's count, for a live map that starts after the book.
-    pub fn tier_effects(&self) -> Effects {
-        (0..self.tiers.len()).map(|i| self.tier_effect(i)).collect()
-    }
-
-    pub fn counts(&self) -> EventCounts {
-        EventCounts {
-            sections: self
-                .sections
-                .iter()
-                .map(|s| {
-                    let free = match s.kind {
-                        SectionKind::Seated => s.free,
-                        SectionKind::GeneralAdmission => self
-                            .tiers
-                            .iter()
-                            .filter(|t| t.section_id == s.section_id)
-                            .map(BookTier::available)
-                            .sum(),
-                    };
-                    (s.section_id, free)
-                })
-                .collect(),
-            tiers: self
-                .tiers
-                .iter()
-                .map(|t| (t.tier_id, t.available()))
-                .collect(),
-            active_holds: self.holds.len(),
-            holders: self.buyers.values().filter(|b| b.holds > 0).count(),
-        }
-    }
-
-    /// What is left, and what the given shoppers (buyers whose shopping window is open)
-    /// may still buy: each their `max_per_buyer` less what they hold and have bought.
-    pub fn demand(&self, shoppers: &[Uuid]) -> Demand {
-        let counts = self.counts();
-        let limit = self.rules.max_per_buyer;
-        let promised = shoppers
-            .iter()
-            .map(|buyer| {
-                let has = self.buyers.get(buyer).map_or(0, Buyer::has);
-                u64::from(limit.saturating_sub(has))
-            })
-            .sum();
-        Demand {
-            available: counts.sections.iter().map(|(_, n)| u64::from(*n)).sum(),
-            holders: counts.holders as u64,
-            promised,
-            per_buyer: limit,
-        }
-    }
-
-    /// The live holds as they would be mirrored (tests compare a restore with them).
-    pub fn mirrored(&self) -> Vec<MirroredHold> {
-        let mut holds: Vec<MirroredHold> = self
-            .holds
-            .iter()
-            .map(|(id, hold)| self.mirrored_of(*id, hold))
-            .collect();
-        holds.sort_by_key(|h| h.hold_id);
-        holds
-    }
-
     fn deadline(&self, now: DateTime<Utc>, not_after: Option<DateTime<Utc>>) -> DateTime<Utc> {
         let usual = now + self.rules.hold_duration;
         not_after.map_or(usual, |cap| usual.min(cap))
@@ -1026,83 +623,6 @@ impl HoldBook {
         }
         Ok(hold)
     }
-
-    fn mirrored_of(&self, hold_id: Uuid, hold: &Hold) -> MirroredHold {
-        let (seats, tier) = match &hold.lines {
-            Lines::Seats(lines) => (
-                lines
-                    .iter()
-                    .flat_map(|(i, positions)| {
-                        positions.iter().map(|p| (self.sections[*i].section_id, *p))
-                    })
-                    .collect(),
-                None,
-            ),
-            Lines::Tier { index, quantity } => {
-                (Vec::new(), Some((self.tiers[*index].tier_id, *quantity)))
-            }
-        };
-        MirroredHold {
-            hold_id,
-            buyer_id: hold.buyer_id,
-            expires_at: hold.expires_at,
-            seats,
-            tier,
-        }
-    }
-
-    fn view_of(&self, hold_id: Uuid, hold: &Hold) -> HoldView {
-        let mut seats = Vec::new();
-        let mut tier = None;
-        match &hold.lines {
-            Lines::Seats(lines) => {
-                for (index, positions) in lines {
-                    let section = &self.sections[*index];
-                    for &p in positions {
-                        if let Some(seat) = section.seats.get(p as usize) {
-                            seats.push(HeldSeat {
-                                seat_id: seat.seat_id,
-                                section_id: section.section_id,
-                                label: format!(
-                                    "{} {}",
-                                    section.name,
-                                    seat_label(&seat.row_label, seat.seat_number)
-                                ),
-                                price_cents: section.price_cents.unwrap_or(0),
-                            });
-                        }
-                    }
-                }
-            }
-            Lines::Tier { index, quantity } => {
-                let t = &self.tiers[*index];
-                tier = Some(HeldTier {
-                    tier_id: t.tier_id,
-                    section_id: t.section_id,
-                    name: t.name.clone(),
-                    quantity: *quantity,
-                    price_cents: t.price_cents,
-                });
-            }
-        }
-        let quantity = tier.as_ref().map_or(seats.len() as u32, |t| t.quantity);
-        let total_cents = seats.iter().map(|s| s.price_cents).sum::<i64>()
-            + tier
-                .as_ref()
-                .map_or(0, |t| t.price_cents * i64::from(t.quantity));
-        HoldView {
-            hold_id,
-            event_id: self.event_id,
-            status: hold.status,
-            seats,
-            tier,
-            quantity,
-            total_cents,
-            currency: self.currency.clone(),
-            expires_at: hold.expires_at,
-            buyer_id: hold.buyer_id,
-        }
-    }
 }
 
 fn news(hold_id: Uuid, hold: &Hold, status: HoldEvent, order_id: Option<Uuid>) -> Effect {
@@ -1139,8 +659,4 @@ fn take_due(
         set.remove(entry);
     }
     due
-}
-
-fn listed<'a>(ids: impl Iterator<Item = &'a Uuid>) -> String {
-    ids.map(Uuid::to_string).collect::<Vec<_>>().join(", ")
 }
