@@ -23,33 +23,8 @@ enum Scenario {
     FlashSale {
         #[command(flatten)]
         common: Common,
-        #[arg(long, default_value_t = 20_000)]
-        browsers: usize,
-        #[arg(long, default_value_t = 4)]
-        sections: usize,
-        #[arg(long, default_value_t = 25)]
-        rows: i32,
-        #[arg(long, default_value_t = 100)]
-        seats_per_row: i32,
-        #[arg(long, default_value_t = 60_000)]
-        admission_per_minute: u32,
-        /// Seconds from set-up to the sale opening.
-        #[arg(long, default_value_t = 10)]
-        lead_seconds: u64,
-        #[arg(long, default_value_t = 0.3)]
-        popular_share: f64,
-        #[arg(long, default_value_t = 0.05)]
-        decline_share: f64,
-        #[arg(long, default_value_t = 0.05)]
-        abandon_share: f64,
-        #[arg(long, default_value_t = 0.05)]
-        release_share: f64,
-        #[arg(long, default_value_t = 1)]
-        hold_minutes: u32,
-        /// The shopping window of a server the harness starts (buyers who leave without
-        /// buying hold back admission until theirs closes).
-        #[arg(long, default_value_t = 2)]
-        admission_window_minutes: u32,
+        #[command(flatten)]
+        plan: flash_sale::Plan,
     },
     /// Several nodes behind nginx beside one node: the hot tier and a flash sale on both,
     /// the cost of a forwarded request, and failover with the owner killed `--kills` times
@@ -126,35 +101,7 @@ enum Scenario {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let (report, out) = match cli.scenario {
-        Scenario::FlashSale {
-            common,
-            browsers,
-            sections,
-            rows,
-            seats_per_row,
-            admission_per_minute,
-            lead_seconds,
-            popular_share,
-            decline_share,
-            abandon_share,
-            release_share,
-            hold_minutes,
-            admission_window_minutes,
-        } => {
-            let plan = flash_sale::Plan {
-                browsers,
-                sections,
-                rows,
-                seats_per_row,
-                admission_per_minute,
-                lead_seconds,
-                popular_share,
-                decline_share,
-                abandon_share,
-                release_share,
-                hold_minutes,
-                admission_window_minutes,
-            };
+        Scenario::FlashSale { common, plan } => {
             (flash_sale::run(&common, &plan).await?, common.out.clone())
         }
         Scenario::Cluster {

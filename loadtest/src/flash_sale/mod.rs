@@ -1,0 +1,260 @@
+//! `flash-sale`: simulated browsers go through a whole on-sale. Each one joins the waiting
+//! room before the sale opens, waits for admission, opens the live seat map, chooses seats
+//! (best available, or seats of a popular block to force contention), holds them, and pays
+//! with the simulated card, except for the shares that are declined (and retry with a good
+//! card), abandon the hold (it expires) or release it. The run ends when every browser is
+//! done (bought, gave up, or found the event sold out) or the time limit passes; then the
+//! invariants are checked in Postgres and through the API.
+//!
+//! The parts: [`browser`] is the one visit both systems' browsers make (what to choose,
+//! when to retry, what to do with a hold), written against a [`browser::Shop`];
+//! [`boxoffice`] is that shop over boxoffice's API and live map, [`seed`] over the seed
+//! design's transactions; [`steps`] gathers what the browsers measured. This module
+//! holds the plan, how a visit ends, and [`run`]: the sale, its invariants, and the seed
+//! design's sale beside it.
+
+mod boxoffice;
+mod browser;
+mod seed;
+mod steps;
+
+use std::time::Instant;
+
+use anyhow::bail;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::invariants::{self, LeftHold, Verdict};
+use crate::report::{Report, Summary};
+use crate::server::{Api, Server};
+use crate::Common;
+
+pub use boxoffice::run_sale;
+pub use seed::{seed_sale, SeedSale};
+pub use steps::second_reaching;
+
+/// The scenario's own parameters (its command-line flags).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Plan {
+    #[arg(long, default_value_t = 20_000)]
+    pub browsers: usize,
+    #[arg(long, default_value_t = 4)]
+    pub sections: usize,
+    #[arg(long, default_value_t = 25)]
+    pub rows: i32,
+    #[arg(long, default_value_t = 100)]
+    pub seats_per_row: i32,
+    #[arg(long, default_value_t = 60_000)]
+    pub admission_per_minute: u32,
+    /// Seconds from set-up to the sale opening (browsers join in this time).
+    #[arg(long, default_value_t = 10)]
+    pub lead_seconds: u64,
+    /// Share of browsers that go for the popular block rather than best available.
+    #[arg(long, default_value_t = 0.3)]
+    pub popular_share: f64,
+    #[arg(long, default_value_t = 0.05)]
+    pub decline_share: f64,
+    #[arg(long, default_value_t = 0.05)]
+    pub abandon_share: f64,
+    #[arg(long, default_value_t = 0.05)]
+    pub release_share: f64,
+    #[arg(long, default_value_t = 1)]
+    pub hold_minutes: u32,
+    /// The shopping window of a server the harness starts (buyers who leave without
+    /// buying hold back admission until theirs closes).
+    #[arg(long, default_value_t = 2)]
+    pub admission_window_minutes: u32,
+}
+
+/// How a browser's visit ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Bought,
+    Released,
+    Abandoned,
+    SoldOut,
+    /// Still waiting (for admission, or to try for seats again) when the run's time ran out.
+    NotAdmitted,
+    /// Every hold attempt was refused (seats taken under the browser's nose).
+    NoSeats,
+    /// Neither card went through.
+    PaymentFailed,
+    /// An error answer or a lost connection.
+    Error,
+}
+
+impl Ending {
+    fn name(self) -> &'static str {
+        match self {
+            Ending::Bought => "bought",
+            Ending::Released => "released",
+            Ending::Abandoned => "abandoned",
+            Ending::SoldOut => "sold_out",
+            Ending::NotAdmitted => "not_admitted",
+            Ending::NoSeats => "no_seats",
+            Ending::PaymentFailed => "payment_failed",
+            Ending::Error => "error",
+        }
+    }
+}
+
+/// What a browser does once it has a hold, drawn from the plan's shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    Pay,
+    DeclinedThenPay,
+    Abandon,
+    Release,
+}
+
+impl Plan {
+    /// Draws a browser's intent: `roll` in 0..1.
+    pub fn intent(&self, roll: f64) -> Intent {
+        let mut edge = self.decline_share;
+        if roll < edge {
+            return Intent::DeclinedThenPay;
+        }
+        edge += self.abandon_share;
+        if roll < edge {
+            return Intent::Abandon;
+        }
+        edge += self.release_share;
+        if roll < edge {
+            return Intent::Release;
+        }
+        Intent::Pay
+    }
+}
+
+/// A finished sale, before its invariants are checked.
+pub struct Sale {
+    pub report: Report,
+    pub event_id: String,
+    /// Holds the browsers abandoned.
+    pub left: Vec<LeftHold>,
+    pub api: Api,
+    pub server: Server,
+    /// When the run's time limit ends.
+    pub deadline: Instant,
+}
+
+impl Sale {
+    /// Checks the invariants (none without access to the server's database), as of the
+    /// server's time `now`.
+    pub async fn verify(&self, now: DateTime<Utc>) -> anyhow::Result<Option<Verdict>> {
+        match self.server.pool().await? {
+            Some(pool) => Ok(Some(
+                invariants::check(&self.api, &pool, &self.event_id, &self.left, now).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Runs the sale, waits (within the time limit) for the abandoned holds' deadlines, and
+/// checks the invariants: a broken one is an error. Then, unless told not to, the same
+/// browsers on the seed design, and the ratios between the two.
+pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
+    let mut sale = run_sale(common, plan).await?;
+    if let Some(last) = sale.left.iter().map(|h| h.expires_at).max() {
+        let wait = (last - Utc::now() + chrono::Duration::seconds(2))
+            .to_std()
+            .unwrap_or_default();
+        let allowed = sale.deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(wait.min(allowed)).await;
+    }
+    match sale.verify(Utc::now()).await? {
+        Some(verdict) => {
+            verdict.print();
+            sale.report
+                .extra
+                .insert("invariants".into(), json!(verdict));
+            if !verdict.ok() {
+                sale.report.print();
+                bail!("invariants broken: {}", verdict.failures().join("; "));
+            }
+        }
+        None => println!("invariants: not checked (no access to the server's database)"),
+    }
+    let mut report = sale.report;
+    drop(sale.server);
+    if !common.skip_baseline {
+        let seed = seed_sale(common, plan).await?;
+        report.runs.extend(seed.runs);
+        let ours = &report.extra;
+        let faster = |key: &str| -> Option<f64> {
+            let theirs = seed.figures[key].as_f64()?;
+            let ours = ours.get(key)?.as_f64()?;
+            (ours > 0.0).then(|| theirs / ours)
+        };
+        let ratios = json!({
+            "hold_p99": p99_ratio(&report.runs, "hold", "seed hold"),
+            "checkout_p99": p99_ratio(&report.runs, "checkout", "seed checkout"),
+            "time_to_sell_90_percent": faster("seconds_to_sell_90_percent"),
+        });
+        report.extra.insert("seed_design".into(), seed.figures);
+        report
+            .extra
+            .insert("seed_design_over_boxoffice".into(), ratios);
+    }
+    Ok(report)
+}
+
+/// p99 of `step` in the seed design over boxoffice's: how many times faster boxoffice is.
+fn p99_ratio(runs: &[Summary], ours: &str, theirs: &str) -> Option<f64> {
+    let of = |name: &str| runs.iter().find(|r| r.system == name).map(|r| r.p99_ms);
+    match (of(ours), of(theirs)) {
+        (Some(a), Some(b)) if a > 0.0 => Some(b / a),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::report::Tally;
+
+    pub(crate) fn plan() -> Plan {
+        Plan {
+            browsers: 1,
+            sections: 1,
+            rows: 1,
+            seats_per_row: 1,
+            admission_per_minute: 60,
+            lead_seconds: 1,
+            popular_share: 0.0,
+            decline_share: 0.1,
+            abandon_share: 0.2,
+            release_share: 0.3,
+            hold_minutes: 1,
+            admission_window_minutes: 2,
+        }
+    }
+
+    #[test]
+    fn intents_follow_the_shares_in_order() {
+        let plan = plan();
+        assert_eq!(plan.intent(0.05), Intent::DeclinedThenPay);
+        assert_eq!(plan.intent(0.15), Intent::Abandon);
+        assert_eq!(plan.intent(0.45), Intent::Release);
+        assert_eq!(plan.intent(0.61), Intent::Pay);
+        assert_eq!(plan.intent(0.99), Intent::Pay);
+    }
+
+    #[test]
+    fn the_ratio_is_the_seed_designs_p99_over_ours() {
+        let mut fast = Tally::new();
+        let mut slow = Tally::new();
+        fast.record(Duration::from_millis(10), "201", true);
+        slow.record(Duration::from_millis(250), "held", true);
+        let runs = vec![
+            Summary::new("hold", 1, Duration::from_secs(1), &fast, None),
+            Summary::new("seed hold", 1, Duration::from_secs(1), &slow, None),
+        ];
+        let ratio = p99_ratio(&runs, "hold", "seed hold").unwrap_or_default();
+        assert!((ratio - 25.0).abs() < 0.1, "{ratio}");
+        assert_eq!(p99_ratio(&runs, "checkout", "seed checkout"), None);
+    }
+}
