@@ -5,6 +5,7 @@
 pub mod actor;
 pub mod admission;
 pub mod line;
+pub mod pace;
 pub mod rooms;
 pub mod store;
 
