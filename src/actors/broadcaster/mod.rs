@@ -13,6 +13,10 @@
 //! up misses batches and is sent a fresh snapshot as soon as it has room again; one that
 //! stays behind too long is disconnected. So a viewer that never reads costs a bounded
 //! amount of memory whatever happens on the map.
+//!
+//! This module holds what both roles share: the viewers and how frames reach them, the
+//! ring they catch up from, and the messages; `source` and `follower` hold each role's
+//! own work.
 
 use bytestring::ByteString;
 use std::collections::HashMap;
@@ -23,7 +27,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::live_bus::{LiveBus, Relayed, RelayedKind, StoredSnapshot};
+mod follower;
+mod source;
+
+use super::live_bus::LiveBus;
 use crate::domain::holds::{HoldEvent, HoldNews};
 use crate::domain::live_map::{Delta, LiveMap, Snapshot};
 use crate::domain::live_ring::Ring;
@@ -262,18 +269,6 @@ impl Broadcaster {
         }
     }
 
-    /// The source's snapshot frame as of its last batch, encoded once per batch.
-    fn source_snapshot(&mut self) -> Option<(u64, ByteString)> {
-        let Feed::Source(map) = &self.feed else {
-            return self.snapshot.clone();
-        };
-        if self.snapshot.as_ref().map(|(seq, _)| *seq) != Some(map.seq()) {
-            let snapshot = map.snapshot();
-            self.snapshot = Some((snapshot.seq, encode(&Frame::Snapshot(&snapshot))));
-        }
-        self.snapshot.clone()
-    }
-
     /// What brings a viewer that last saw `since` up to date: what it missed when the ring
     /// still has it all, otherwise a snapshot and the batches after it. Empty when there is
     /// nothing to send yet (a follower still reading its snapshot).
@@ -411,156 +406,6 @@ impl Broadcaster {
             }
         }
     }
-
-    /// Sends a batch to this node's viewers, keeps it for reconnects, and publishes it
-    /// (with the snapshot it leads to) for the other nodes.
-    fn send_batch(&mut self, delta: &Delta) {
-        let frame = encode(&Frame::Delta(delta));
-        self.stats.batches += 1;
-        self.remember(delta.seq, frame.clone());
-        self.fan_out(&frame);
-        if let Some(bus) = self.bus.clone() {
-            if let Some((_, snapshot)) = self.source_snapshot() {
-                bus.publish_batch(self.event_id, delta.seq, frame, snapshot);
-            }
-        }
-    }
-
-    /// With Redis: stores the source's snapshot once, for followers that come before the
-    /// first batch (every batch stores the snapshot it leads to after that).
-    fn store_first_snapshot(&mut self) {
-        let Some(bus) = self.bus.clone() else {
-            return;
-        };
-        if self.snapshot_stored {
-            return;
-        }
-        if let Some((seq, snapshot)) = self.source_snapshot() {
-            bus.store_snapshot(self.event_id, seq, snapshot);
-        }
-        self.snapshot_stored = true;
-    }
-
-    /// A follower reads the source's latest snapshot from Redis.
-    fn fetch_snapshot(&mut self, ctx: &mut Context<Self>) {
-        let (Feed::Follower { fetching, .. }, Some(bus)) = (&mut self.feed, &self.bus) else {
-            return;
-        };
-        if *fetching {
-            return;
-        }
-        *fetching = true;
-        let (bus, event_id) = (bus.clone(), self.event_id);
-        ctx.spawn(
-            async move { bus.load_snapshot(event_id).await }
-                .into_actor(self)
-                .map(|loaded, act, ctx| {
-                    if let Feed::Follower { fetching, .. } = &mut act.feed {
-                        *fetching = false;
-                    }
-                    match loaded {
-                        Ok(Some(stored)) => act.adopt(stored),
-                        Ok(None) => {}
-                        Err(error) => {
-                            tracing::warn!(event_id = %act.event_id, %error, "could not read the live snapshot");
-                            ctx.run_later(Duration::from_secs(1), |act, ctx| {
-                                act.fetch_snapshot(ctx)
-                            });
-                        }
-                    }
-                }),
-        );
-    }
-
-    /// A follower takes the snapshot it read: batches it holds from before are kept only
-    /// if they follow on from it without a gap; viewers waiting for a start get one.
-    fn adopt(&mut self, stored: StoredSnapshot) {
-        let known = self.seq();
-        let Feed::Follower { node, .. } = &mut self.feed else {
-            return;
-        };
-        let new_source = node.as_deref() != Some(stored.node.as_str());
-        if new_source {
-            self.ring.clear();
-            self.snapshot = None;
-            *node = Some(stored.node);
-        }
-        if self
-            .snapshot
-            .as_ref()
-            .is_some_and(|(seq, _)| *seq > stored.seq)
-        {
-            return;
-        }
-        let follows_on = self
-            .ring
-            .oldest()
-            .is_none_or(|first| first <= stored.seq + 1);
-        if !follows_on {
-            self.ring.clear();
-        }
-        // Viewers that were sent everything up to `known` and the snapshot is newer: they
-        // missed batches nobody relayed, and are owed the snapshot.
-        let skipped = new_source || (self.snapshot.is_some() && stored.seq > known);
-        self.snapshot = Some((stored.seq, stored.frame));
-        if skipped {
-            for viewer in self.viewers.values_mut() {
-                viewer.behind_since.get_or_insert_with(Instant::now);
-            }
-        }
-        self.tend_behind();
-    }
-
-    /// A follower receives a batch or hold news from the source.
-    fn relay(&mut self, relayed: Relayed, ctx: &mut Context<Self>) {
-        let Feed::Follower { node, .. } = &self.feed else {
-            return;
-        };
-        let following = node.clone();
-        if following.as_deref() != Some(relayed.node.as_str()) {
-            // Not the source we follow (yet): read who it is now.
-            self.fetch_snapshot(ctx);
-            if following.is_some() {
-                return;
-            }
-        }
-        match relayed.kind {
-            RelayedKind::Hold { buyer } => self.tell_buyer(buyer, &relayed.frame),
-            RelayedKind::Batch { seq } => {
-                let Some(at) = self.snapshot.as_ref().map(|(s, _)| *s) else {
-                    // Nothing to start from yet: keep the batch for when the snapshot comes.
-                    if self.ring.newest().is_some_and(|s| s + 1 != seq) {
-                        self.ring.clear();
-                    }
-                    self.remember(seq, relayed.frame);
-                    self.fetch_snapshot(ctx);
-                    return;
-                };
-                let current = self.seq();
-                if seq <= current {
-                    return;
-                }
-                if seq == current + 1 {
-                    self.remember(seq, relayed.frame.clone());
-                    self.stats.batches += 1;
-                    self.fan_out(&relayed.frame);
-                } else {
-                    // A batch was lost between the nodes: start again from a snapshot.
-                    self.ring.clear();
-                    self.remember(seq, relayed.frame);
-                    for viewer in self.viewers.values_mut() {
-                        viewer.behind_since.get_or_insert_with(Instant::now);
-                    }
-                    self.fetch_snapshot(ctx);
-                    return;
-                }
-                // Keep the snapshot recent, so a joining viewer is not sent a long tail.
-                if seq.saturating_sub(at) > SNAPSHOT_REFRESH.min(self.config.ring as u64 / 2) {
-                    self.fetch_snapshot(ctx);
-                }
-            }
-        }
-    }
 }
 
 impl Actor for Broadcaster {
@@ -579,45 +424,6 @@ impl Actor for Broadcaster {
                 .do_send(Push::Close(self.closed.unwrap_or("restarting")));
         }
         Running::Stop
-    }
-}
-
-impl Handler<SeatsChanged> for Broadcaster {
-    type Result = ();
-
-    fn handle(&mut self, msg: SeatsChanged, _: &mut Context<Self>) {
-        if let Feed::Source(map) = &mut self.feed {
-            for (position, state) in msg.changes {
-                map.seat_changed(msg.section, position, state);
-            }
-        }
-    }
-}
-
-impl Handler<TierChanged> for Broadcaster {
-    type Result = ();
-
-    fn handle(&mut self, msg: TierChanged, _: &mut Context<Self>) {
-        if let Feed::Source(map) = &mut self.feed {
-            map.tier_changed(msg.tier, msg.available);
-        }
-    }
-}
-
-impl Handler<HoldNews> for Broadcaster {
-    type Result = ();
-
-    fn handle(&mut self, msg: HoldNews, _: &mut Context<Self>) {
-        let frame = encode(&Frame::Hold {
-            hold_id: msg.hold_id,
-            status: msg.status,
-            expires_at: msg.expires_at,
-            order_id: msg.order_id,
-        });
-        self.tell_buyer(msg.buyer_id, &frame);
-        if let Some(bus) = &self.bus {
-            bus.publish_hold(self.event_id, msg.buyer_id, frame);
-        }
     }
 }
 
@@ -676,14 +482,6 @@ impl Handler<CloseLive> for Broadcaster {
     fn handle(&mut self, msg: CloseLive, ctx: &mut Context<Self>) {
         self.closed = Some(msg.0);
         ctx.stop();
-    }
-}
-
-impl Handler<Relayed> for Broadcaster {
-    type Result = ();
-
-    fn handle(&mut self, msg: Relayed, ctx: &mut Context<Self>) {
-        self.relay(msg, ctx);
     }
 }
 
