@@ -15,6 +15,7 @@ pub mod payments;
 pub mod persistence;
 pub mod pow;
 pub mod queue;
+pub mod sale;
 pub mod security;
 pub mod startup;
 pub mod telemetry;

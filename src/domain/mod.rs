@@ -6,6 +6,7 @@
 //! exist past the edge of the system.
 
 pub mod account;
+pub mod availability;
 pub mod event;
 pub mod frames;
 pub mod hold_id;

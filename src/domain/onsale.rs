@@ -116,6 +116,60 @@ impl Door {
     }
 }
 
+/// What the organizer asks to change in a running room; a field left out stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdmissionInput {
+    pub paused: Option<bool>,
+    pub admission_per_minute: Option<i64>,
+    pub proof_of_work: Option<String>,
+    pub proof_of_work_joins_per_minute: Option<i64>,
+}
+
+/// A checked change to a room's admission: what to save and what to tell the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmissionChange {
+    pub paused: Option<bool>,
+    pub admission_per_minute: Option<u32>,
+    /// The door as it will be, when the change touches it.
+    pub door: Option<Door>,
+}
+
+impl AdmissionInput {
+    /// Whether the change touches the door (then the door as it is now is needed).
+    pub fn changes_door(&self) -> bool {
+        self.proof_of_work.is_some() || self.proof_of_work_joins_per_minute.is_some()
+    }
+
+    /// Checks the change against the limits; `door` is the room's door now.
+    pub fn check(&self, door: Door) -> Result<AdmissionChange, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let rate = self.admission_per_minute.and_then(|rate| {
+            let valid = u32::try_from(rate)
+                .ok()
+                .filter(|r| (1..=MAX_ADMISSION_PER_MINUTE as u32).contains(r));
+            errors.check(
+                valid.is_some(),
+                "admission_per_minute",
+                format!("must be between 1 and {MAX_ADMISSION_PER_MINUTE}"),
+            );
+            valid
+        });
+        let door = self.changes_door().then(|| {
+            door.changed(
+                self.proof_of_work.as_deref(),
+                self.proof_of_work_joins_per_minute,
+                "",
+                &mut errors,
+            )
+        });
+        errors.finish(AdmissionChange {
+            paused: self.paused,
+            admission_per_minute: rate,
+            door,
+        })
+    }
+}
+
 /// The waiting room of an on-sale.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WaitingRoom {
@@ -252,6 +306,56 @@ impl OnSaleSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_admission_change_keeps_what_it_leaves_out_and_names_what_is_wrong() {
+        let door = Door {
+            proof_of_work: ProofOfWork::Auto,
+            joins_per_minute: 500,
+        };
+        let pause = AdmissionInput {
+            paused: Some(true),
+            ..AdmissionInput::default()
+        };
+        assert!(!pause.changes_door());
+        let change = pause.check(door).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            (change.paused, change.admission_per_minute, change.door),
+            (Some(true), None, None)
+        );
+
+        let rate_only = AdmissionInput {
+            proof_of_work_joins_per_minute: Some(900),
+            admission_per_minute: Some(1_000_000),
+            ..AdmissionInput::default()
+        };
+        let change = rate_only.check(door).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(change.admission_per_minute, Some(1_000_000));
+        assert_eq!(
+            change.door,
+            Some(Door {
+                proof_of_work: ProofOfWork::Auto,
+                joins_per_minute: 900
+            }),
+            "the mode the room had is kept"
+        );
+
+        let wrong = AdmissionInput {
+            admission_per_minute: Some(0),
+            proof_of_work: Some("sometimes".into()),
+            ..AdmissionInput::default()
+        };
+        let errors = wrong.check(door).err().unwrap_or_default().into_inner();
+        assert!(errors.contains_key("admission_per_minute"), "{errors:?}");
+        assert!(errors.contains_key("proof_of_work"), "{errors:?}");
+        for rate in [-1, 1_000_001, i64::MAX] {
+            let input = AdmissionInput {
+                admission_per_minute: Some(rate),
+                ..AdmissionInput::default()
+            };
+            assert!(input.check(door).is_err(), "{rate}");
+        }
+    }
 
     fn input(now: DateTime<Utc>) -> OnSaleInput {
         OnSaleInput {

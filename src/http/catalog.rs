@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::auth::MaybeCaller;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
+use crate::domain::availability::{self, SectionStock, TierStock};
 use crate::domain::event::{Category, EventStatus};
 use crate::domain::venue::SectionKind;
 use crate::domain::FieldErrors;
@@ -338,66 +339,58 @@ pub async fn detail(state: &AppState, event: EventRow) -> Result<EventDetail, Ap
         .await?
         .map(OnSaleView::from);
     let tier_rows = events::tiers(&state.pool, event.event_id).await?;
+    let section_rows = store::section_availability(&state.pool, event.event_id).await?;
+    let tier_stock: Vec<TierStock> = tier_rows
+        .iter()
+        .map(|t| TierStock {
+            tier_id: t.tier_id,
+            section_id: t.section_id,
+            quantity: t.quantity,
+            sold: t.sold_quantity,
+            price_cents: t.price_cents,
+        })
+        .collect();
+    let section_stock: Vec<SectionStock> = section_rows
+        .iter()
+        .map(|s| SectionStock {
+            section_id: s.section_id,
+            kind: s.kind,
+            capacity: s.capacity,
+            sold: s.sold,
+            blocked: s.blocked,
+            price_cents: s.price_cents,
+        })
+        .collect();
+    let live = state.engine.counts(event.event_id).await;
+    let tiers_left = availability::tiers_left(&tier_stock, live.as_ref());
+    let sections_left = availability::sections_left(&section_stock, &tier_stock, live.as_ref());
     let tiers: Vec<TierView> = tier_rows
         .into_iter()
-        .map(|t| TierView {
+        .zip(tiers_left)
+        .map(|(t, available)| TierView {
             tier_id: t.tier_id,
             section_id: t.section_id,
             name: t.name,
             price_cents: t.price_cents,
             quantity: t.quantity,
-            available: (t.quantity - t.sold_quantity).max(0),
+            available,
             max_per_order: t.max_per_order,
             sale_starts_at: t.sale_starts_at,
             sale_ends_at: t.sale_ends_at,
         })
         .collect();
-    let sections: Vec<SectionView> = store::section_availability(&state.pool, event.event_id)
-        .await?
+    let sections: Vec<SectionView> = section_rows
         .into_iter()
-        .map(|s| {
-            let kind = s.kind;
-            let (price_cents, available) = match kind {
-                SectionKind::Seated => (
-                    s.price_cents,
-                    s.price_cents
-                        .map_or(0, |_| i64::from(s.capacity) - s.sold - s.blocked),
-                ),
-                SectionKind::GeneralAdmission => {
-                    let own = tiers.iter().filter(|t| t.section_id == s.section_id);
-                    (
-                        own.clone().map(|t| t.price_cents).min(),
-                        own.map(|t| i64::from(t.available)).sum(),
-                    )
-                }
-            };
-            SectionView {
-                section_id: s.section_id,
-                name: s.name,
-                kind,
-                price_cents,
-                capacity: s.capacity,
-                available: available.max(0),
-            }
+        .zip(sections_left)
+        .map(|(s, left)| SectionView {
+            section_id: s.section_id,
+            name: s.name,
+            kind: s.kind,
+            price_cents: left.price_cents,
+            capacity: s.capacity,
+            available: left.available,
         })
         .collect();
-    let (mut sections, mut tiers) = (sections, tiers);
-    if let Some(live) = state.engine.counts(event.event_id).await {
-        for section in &mut sections {
-            if let Some((_, free)) = live
-                .sections
-                .iter()
-                .find(|(id, _)| *id == section.section_id)
-            {
-                section.available = i64::from(*free);
-            }
-        }
-        for tier in &mut tiers {
-            if let Some((_, free)) = live.tiers.iter().find(|(id, _)| *id == tier.tier_id) {
-                tier.available = i32::try_from(*free).unwrap_or(i32::MAX);
-            }
-        }
-    }
     let min_price_cents = sections.iter().filter_map(|s| s.price_cents).min();
     let available = sections.iter().map(|s| s.available).sum();
     Ok(EventDetail {

@@ -303,6 +303,15 @@ impl From<crate::pow::PowError> for ApiError {
     }
 }
 
+impl From<crate::sale::SaleError> for ApiError {
+    fn from(error: crate::sale::SaleError) -> Self {
+        match error {
+            crate::sale::SaleError::Room(error) => error.into(),
+            crate::sale::SaleError::Engine(error) => error.into(),
+        }
+    }
+}
+
 impl From<crate::queue::QueueError> for ApiError {
     fn from(error: crate::queue::QueueError) -> Self {
         use crate::queue::QueueError as E;
@@ -330,6 +339,7 @@ impl From<crate::queue::QueueError> for ApiError {
                 "unavailable",
                 "the waiting room is restarting; retry",
             ),
+            E::Invalid(fields) => ApiError::invalid(fields),
             E::Unexpected(error) => ApiError::Unexpected(error),
         }
     }

@@ -98,13 +98,9 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     state.sale_limits.check(&req, caller.user_id)?;
     let request = request(body.0)?;
-    let window_ends = state
-        .rooms
-        .require_admission(*path, caller.user_id, admission_token(&req))
-        .await?;
     let hold = state
-        .engine
-        .place_hold(*path, caller.user_id, request, window_ends)
+        .sale()
+        .hold(*path, caller.user_id, request, admission_token(&req))
         .await?;
     Ok(HttpResponse::Created().json(hold))
 }
@@ -180,19 +176,9 @@ pub async fn checkout(
             "must be 1 to 200 characters",
         ));
     }
-    let event_id = state.engine.event_of_hold(*path).await?;
-    if let Some(event_id) = event_id {
-        state
-            .rooms
-            .require_admission(event_id, caller.user_id, admission_token(&req))
-            .await?;
-    }
     let order = state
-        .engine
-        .checkout(*path, caller.user_id, key, &token)
+        .sale()
+        .checkout(*path, caller.user_id, key, &token, admission_token(&req))
         .await?;
-    if let Some(event_id) = event_id {
-        state.rooms.purchased(event_id, caller.user_id);
-    }
     Ok(HttpResponse::Created().json(order))
 }

@@ -60,6 +60,14 @@ impl AppState {
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.engine.clock().now()
     }
+
+    /// Buying: holds and checkouts through the waiting room and the engine.
+    pub fn sale(&self) -> crate::sale::Sale<'_> {
+        crate::sale::Sale {
+            rooms: &self.rooms,
+            engine: &self.engine,
+        }
+    }
 }
 
 /// Every route of the server, in one place.

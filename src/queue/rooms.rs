@@ -32,6 +32,8 @@ use crate::actors::Engine;
 use crate::clock::Clock;
 use crate::cluster::{ClusterError, LeaseToken};
 use crate::domain::event::EventStatus;
+use crate::domain::onsale::{AdmissionInput, Door};
+use crate::domain::FieldErrors;
 use crate::persistence::events as store;
 use crate::views::{QueueView, RoomStats};
 
@@ -58,6 +60,8 @@ pub enum QueueError {
     ClaimTooLate,
     #[error("joining this waiting room needs a solved proof-of-work challenge (X-Proof-Of-Work)")]
     ProofRequired,
+    #[error("some fields are invalid")]
+    Invalid(FieldErrors),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -435,20 +439,40 @@ impl WaitingRooms {
         Ok(addr.send(Stats).await?)
     }
 
-    /// Pauses, resumes or re-rates admission (already saved in Postgres by the caller).
-    pub async fn control(
+    /// Pauses, resumes or re-rates admission, or changes the door: checked against the
+    /// limits and the door as it is, saved in Postgres (so a restarted or moved room keeps
+    /// it), then told to the running room. Answers with the room's figures.
+    pub async fn change_admission(
         &self,
         event_id: Uuid,
-        paused: Option<bool>,
-        admission_per_minute: Option<u32>,
-        door: Option<crate::domain::onsale::Door>,
+        input: &AdmissionInput,
     ) -> Result<RoomStats, QueueError> {
+        if !self.has_room(event_id).await? {
+            return Err(QueueError::NoWaitingRoom);
+        }
+        let door = match input.changes_door() {
+            true => store::find_onsale(&self.pool, event_id)
+                .await?
+                .map(|o| o.door())
+                .unwrap_or_default(),
+            false => Door::default(),
+        };
+        let change = input.check(door).map_err(QueueError::Invalid)?;
+        let rate = change.admission_per_minute.map(|r| r as i32);
+        crate::persistence::onsale::set_admission(
+            &self.pool,
+            event_id,
+            change.paused,
+            rate,
+            change.door,
+        )
+        .await?;
         let (addr, _) = self.open_room(event_id).await?;
         Ok(addr
             .send(Control {
-                paused,
-                admission_per_minute,
-                door,
+                paused: change.paused,
+                admission_per_minute: change.admission_per_minute,
+                door: change.door,
             })
             .await?)
     }
