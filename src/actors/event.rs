@@ -56,6 +56,12 @@ pub struct EventActor {
 }
 
 impl EventActor {
+    /// Ends the holds due by the clock and applies what that changes.
+    fn sweep(&mut self) {
+        let effects = self.book.sweep(self.clock.now());
+        self.apply(effects);
+    }
+
     pub fn new(
         event_id: Uuid,
         book: HoldBook,
@@ -186,10 +192,7 @@ impl Actor for EventActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
         self.start_status_writer();
-        ctx.run_interval(SWEEP_EVERY, |act, _| {
-            let effects = act.book.sweep(act.clock.now());
-            act.apply(effects);
-        });
+        ctx.run_interval(SWEEP_EVERY, |act, _| act.sweep());
         // The live map starts from Postgres; restored holds may have taken tickets since.
         self.apply(self.book.tier_effects());
         let status = self.book.update_status(self.clock.now());
@@ -409,6 +412,20 @@ impl Handler<FinishCheckout> for EventActor {
             .book
             .finish_checkout(msg.hold_id, msg.order_id, self.clock.now());
         self.apply(effects);
+    }
+}
+
+/// Ends every hold that is due by the clock, now rather than at the next sweep (tests
+/// that move the clock, and operators).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SweepNow;
+
+impl Handler<SweepNow> for EventActor {
+    type Result = ();
+
+    fn handle(&mut self, _: SweepNow, _: &mut Context<Self>) {
+        self.sweep();
     }
 }
 

@@ -373,15 +373,15 @@ async fn a_payment_started_a_moment_before_expiry_completes_and_the_hold_cannot_
                 .await;
         assert!(entered.is_ok(), "the payment never started");
         // The payment is in flight; the deadline passes and sweeps run meanwhile.
-        app.clock.advance(Duration::minutes(5));
-        for _ in 0..6 {
+        app.pass_time(event_id, Duration::minutes(5)).await;
+        for _ in 0..3 {
+            app.engine.sweep_now(event_id).await;
             let (status, body) = app.get(&hold_path, Some(&buyer.token)).await;
             assert_eq!(
                 (status, body["status"].clone()),
                 (StatusCode::OK, json!("PAYMENT_PENDING")),
                 "{body}"
             );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         gated.open(1);
     };

@@ -91,6 +91,14 @@ impl Engine {
         Ok(leases::event_with_prefix(&self.pool, event_prefix(hold_id)).await?)
     }
 
+    /// Ends the holds of `event_id` that are due by the clock, at once (if its engine runs
+    /// here).
+    pub async fn sweep_now(&self, event_id: Uuid) {
+        if let Some(event) = self.registry.if_running(event_id) {
+            let _ = event.send(crate::actors::event::SweepNow).await;
+        }
+    }
+
     /// Live counts of an event whose engine runs (none otherwise).
     pub async fn counts(&self, event_id: Uuid) -> Option<EventCounts> {
         self.registry.if_running(event_id)?.send(Counts).await.ok()

@@ -335,8 +335,16 @@ impl TestApp {
         states
     }
 
-    /// Polls until `check` holds, for at most five seconds (the engine sweeps deadlines
-    /// every 200 ms); panics with `what` otherwise.
+    /// Moves the server's clock by `by` and has the event's engine end every hold that is
+    /// then due, at once: what a test of deadlines uses instead of waiting for a sweep.
+    pub async fn pass_time(&self, event_id: Uuid, by: chrono::Duration) {
+        self.clock.advance(by);
+        self.engine.sweep_now(event_id).await;
+    }
+
+    /// Polls until `check` holds, for at most five seconds; panics with `what` otherwise.
+    /// Only for work the server does behind an answer on purpose (status and mirror writes,
+    /// Redis, a room closing); deadlines are tested with [`TestApp::pass_time`].
     pub async fn eventually<F, Fut>(&self, what: &str, mut check: F)
     where
         F: FnMut() -> Fut,

@@ -56,12 +56,9 @@ async fn a_hold_expires_at_its_deadline_and_its_seats_go_back_on_sale() {
         "a second before the deadline the hold stands: {still}"
     );
 
-    app.clock.advance(Duration::seconds(2));
-    app.eventually("the hold has expired", || async {
-        let (status, body) = app.get(&path, Some(&one.token)).await;
-        status == StatusCode::CONFLICT && body["error"]["code"] == "hold_expired"
-    })
-    .await;
+    app.pass_time(event_id, Duration::seconds(2)).await;
+    let (status, body) = app.get(&path, Some(&one.token)).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "hold_expired");
     let states = app.seat_states(event_id).await;
     assert_eq!(states[&a[0]], "available");
     let (status, _) = app
