@@ -60,7 +60,10 @@ async fn a_short_flash_sale_keeps_every_invariant() {
 
     // Move the server's clock past every abandoned hold's deadline: the sweep must free
     // them, and every other invariant must hold.
-    let event_id = sale.event_id.parse().unwrap_or_else(|e| panic!("event id: {e}"));
+    let event_id = sale
+        .event_id
+        .parse()
+        .unwrap_or_else(|e| panic!("event id: {e}"));
     app.pass_time(event_id, Duration::minutes(2)).await;
     let now = Utc::now() + Duration::minutes(2);
     let verdict = sale

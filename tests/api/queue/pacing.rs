@@ -246,7 +246,10 @@ async fn admission_is_held_back_by_inventory_waits_while_all_is_held_and_sold_ou
     // and go to the next in line.
     app.pass_time(event_id, Duration::seconds(61)).await;
     let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), None).await;
-    assert_eq!(detail["tiers"][0]["available"], 6, "the expired hold's tickets are back");
+    assert_eq!(
+        detail["tiers"][0]["available"], 6,
+        "the expired hold's tickets are back"
+    );
     assert_eq!(app.admit_pass(event_id).await, 1);
     loop {
         let news = next_message(&mut socket).await;
