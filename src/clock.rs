@@ -4,6 +4,11 @@
 //! sale windows, token lifetimes) without sleeping. `std::time::Instant` is used only for
 //! intervals that no rule depends on the date of: heartbeats, frame budgets, batching
 //! delays, request timings and the local side of lease renewal.
+//!
+//! Postgres's own `now()` is used in two places on purpose: lease expiry (one clock for
+//! every node, so no node's wall clock decides who owns a sale) and the bookkeeping
+//! columns of rows (`created_at`/`updated_at` defaults, which no rule reads). An order's
+//! confirmation time is the server's clock, like every time a rule or a buyer sees.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 

@@ -22,6 +22,7 @@ pub fn new_order(
     idempotency_key: &str,
     payment_id: Uuid,
     gateway_ref: &str,
+    now: DateTime<Utc>,
 ) -> NewOrder {
     let mut items: Vec<NewItem> = hold
         .seats
@@ -66,12 +67,14 @@ pub fn new_order(
         idempotency_key: idempotency_key.to_owned(),
         currency: hold.currency.clone(),
         total_cents: hold.total_cents,
+        // To the microsecond, as Postgres keeps it: the answer and a later read agree.
+        confirmed_at: chrono::SubsecRound::trunc_subsecs(now, 6),
         items,
     }
 }
 
-/// The order just written, as its buyer sees it; `now` is when it was confirmed.
-pub fn view_of_new(order: &NewOrder, hold: &HoldView, now: DateTime<Utc>) -> OrderView {
+/// The order just written, as its buyer sees it.
+pub fn view_of_new(order: &NewOrder, hold: &HoldView) -> OrderView {
     let mut tickets = Vec::new();
     for item in &order.items {
         let label = match (item.seat_id, &hold.tier) {
@@ -105,8 +108,8 @@ pub fn view_of_new(order: &NewOrder, hold: &HoldView, now: DateTime<Utc>) -> Ord
         status: OrderStatus::Confirmed,
         total_cents: order.total_cents,
         currency: order.currency.clone(),
-        created_at: now,
-        confirmed_at: Some(now),
+        created_at: order.confirmed_at,
+        confirmed_at: Some(order.confirmed_at),
         tickets,
         buyer_id: order.buyer_id,
     }

@@ -24,6 +24,8 @@ pub struct NewOrder {
     pub idempotency_key: String,
     pub currency: String,
     pub total_cents: i64,
+    /// When it was paid for, by the server's clock.
+    pub confirmed_at: DateTime<Utc>,
     pub items: Vec<NewItem>,
 }
 
@@ -78,6 +80,7 @@ pub async fn write_batch(
     let mut o_keys = Vec::new();
     let mut o_currencies = Vec::new();
     let mut o_totals = Vec::new();
+    let mut o_confirmed = Vec::new();
     let mut p_refs = Vec::new();
     let (
         mut i_ids,
@@ -125,6 +128,7 @@ pub async fn write_batch(
         o_keys.push(order.idempotency_key.as_str());
         o_currencies.push(order.currency.as_str());
         o_totals.push(order.total_cents);
+        o_confirmed.push(order.confirmed_at);
         p_refs.push(order.gateway_ref.as_str());
         outbox.push(serde_json::json!({
             "order_id": order.order_id, "event_id": order.event_id, "buyer_id": order.buyer_id,
@@ -154,10 +158,10 @@ pub async fn write_batch(
 
     sqlx::query(
         "INSERT INTO orders (order_id, event_id, buyer_id, hold_id, payment_id, idempotency_key, currency, total_cents, \
-         status, confirmed_at) \
-         SELECT o, e, b, h, p, k, c, t, 'CONFIRMED', now() \
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::int8[]) \
-           AS x(o, e, b, h, p, k, c, t)",
+         status, created_at, confirmed_at) \
+         SELECT o, e, b, h, p, k, c, t, 'CONFIRMED', a, a \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::int8[], $9::timestamptz[]) \
+           AS x(o, e, b, h, p, k, c, t, a)",
     )
     .bind(&o_ids)
     .bind(&o_events)
@@ -167,6 +171,7 @@ pub async fn write_batch(
     .bind(&o_keys)
     .bind(&o_currencies)
     .bind(&o_totals)
+    .bind(&o_confirmed)
     .execute(&mut *tx)
     .await?;
     sqlx::query(

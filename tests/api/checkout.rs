@@ -22,12 +22,22 @@ async fn checkout_confirms_an_order_with_tickets_written_to_postgres() {
         .hold(&buyer.token, event_id, &json!({"seat_ids": [a[0], a[1]]}))
         .await;
 
+    // The order's time is the server's clock's, in the answer and in Postgres alike.
+    app.clock.advance(Duration::minutes(3));
     let (status, order) = app
         .checkout(&buyer.token, &hold["hold_id"], "first-try", "tok_ok")
         .await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
     assert_eq!(order["status"], "CONFIRMED");
     assert_eq!(order["total_cents"], 16000);
+    let confirmed: chrono::DateTime<chrono::Utc> = order["confirmed_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_default();
+    assert!(
+        confirmed > chrono::Utc::now() + Duration::minutes(2),
+        "{order}"
+    );
     let tickets = order["tickets"].as_array().cloned().unwrap_or_default();
     assert_eq!(tickets.len(), 2);
     let tokens: HashSet<_> = tickets
@@ -90,6 +100,11 @@ async fn checkout_confirms_an_order_with_tickets_written_to_postgres() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again["tickets"].as_array().map(Vec::len), Some(2));
     assert_eq!(again["event_title"], "Test Night");
+    let reread: chrono::DateTime<chrono::Utc> = again["confirmed_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_default();
+    assert_eq!(reread, confirmed, "written as answered");
     let (_, mine) = app.get("/api/v1/me/orders", Some(&buyer.token)).await;
     assert_eq!(mine["orders"][0]["order_id"], order["order_id"]);
     let (_, my_tickets) = app.get("/api/v1/me/tickets", Some(&buyer.token)).await;

@@ -74,7 +74,7 @@ impl Engine {
                     order_id: order.order_id,
                 });
                 self.capture(&authorization_id, payment_id).await;
-                Ok(view_of_new(&order, &hold, self.clock.now()))
+                Ok(view_of_new(&order, &hold))
             }
             Err(error) => {
                 event.do_send(CancelCheckout { hold_id });
@@ -150,6 +150,7 @@ impl Engine {
             idempotency_key,
             payment_id,
             &authorization.authorization_id,
+            self.clock.now(),
         );
         let written = self
             .writer
