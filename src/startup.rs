@@ -338,6 +338,7 @@ fn run(
         settings.lease,
     )?;
     let clock = engine.clock().clone();
+    let clock_for_doors = engine.clock().clone();
     let state = web::Data::new(AppState {
         forwarder,
         tokens: TokenKeys::new(&settings.jwt_secret, settings.token_ttl).with_clock(clock.clone()),
@@ -353,6 +354,7 @@ fn run(
         ),
         layouts: crate::persistence::layouts::LayoutCache::new(settings.seatmap_cache_seats),
         pow,
+        doors: Arc::new(crate::doors::Doors::new(pool.clone(), clock_for_doors)),
         pool,
         settings: settings.clone(),
     });

@@ -8,11 +8,11 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::orders::{OrderStatus, TicketStatus};
-use crate::domain::venue::seat_label;
 use crate::persistence::orders::{self, NewItem, NewOrder, NewTicket, OrderRow, TicketRow};
 use crate::views::{HoldView, OrderView, TicketView};
 
-fn qr_token() -> String {
+/// A new ticket's QR token: 128 random bits.
+pub fn qr_token() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
@@ -125,13 +125,7 @@ pub fn view_of_row(order: OrderRow, tickets: &[TicketRow]) -> OrderView {
                 section_id: t.section_id,
                 seat_id: t.seat_id,
                 tier_id: t.tier_id,
-                label: match (&t.row_label, t.seat_number, &t.tier_name) {
-                    (Some(row), Some(number), _) => {
-                        format!("{} {}", t.section_name, seat_label(row, number))
-                    }
-                    (_, _, Some(tier)) => tier.clone(),
-                    _ => t.section_name.clone(),
-                },
+                label: t.label(),
                 price_cents: t.unit_price_cents,
                 qr_token: t.qr_token.clone(),
                 status: t.status,

@@ -19,6 +19,7 @@ pub mod orders;
 pub mod pricing;
 pub mod seat_board;
 pub mod text_enum;
+pub mod tickets;
 pub mod validation;
 pub mod venue;
 

@@ -502,6 +502,21 @@ pub fn seat_label(row_label: &str, seat_number: i32) -> String {
     format!("{row_label}-{seat_number}")
 }
 
+/// What a ticket says where it lets you in: section and seat (`101 B-12`), or the tier of
+/// a standing section, or the section alone.
+pub fn ticket_label(
+    section: &str,
+    row_label: Option<&str>,
+    seat_number: Option<i32>,
+    tier: Option<&str>,
+) -> String {
+    match (row_label, seat_number, tier) {
+        (Some(row), Some(number), _) => format!("{section} {}", seat_label(row, number)),
+        (_, _, Some(tier)) => tier.to_owned(),
+        _ => section.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,6 +105,14 @@ pub fn clip(text: &str) -> String {
 /// reading stumbles on one, the body is read again with such numbers made integers. The
 /// usual body is read once.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body is an object: serde would read an array as a struct's fields in order.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        let fields = [("body".to_owned(), "must be a JSON object".to_owned())].into();
+        return Err(ApiError::malformed(
+            "the body must be a JSON object, not an array",
+            fields,
+        ));
+    }
     match read(&mut serde_json::Deserializer::from_slice(bytes)) {
         Err(error) if error.message_has_float() => {
             let mut value: serde_json::Value =
@@ -302,6 +310,18 @@ mod tests {
         assert!(
             fields(r#"{"name": "x", "inner": [{"count": 1e300}]}"#).contains_key("inner[0].count")
         );
+    }
+
+    #[test]
+    fn an_array_is_not_a_body_even_where_its_items_would_fit_the_fields() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Two {
+            a: Option<u32>,
+            b: Option<u32>,
+        }
+        assert!(parse::<Two>(b" [null, null]").is_err());
+        assert!(parse::<Two>(b"{}").is_ok());
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod auth;
 pub mod catalog;
 pub mod cluster;
+pub mod doors;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -21,6 +22,7 @@ pub mod orders;
 pub mod queue;
 pub mod ratelimit;
 pub mod seatmap;
+pub mod tickets;
 pub mod trace;
 pub mod venues;
 
@@ -53,6 +55,8 @@ pub struct AppState {
     pub layouts: crate::persistence::layouts::LayoutCache,
     /// Proof-of-work challenges and their redemption (the waiting room's door, visitors).
     pub pow: Arc<crate::pow::ProofOfWork>,
+    /// Scanners and check-in.
+    pub doors: Arc<crate::doors::Doors>,
 }
 
 impl AppState {
@@ -159,8 +163,34 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 // Orders and tickets (buyer)
                 .route("/orders/{order_id}", web::get().to(orders::get))
                 .route("/me/orders", web::get().to(orders::mine))
-                .route("/me/tickets", web::get().to(orders::my_tickets))
-                .route("/tickets/{ticket_id}/qr.svg", web::get().to(orders::qr))
+                .route("/me/tickets", web::get().to(tickets::mine))
+                .route("/tickets/{ticket_id}/qr.svg", web::get().to(tickets::qr))
+                .route(
+                    "/tickets/{ticket_id}/transfer",
+                    web::post().to(tickets::transfer),
+                )
+                .route(
+                    "/tickets/{ticket_id}/history",
+                    web::get().to(tickets::history),
+                )
+                // The door (organizer; check-in with a scanner's token)
+                .route(
+                    "/events/{event_id}/scanners",
+                    web::post().to(doors::create_scanner),
+                )
+                .route(
+                    "/events/{event_id}/scanners",
+                    web::get().to(doors::list_scanners),
+                )
+                .route(
+                    "/events/{event_id}/scanners/{scanner_id}",
+                    web::delete().to(doors::revoke_scanner),
+                )
+                .route("/events/{event_id}/door", web::put().to(doors::set_door))
+                .route(
+                    "/events/{event_id}/checkins",
+                    web::post().to(doors::checkin),
+                )
                 .default_service(web::to(not_found)),
         );
 }

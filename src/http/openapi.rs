@@ -4,7 +4,10 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, catalog, cluster, events, holds, live, ops, orders, queue, seatmap, venues};
+use super::{
+    accounts, catalog, cluster, doors, events, holds, live, ops, orders, queue, seatmap, tickets,
+    venues,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +23,8 @@ use super::{accounts, catalog, cluster, events, holds, live, ops, orders, queue,
         queue::new_visitor, queue::visitor_challenge, queue::join_challenge, queue::join, queue::leave, queue::status, queue::claim, queue::live, queue::stats,
         queue::control,
         holds::create, holds::get, holds::release, holds::checkout,
-        orders::get, orders::mine, orders::my_tickets, orders::qr,
+        orders::get, orders::mine, tickets::mine, tickets::qr, tickets::transfer, tickets::history,
+        doors::create_scanner, doors::list_scanners, doors::revoke_scanner, doors::set_door, doors::checkin,
     ),
     modifiers(&BearerAuth),
     tags(

@@ -11,6 +11,8 @@ pub mod leases;
 pub mod onsale;
 pub mod orders;
 pub mod payments;
+pub mod scanners;
+pub mod tickets;
 pub mod venues;
 
 use anyhow::Context;

@@ -85,7 +85,7 @@ pub async fn load(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Option<OnSale
     }
     let bought: Vec<(Uuid, i64)> = sqlx::query_as(
         "SELECT o.buyer_id, count(*) FROM orders o JOIN tickets t USING (order_id) \
-         WHERE o.event_id = $1 AND o.status = 'CONFIRMED' AND t.status = 'VALID' GROUP BY o.buyer_id",
+         WHERE o.event_id = $1 AND o.status = 'CONFIRMED' AND t.status IN ('VALID', 'USED', 'TRANSFERRED') AND t.transferred_from IS NULL GROUP BY o.buyer_id",
     )
     .bind(event_id)
     .fetch_all(pool)

@@ -189,8 +189,10 @@ pub async fn write_batch(
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "INSERT INTO tickets (ticket_id, order_id, order_item_id, event_id, section_id, seat_id, tier_id, qr_token) \
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[])",
+        "INSERT INTO tickets (ticket_id, order_id, order_item_id, event_id, section_id, seat_id, tier_id, qr_token, holder_id, issued_at) \
+         SELECT x.*, o.buyer_id, o.confirmed_at \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[]) \
+           AS x(t, o, i, e, s, st, tr, q) JOIN orders o ON o.order_id = x.o",
     )
     .bind(&t_ids)
     .bind(&t_orders)
@@ -200,6 +202,15 @@ pub async fn write_batch(
     .bind(&t_seats)
     .bind(&t_tiers)
     .bind(&t_tokens)
+    .execute(&mut *tx)
+    .await?;
+    // Every ticket's life starts in the ledger, in the same transaction.
+    sqlx::query(
+        "INSERT INTO ticket_ledger (ticket_id, kind, at, actor_id, to_holder) \
+         SELECT t.ticket_id, 'ISSUED', t.issued_at, t.holder_id, t.holder_id::text \
+         FROM tickets t WHERE t.ticket_id = ANY($1)",
+    )
+    .bind(&t_ids)
     .execute(&mut *tx)
     .await?;
     // Tier counts: the CHECK (sold_quantity <= quantity) refuses an oversold tier.
@@ -264,11 +275,22 @@ pub struct TicketRow {
     pub unit_price_cents: i64,
 }
 
+impl TicketRow {
+    pub fn label(&self) -> String {
+        crate::domain::venue::ticket_label(
+            &self.section_name,
+            self.row_label.as_deref(),
+            self.seat_number,
+            self.tier_name.as_deref(),
+        )
+    }
+}
+
 const ORDER_COLUMNS: &str =
     "o.order_id, o.event_id, o.buyer_id, o.hold_id, o.status, o.total_cents, o.currency, \
      o.created_at, o.confirmed_at, e.title AS event_title";
 
-const TICKET_QUERY: &str = "SELECT t.ticket_id, t.order_id, t.event_id, t.section_id, s.name AS section_name, t.seat_id, \
+pub const TICKET_QUERY: &str = "SELECT t.ticket_id, t.order_id, t.event_id, t.section_id, s.name AS section_name, t.seat_id, \
      st.row_label, st.seat_number, t.tier_id, tt.name AS tier_name, t.qr_token, t.status, i.unit_price_cents \
      FROM tickets t JOIN sections s ON s.section_id = t.section_id JOIN order_items i ON i.item_id = t.order_item_id \
      LEFT JOIN seats st ON st.seat_id = t.seat_id LEFT JOIN ticket_tiers tt ON tt.tier_id = t.tier_id";
@@ -347,7 +369,7 @@ pub async fn tickets_of_orders(
     order_ids: &[Uuid],
 ) -> anyhow::Result<Vec<TicketRow>> {
     sqlx::query_as(&format!(
-        "{TICKET_QUERY} WHERE t.order_id = ANY($1) ORDER BY s.position, st.position, t.ticket_id"
+        "{TICKET_QUERY} WHERE t.order_id = ANY($1) AND t.transferred_from IS NULL ORDER BY s.position, st.position, t.ticket_id"
     ))
     .bind(order_ids)
     .fetch_all(pool)

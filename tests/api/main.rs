@@ -4,6 +4,7 @@
 mod accounts;
 mod browser;
 mod catalog;
+mod checkin;
 mod checkout;
 mod cluster;
 mod contract;
@@ -21,4 +22,5 @@ mod queue;
 mod races;
 mod redis;
 mod security;
+mod transfer;
 mod venues;

@@ -60,6 +60,10 @@ impl TestApp {
         self.call(Method::PUT, path, token, Some(body)).await
     }
 
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, token, None).await
+    }
+
     pub async fn patch(
         &self,
         path: &str,
@@ -125,6 +129,12 @@ impl TestApp {
 
     pub async fn signup(&self, role: &str) -> Account {
         let email = format!("{role}-{}@example.com", Uuid::new_v4().simple());
+        self.signup_as(role, &email).await
+    }
+
+    /// An account of `role` signed up with `email`.
+    pub async fn signup_as(&self, role: &str, email: &str) -> Account {
+        let email = email.to_owned();
         let (status, body) = self
             .post("/api/v1/auth/signup", None, &json!({"email": email, "password": "correct horse battery", "name": "Test Person", "role": role}))
             .await;

@@ -1,0 +1,291 @@
+//! The door: scanners and their tokens, and check-in. One [`DoorBook`] per event per node,
+//! loaded from Postgres at the event's first scan here (every ticket of the event with its
+//! QR token, state and first scan: one query), answers most scans from memory —
+//! ALREADY_ADMITTED, INVALID, WRONG_EVENT, and a scanner's retried nonce.
+//!
+//! An ADMIT is decided by Postgres, not by memory: a conditional write (`status =
+//! 'VALID'`) in one transaction with the USED ledger entry and the scan, committed before
+//! the answer is sent. So two gates scanning one ticket at the same moment — on one node
+//! or on two — get one ADMIT (the row lock orders them; the second write finds the ticket
+//! USED and is answered ALREADY_ADMITTED with the first scan), and a crash never loses an
+//! ADMIT that was answered. A book can only be behind Postgres (a ticket sold at the door,
+//! transferred or refunded since it was loaded): an unknown QR is looked up once, and a
+//! refused write reloads the ticket.
+//!
+//! Called by the check-in handlers; knows nothing of HTTP.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::domain::tickets::{door_open, DoorBook, DoorHours, ScanAnswer, ScanResult, Verdict};
+use crate::persistence::scanners::{self, ScannerRow};
+use crate::persistence::tickets::{self, Scan};
+
+/// A scanner token starts with this, so that a stray one is recognised in a log or a form.
+pub const TOKEN_PREFIX: &str = "bxs_";
+/// How long a node trusts what it read of a scanner (a revocation on another node reaches
+/// this one within it; on the revoking node at once).
+const SCANNER_FRESH: Duration = Duration::from_secs(5);
+/// How long a node trusts what it read of an event's door hours.
+const HOURS_FRESH: Duration = Duration::from_secs(5);
+/// Answers kept per door for scanners' retries (older retries are answered from Postgres).
+const NONCES_KEPT: usize = 100_000;
+
+/// Why a scan was not judged.
+#[derive(Debug, thiserror::Error)]
+pub enum DoorError {
+    #[error("no such event")]
+    EventNotFound,
+    #[error("check-in is closed: {0}")]
+    Closed(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// A new scanner's token, and the hash that is stored.
+pub fn new_token() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let token = format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let hash = hash(&token);
+    (token, hash)
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// A scanner as last read (none: no such token), and when.
+type Seen = (Option<ScannerRow>, Instant);
+
+struct Door {
+    book: OnceCell<Mutex<Book>>,
+    hours: Mutex<Option<(DoorHours, Instant)>>,
+}
+
+/// The tickets, and the answers given to scanners' nonces.
+struct Book {
+    tickets: DoorBook,
+    answers: HashMap<(Uuid, String), ScanAnswer>,
+}
+
+pub struct Doors {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+    doors: Mutex<HashMap<Uuid, Arc<Door>>>,
+    /// What was read of each token (by its hash), and when.
+    scanners: Mutex<HashMap<Vec<u8>, Seen>>,
+}
+
+/// One scan, as a scanner sends it.
+pub struct ScanAsk<'a> {
+    pub qr: &'a str,
+    pub gate: &'a str,
+    pub nonce: &'a str,
+    /// When the scan happened, if the scanner says (never later than now).
+    pub scanned_at: Option<DateTime<Utc>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Doors {
+    pub fn new(pool: PgPool, clock: Arc<dyn Clock>) -> Doors {
+        Doors {
+            pool,
+            clock,
+            doors: Mutex::new(HashMap::new()),
+            scanners: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The live scanner a bearer token names (none: unknown or revoked).
+    pub async fn scanner(&self, token: &str) -> anyhow::Result<Option<ScannerRow>> {
+        if !token.starts_with(TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        let key = hash(token);
+        if let Some((row, at)) = lock(&self.scanners).get(&key) {
+            if at.elapsed() < SCANNER_FRESH {
+                return Ok(row.clone().filter(|r| r.revoked_at.is_none()));
+            }
+        }
+        let row = scanners::by_token(&self.pool, &key).await?;
+        let mut cache = lock(&self.scanners);
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(key, (row.clone(), Instant::now()));
+        Ok(row.filter(|r| r.revoked_at.is_none()))
+    }
+
+    /// Forgets what this node read of scanners (one was revoked here).
+    pub fn forget_scanners(&self) {
+        lock(&self.scanners).clear();
+    }
+
+    fn door(&self, event_id: Uuid) -> Arc<Door> {
+        lock(&self.doors)
+            .entry(event_id)
+            .or_insert_with(|| {
+                Arc::new(Door {
+                    book: OnceCell::new(),
+                    hours: Mutex::new(None),
+                })
+            })
+            .clone()
+    }
+
+    async fn check_open(&self, event_id: Uuid, door: &Door) -> Result<(), DoorError> {
+        let cached = *lock(&door.hours);
+        let hours = match cached {
+            Some((hours, at)) if at.elapsed() < HOURS_FRESH => hours,
+            _ => {
+                let hours = scanners::door_hours(&self.pool, event_id)
+                    .await?
+                    .ok_or(DoorError::EventNotFound)?;
+                *lock(&door.hours) = Some((hours, Instant::now()));
+                hours
+            }
+        };
+        door_open(hours, self.clock.now()).map_err(DoorError::Closed)
+    }
+
+    async fn book<'d>(&self, event_id: Uuid, door: &'d Door) -> anyhow::Result<&'d Mutex<Book>> {
+        let book = door
+            .book
+            .get_or_try_init(|| async {
+                let mut tickets = DoorBook::new(event_id);
+                for (qr, ticket) in tickets::door_tickets(&self.pool, event_id).await? {
+                    tickets.learn(&qr, ticket);
+                }
+                tracing::info!(%event_id, tickets = tickets.len(), "the door's tickets are loaded");
+                anyhow::Ok(Mutex::new(Book {
+                    tickets,
+                    answers: HashMap::new(),
+                }))
+            })
+            .await?;
+        Ok(book)
+    }
+
+    /// Judges a scan at `scanner`'s event; see the module's header for how an ADMIT is
+    /// made exactly once.
+    pub async fn scan(
+        &self,
+        scanner: &ScannerRow,
+        ask: &ScanAsk<'_>,
+    ) -> Result<ScanAnswer, DoorError> {
+        let event_id = scanner.event_id;
+        let door = self.door(event_id);
+        self.check_open(event_id, &door).await?;
+        let book = self.book(event_id, &door).await?;
+        let key = (scanner.scanner_id, ask.nonce.to_owned());
+        if let Some(answer) = lock(book).answers.get(&key) {
+            return Ok(answer.clone());
+        }
+        let known = lock(book).tickets.by_qr(ask.qr).is_some();
+        if !known {
+            if let Some((qr, ticket)) = tickets::door_ticket(&self.pool, Some(ask.qr), None).await?
+            {
+                lock(book).tickets.learn(&qr, ticket);
+            }
+        }
+        let now = self.clock.now();
+        let scanned_at = ask.scanned_at.map_or(now, |at| at.min(now));
+        let verdict = {
+            let book = lock(book);
+            book.tickets.judge(book.tickets.by_qr(ask.qr))
+        };
+        let ticket_id = match &verdict {
+            Verdict::Admit(id) => Some(*id),
+            Verdict::Answer(answer) => answer.ticket_id,
+        };
+        let scan = Scan {
+            event_id,
+            scanner_id: scanner.scanner_id,
+            nonce: ask.nonce,
+            ticket_id,
+            gate: ask.gate,
+            scanned_at,
+            offline: false,
+        };
+        let answer = match verdict {
+            Verdict::Admit(ticket_id) => {
+                let admit = lock(book).tickets.admit_answer(ticket_id);
+                if tickets::admit(&self.pool, ticket_id, &scan, &admit).await? {
+                    lock(book).tickets.admitted(ticket_id, scanned_at, ask.gate);
+                    admit
+                } else {
+                    // Someone let it in first (another gate, another node), or it changed
+                    // since the door looked: what Postgres says now is the answer. (A retry
+                    // of this very nonce that won the race has its answer stored.)
+                    if let Some(answer) =
+                        tickets::answered(&self.pool, scanner.scanner_id, ask.nonce).await?
+                    {
+                        return Ok(answer);
+                    }
+                    let fresh = tickets::door_ticket(&self.pool, None, Some(ticket_id)).await?;
+                    let verdict = {
+                        let mut book = lock(book);
+                        if let Some((qr, ticket)) = fresh {
+                            book.tickets.learn(&qr, ticket);
+                        }
+                        book.tickets.judge(book.tickets.by_id(ticket_id))
+                    };
+                    let answer = match verdict {
+                        Verdict::Answer(answer) => answer,
+                        // Still VALID by Postgres: the write was refused for no reason we
+                        // know; never let it in on a guess.
+                        Verdict::Admit(_) => {
+                            return Err(
+                                anyhow::anyhow!("ticket {ticket_id} could not be let in").into()
+                            )
+                        }
+                    };
+                    tickets::record_scan(&self.pool, &scan, &answer).await?;
+                    answer
+                }
+            }
+            Verdict::Answer(answer) => {
+                // A retry of a scan that let the ticket in, the first answer lost with a
+                // node: the answer it was given stands.
+                if answer.result == ScanResult::AlreadyAdmitted {
+                    if let Some(first) =
+                        tickets::answered(&self.pool, scanner.scanner_id, ask.nonce).await?
+                    {
+                        return Ok(first);
+                    }
+                }
+                tickets::record_scan(&self.pool, &scan, &answer).await?;
+                answer
+            }
+        };
+        let mut book = lock(book);
+        if book.answers.len() >= NONCES_KEPT {
+            book.answers.clear();
+        }
+        book.answers.insert(key, answer.clone());
+        Ok(answer)
+    }
+
+    /// Forgets an event's door (its tickets changed in a way scans must see at once, or it
+    /// is over).
+    pub fn forget(&self, event_id: Uuid) {
+        lock(&self.doors).remove(&event_id);
+    }
+}
