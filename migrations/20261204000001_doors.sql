@@ -90,3 +90,12 @@ ALTER TABLE events
 ALTER TABLE events
     ADD COLUMN transfers_allowed BOOLEAN NOT NULL DEFAULT true,
     ADD COLUMN transfers_close_at TIMESTAMPTZ;
+
+-- Each event's Ed25519 key pair: tickets' QR codes carry a payload signed with the secret
+-- key, which scanners check offline with the public key alone.
+CREATE TABLE event_keys (
+    event_id     UUID PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+    secret_key   BYTEA NOT NULL CHECK (length(secret_key) = 32),
+    public_key   BYTEA NOT NULL CHECK (length(public_key) = 32),
+    created_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+);

@@ -20,14 +20,21 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use ed25519_dalek::SigningKey;
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::domain::tickets::{door_open, DoorBook, DoorHours, ScanAnswer, ScanResult, Verdict};
+use crate::domain::orders::TicketStatus;
+use crate::domain::signed_ticket::{self, TicketClaim};
+use crate::domain::tickets::{
+    door_open, DoorBook, DoorHours, FirstScan, ScanAnswer, ScanResult, Verdict,
+};
 use crate::persistence::scanners::{self, ScannerRow};
 use crate::persistence::tickets::{self, Scan};
 
@@ -86,8 +93,74 @@ pub struct Doors {
     pool: PgPool,
     clock: Arc<dyn Clock>,
     doors: Mutex<HashMap<Uuid, Arc<Door>>>,
+    keys: Mutex<HashMap<Uuid, SigningKey>>,
     /// What was read of each token (by its hash), and when.
     scanners: Mutex<HashMap<Vec<u8>, Seen>>,
+}
+
+/// What a ticket's signed code is made of.
+pub struct SignedFor {
+    pub ticket_id: Uuid,
+    pub event_id: Uuid,
+    /// The seat, or the tier (or section) of a standing ticket.
+    pub place_id: Uuid,
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
+}
+
+/// What a scanner takes offline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Bundle {
+    /// Always `ed25519`.
+    pub algorithm: &'static str,
+    /// The event's public key, base64url (32 bytes).
+    pub public_key: String,
+    pub generated_at: DateTime<Utc>,
+    /// Tickets that must not be let in (cancelled, transferred, refunded).
+    pub revoked: Vec<Uuid>,
+    pub tickets: Vec<BundleTicket>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BundleTicket {
+    pub ticket_id: Uuid,
+    pub label: String,
+    pub status: TicketStatus,
+}
+
+/// A scan made offline.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineScan {
+    #[schema(min_length = 1, max_length = 2000)]
+    pub qr: String,
+    #[schema(min_length = 1, max_length = 100)]
+    pub gate: String,
+    pub scanned_at: DateTime<Utc>,
+    #[schema(min_length = 1, max_length = 100)]
+    pub nonce: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncResult {
+    pub nonce: String,
+    #[serde(flatten)]
+    pub answer: ScanAnswer,
+}
+
+/// A ticket let in twice: first at `first_scan`, again offline at `gate`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Conflict {
+    pub ticket_id: Uuid,
+    pub first_scan: FirstScan,
+    pub gate: String,
+    pub scanned_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Synced {
+    pub results: Vec<SyncResult>,
+    pub conflicts: Vec<Conflict>,
 }
 
 /// One scan, as a scanner sends it.
@@ -109,6 +182,7 @@ impl Doors {
             pool,
             clock,
             doors: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashMap::new()),
             scanners: Mutex::new(HashMap::new()),
         }
     }
@@ -190,6 +264,15 @@ impl Doors {
         scanner: &ScannerRow,
         ask: &ScanAsk<'_>,
     ) -> Result<ScanAnswer, DoorError> {
+        self.scan_as(scanner, ask, false).await
+    }
+
+    async fn scan_as(
+        &self,
+        scanner: &ScannerRow,
+        ask: &ScanAsk<'_>,
+        offline: bool,
+    ) -> Result<ScanAnswer, DoorError> {
         let event_id = scanner.event_id;
         let door = self.door(event_id);
         self.check_open(event_id, &door).await?;
@@ -198,18 +281,15 @@ impl Doors {
         if let Some(answer) = lock(book).answers.get(&key) {
             return Ok(answer.clone());
         }
-        let known = lock(book).tickets.by_qr(ask.qr).is_some();
-        if !known {
-            if let Some((qr, ticket)) = tickets::door_ticket(&self.pool, Some(ask.qr), None).await?
-            {
-                lock(book).tickets.learn(&qr, ticket);
-            }
-        }
         let now = self.clock.now();
         let scanned_at = ask.scanned_at.map_or(now, |at| at.min(now));
-        let verdict = {
-            let book = lock(book);
-            book.tickets.judge(book.tickets.by_qr(ask.qr))
+        let verdict = match self.identify(event_id, book, ask.qr).await? {
+            Err(answer) => Verdict::Answer(answer),
+            Ok(ticket_id) => {
+                let book = lock(book);
+                book.tickets
+                    .judge(ticket_id.and_then(|id| book.tickets.by_id(id)))
+            }
         };
         let ticket_id = match &verdict {
             Verdict::Admit(id) => Some(*id),
@@ -222,7 +302,7 @@ impl Doors {
             ticket_id,
             gate: ask.gate,
             scanned_at,
-            offline: false,
+            offline,
         };
         let answer = match verdict {
             Verdict::Admit(ticket_id) => {
@@ -281,6 +361,172 @@ impl Doors {
         }
         book.answers.insert(key, answer.clone());
         Ok(answer)
+    }
+
+    /// The ticket a scanned code names (none: no such ticket), or the answer for a code
+    /// that names none we can trust. A signed code is checked with the event's key (a code
+    /// of another event is WRONG_EVENT before any key is used); an old random token is
+    /// looked up. A ticket the door does not know yet is read once and remembered.
+    async fn identify(
+        &self,
+        event_id: Uuid,
+        book: &Mutex<Book>,
+        qr: &str,
+    ) -> anyhow::Result<Result<Option<Uuid>, ScanAnswer>> {
+        if signed_ticket::is_signed(qr) {
+            match signed_ticket::event_of(qr) {
+                Err(_) => return Ok(Err(ScanAnswer::refused("unreadable"))),
+                Ok(other) if other != event_id => return Ok(Err(ScanAnswer::wrong_event(None))),
+                Ok(_) => {}
+            }
+            let key = self.signing_key(event_id).await?.verifying_key();
+            let claim = match signed_ticket::verify(qr, &key) {
+                Ok(claim) => claim,
+                Err(signed_ticket::Refused::Forged) => {
+                    return Ok(Err(ScanAnswer::refused("forged")))
+                }
+                Err(signed_ticket::Refused::Malformed) => {
+                    return Ok(Err(ScanAnswer::refused("unreadable")))
+                }
+            };
+            if lock(book).tickets.by_id(claim.ticket_id).is_none() {
+                if let Some((code, ticket)) =
+                    tickets::door_ticket(&self.pool, None, Some(claim.ticket_id)).await?
+                {
+                    lock(book).tickets.learn(&code, ticket);
+                }
+            }
+            let known = lock(book).tickets.by_id(claim.ticket_id).is_some();
+            return Ok(Ok(known.then_some(claim.ticket_id)));
+        }
+        if lock(book).tickets.by_qr(qr).is_none() {
+            if let Some((code, ticket)) = tickets::door_ticket(&self.pool, Some(qr), None).await? {
+                lock(book).tickets.learn(&code, ticket);
+            }
+        }
+        Ok(Ok(lock(book).tickets.by_qr(qr).map(|t| t.ticket_id)))
+    }
+
+    /// The event's Ed25519 key (made and stored the first time any node needs it).
+    pub async fn signing_key(&self, event_id: Uuid) -> anyhow::Result<SigningKey> {
+        if let Some(key) = lock(&self.keys).get(&event_id) {
+            return Ok(key.clone());
+        }
+        let mut fresh = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut fresh);
+        let secret = scanners::event_key(&self.pool, event_id, fresh).await?;
+        let key = SigningKey::from_bytes(&secret);
+        lock(&self.keys).insert(event_id, key.clone());
+        Ok(key)
+    }
+
+    /// The signed QR text of a ticket: valid from a day before the event starts until it
+    /// ends.
+    pub async fn signed_qr(&self, ticket: &SignedFor) -> anyhow::Result<String> {
+        let key = self.signing_key(ticket.event_id).await?;
+        let claim = TicketClaim {
+            ticket_id: ticket.ticket_id,
+            event_id: ticket.event_id,
+            place_id: ticket.place_id,
+            valid_from: ticket.start_time - chrono::Duration::days(1),
+            valid_until: ticket.end_time,
+        };
+        Ok(signed_ticket::sign(&claim, &key))
+    }
+
+    /// What a scanner takes offline: the event's public key, the tickets it knows with
+    /// their labels and states, and the revoked ones (cancelled, transferred, refunded).
+    pub async fn bundle(&self, scanner: &ScannerRow) -> Result<Bundle, DoorError> {
+        let event_id = scanner.event_id;
+        let public_key = self.signing_key(event_id).await?.verifying_key().to_bytes();
+        // Read fresh (a bundle is asked for when a scanner starts or refreshes, not per
+        // scan): a revocation on any node is in it.
+        let mut fresh = DoorBook::new(event_id);
+        for (qr, ticket) in tickets::door_tickets(&self.pool, event_id).await? {
+            fresh.learn(&qr, ticket);
+        }
+        let mut tickets: Vec<BundleTicket> = fresh
+            .tickets()
+            .map(|t| BundleTicket {
+                ticket_id: t.ticket_id,
+                label: t.label.clone(),
+                status: t.status,
+            })
+            .collect();
+        tickets.sort_by_key(|t| t.ticket_id);
+        let revoked = tickets
+            .iter()
+            .filter(|t| {
+                matches!(
+                    t.status,
+                    TicketStatus::Cancelled | TicketStatus::Transferred
+                )
+            })
+            .map(|t| t.ticket_id)
+            .collect();
+        Ok(Bundle {
+            algorithm: "ed25519",
+            public_key: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public_key),
+            generated_at: self.clock.now(),
+            revoked,
+            tickets,
+        })
+    }
+
+    /// Scans made offline, uploaded when the network returns: judged in the order they
+    /// happened (the first scan of a ticket wins); a ticket let in at two gates offline —
+    /// or offline after an online admission — is reported as a conflict.
+    pub async fn sync(
+        &self,
+        scanner: &ScannerRow,
+        scans: &mut [OfflineScan],
+    ) -> Result<Synced, DoorError> {
+        scans.sort_by_key(|s| s.scanned_at);
+        let mut results = Vec::with_capacity(scans.len());
+        let mut conflicts = Vec::new();
+        for offline in scans.iter() {
+            let ask = ScanAsk {
+                qr: &offline.qr,
+                gate: &offline.gate,
+                nonce: &offline.nonce,
+                scanned_at: Some(offline.scanned_at),
+            };
+            let answer = self.scan_as(scanner, &ask, true).await?;
+            if answer.result == ScanResult::AlreadyAdmitted {
+                if let (Some(ticket_id), Some(first)) =
+                    (answer.ticket_id, answer.first_scan.clone())
+                {
+                    conflicts.push(Conflict {
+                        ticket_id,
+                        first_scan: first,
+                        gate: offline.gate.clone(),
+                        scanned_at: offline.scanned_at,
+                    });
+                }
+            }
+            results.push(SyncResult {
+                nonce: offline.nonce.clone(),
+                answer,
+            });
+        }
+        Ok(Synced { results, conflicts })
+    }
+
+    /// Tickets of `event_id` changed (a transfer, a refund): the door here reads them again
+    /// if it has them loaded.
+    pub async fn refresh(&self, event_id: Uuid, ticket_ids: &[Uuid]) -> anyhow::Result<()> {
+        let door = self.door(event_id);
+        let Some(book) = door.book.get() else {
+            return Ok(());
+        };
+        for ticket_id in ticket_ids {
+            if let Some((qr, ticket)) =
+                tickets::door_ticket(&self.pool, None, Some(*ticket_id)).await?
+            {
+                lock(book).tickets.learn(&qr, ticket);
+            }
+        }
+        Ok(())
     }
 
     /// Forgets an event's door (its tickets changed in a way scans must see at once, or it

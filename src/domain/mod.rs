@@ -18,6 +18,7 @@ pub mod onsale;
 pub mod orders;
 pub mod pricing;
 pub mod seat_board;
+pub mod signed_ticket;
 pub mod text_enum;
 pub mod tickets;
 pub mod validation;

@@ -135,6 +135,22 @@ pub struct ScanAnswer {
 }
 
 impl ScanAnswer {
+    /// INVALID for a code that names no ticket we can trust (unreadable, forged).
+    pub fn refused(reason: &str) -> ScanAnswer {
+        ScanAnswer::invalid(None, reason)
+    }
+
+    /// WRONG_EVENT for a ticket of another event.
+    pub fn wrong_event(ticket_id: Option<Uuid>) -> ScanAnswer {
+        ScanAnswer {
+            result: ScanResult::WrongEvent,
+            ticket_id,
+            seat_label: None,
+            first_scan: None,
+            reason: Some("this ticket is for another event".into()),
+        }
+    }
+
     fn invalid(ticket: Option<&DoorTicket>, reason: &str) -> ScanAnswer {
         ScanAnswer {
             result: ScanResult::Invalid,
@@ -212,19 +228,21 @@ impl DoorBook {
         self.tickets.get(&ticket_id)
     }
 
+    /// The event's own tickets.
+    pub fn tickets(&self) -> impl Iterator<Item = &DoorTicket> {
+        let event_id = self.event_id;
+        self.tickets
+            .values()
+            .filter(move |t| t.event_id == event_id)
+    }
+
     /// Decides a scan of a ticket the door knows (`None`: unknown everywhere).
     pub fn judge(&self, ticket: Option<&DoorTicket>) -> Verdict {
         let Some(ticket) = ticket else {
             return Verdict::Answer(ScanAnswer::invalid(None, "unknown"));
         };
         if ticket.event_id != self.event_id {
-            return Verdict::Answer(ScanAnswer {
-                result: ScanResult::WrongEvent,
-                ticket_id: Some(ticket.ticket_id),
-                seat_label: None,
-                first_scan: None,
-                reason: Some("this ticket is for another event".into()),
-            });
+            return Verdict::Answer(ScanAnswer::wrong_event(Some(ticket.ticket_id)));
         }
         match ticket.status {
             TicketStatus::Valid => Verdict::Admit(ticket.ticket_id),

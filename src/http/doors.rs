@@ -316,3 +316,64 @@ pub async fn checkin(
     };
     Ok(HttpResponse::Ok().json(state.doors.scan(&scanner, &ask).await?))
 }
+
+/// What the scanner takes offline: the event's public key (Ed25519), the revocation list
+/// and the ticket list for display.
+#[utoipa::path(get, path = "/api/v1/events/{event_id}/checkin/bundle", tag = "door", security(("bearer" = [])),
+    params(("event_id" = Uuid, Path)),
+    responses((status = 200, body = crate::doors::Bundle), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip(state, scanner))]
+pub async fn bundle(
+    state: web::Data<AppState>,
+    scanner: Scanner,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let scanner = scanner.of(*path)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "private, no-store"))
+        .json(state.doors.bundle(&scanner).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncBody {
+    /// At most 1,000 scans a request.
+    #[schema(max_items = 1000)]
+    pub scans: Vec<crate::doors::OfflineScan>,
+}
+
+/// Uploads scans made offline: judged in the order they happened (the first scan of a
+/// ticket wins), each answered, and the tickets let in twice reported as conflicts.
+#[utoipa::path(post, path = "/api/v1/events/{event_id}/checkins/sync", tag = "door", security(("bearer" = [])),
+    params(("event_id" = Uuid, Path)), request_body = SyncBody,
+    responses((status = 200, body = crate::doors::Synced), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "checkin_closed", body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip(state, scanner, body))]
+pub async fn sync(
+    state: web::Data<AppState>,
+    scanner: Scanner,
+    path: web::Path<Uuid>,
+    body: Json<SyncBody>,
+) -> Result<HttpResponse, ApiError> {
+    let scanner = scanner.of(*path)?;
+    let mut scans = body.0.scans;
+    let mut errors = FieldErrors::new();
+    errors.check(scans.len() <= 1000, "scans", "at most 1000 scans a request");
+    for (i, scan) in scans.iter_mut().enumerate() {
+        scan.qr = scan.qr.trim().to_owned();
+        scan.nonce = scan.nonce.trim().to_owned();
+        errors.check(
+            (1..=2000).contains(&scan.qr.len()),
+            format!("scans[{i}].qr"),
+            "must be 1 to 2000 characters",
+        );
+        errors.check(
+            (1..=100).contains(&scan.nonce.chars().count()),
+            format!("scans[{i}].nonce"),
+            "must be 1 to 100 characters",
+        );
+        scan.gate = text(&mut errors, &format!("scans[{i}].gate"), &scan.gate);
+    }
+    errors.finish(()).map_err(ApiError::invalid)?;
+    Ok(HttpResponse::Ok().json(state.doors.sync(&scanner, &mut scans).await?))
+}

@@ -191,6 +191,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/events/{event_id}/checkins",
                     web::post().to(doors::checkin),
                 )
+                .route(
+                    "/events/{event_id}/checkins/sync",
+                    web::post().to(doors::sync),
+                )
+                .route(
+                    "/events/{event_id}/checkin/bundle",
+                    web::get().to(doors::bundle),
+                )
                 .default_service(web::to(not_found)),
         );
 }

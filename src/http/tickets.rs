@@ -14,6 +14,7 @@ use super::AppState;
 use crate::actors::orders::qr_token;
 use crate::domain::account::{Email, Role};
 use crate::domain::tickets::{may_transfer, LedgerKind};
+use crate::doors::SignedFor;
 use crate::persistence::orders::TicketRow;
 use crate::persistence::tickets::{self, TransferAsk, Transferred};
 use crate::views::TicketView;
@@ -23,6 +24,9 @@ pub struct MyTicket {
     pub event_id: Uuid,
     pub event_title: String,
     pub order_id: Uuid,
+    /// What the ticket's QR code says: a payload signed with the event's key, which door
+    /// scanners check even offline (`qr_token` is accepted online too).
+    pub signed_qr: String,
     #[serde(flatten)]
     pub ticket: TicketView,
 }
@@ -51,21 +55,32 @@ pub fn view(t: &TicketRow) -> TicketView {
     responses((status = 200, body = TicketList), (status = 401, body = ErrorBody)))]
 #[tracing::instrument(skip(state))]
 pub async fn mine(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let tickets = tickets::held_by(&state.pool, caller.user_id)
-        .await?
-        .into_iter()
-        .map(|held| MyTicket {
-            event_id: held.ticket.event_id,
-            event_title: held.event_title,
-            order_id: held.ticket.order_id,
-            ticket: view(&held.ticket),
-        })
-        .collect();
+    let mut tickets = Vec::new();
+    for held in tickets::held_by(&state.pool, caller.user_id).await? {
+        let t = &held.ticket;
+        let signed_qr = state
+            .doors
+            .signed_qr(&SignedFor {
+                ticket_id: t.ticket_id,
+                event_id: t.event_id,
+                place_id: t.seat_id.or(t.tier_id).unwrap_or(t.section_id),
+                start_time: held.start_time,
+                end_time: held.end_time,
+            })
+            .await?;
+        tickets.push(MyTicket {
+            event_id: t.event_id,
+            event_title: held.event_title.clone(),
+            order_id: t.order_id,
+            signed_qr,
+            ticket: view(t),
+        });
+    }
     Ok(HttpResponse::Ok().json(TicketList { tickets }))
 }
 
 /// A ticket's QR code, as an SVG image: what the door scanner reads (the ticket's
-/// `qr_token`). The ticket's holder only.
+/// `signed_qr`, which scanners check offline too). The ticket's holder only.
 #[utoipa::path(get, path = "/api/v1/tickets/{ticket_id}/qr.svg", tag = "checkout", security(("bearer" = [])),
     params(("ticket_id" = Uuid, Path)),
     responses((status = 200, content_type = "image/svg+xml", body = String), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -83,9 +98,18 @@ pub async fn qr(
             "this ticket is held by someone else".into(),
         ));
     }
-    let code =
-        qrcode::QrCode::with_error_correction_level(owners.qr_token.as_bytes(), qrcode::EcLevel::M)
-            .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("QR code: {e}")))?;
+    let signed = state
+        .doors
+        .signed_qr(&SignedFor {
+            ticket_id: owners.ticket_id,
+            event_id: owners.event_id,
+            place_id: owners.place_id,
+            start_time: owners.start_time,
+            end_time: owners.end_time,
+        })
+        .await?;
+    let code = qrcode::QrCode::with_error_correction_level(signed.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("QR code: {e}")))?;
     let svg = code
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(256, 256)
@@ -152,6 +176,11 @@ pub async fn transfer(
     let ticket = tickets::ticket(&state.pool, new_ticket_id)
         .await?
         .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("the transferred ticket is gone")))?;
+    // This node's door sees it at once (others find out at their next scan of it).
+    state
+        .doors
+        .refresh(ticket.event_id, &[*path, new_ticket_id])
+        .await?;
     Ok(HttpResponse::Created().json(TransferView {
         ticket: view(&ticket),
     }))

@@ -141,3 +141,31 @@ pub async fn set_door(pool: &PgPool, event_id: Uuid, door: &DoorSettings) -> any
     .context("saving door settings")?;
     Ok(())
 }
+
+/// The event's signing key: made the first time it is asked for (two nodes asking at once
+/// agree on the one that was stored first).
+#[tracing::instrument(skip(pool, fresh))]
+pub async fn event_key(pool: &PgPool, event_id: Uuid, fresh: [u8; 32]) -> anyhow::Result<[u8; 32]> {
+    let public = ed25519_dalek::SigningKey::from_bytes(&fresh)
+        .verifying_key()
+        .to_bytes();
+    sqlx::query(
+        "INSERT INTO event_keys (event_id, secret_key, public_key) VALUES ($1, $2, $3) \
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(&fresh[..])
+    .bind(&public[..])
+    .execute(pool)
+    .await
+    .context("storing an event's key")?;
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT secret_key FROM event_keys WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_one(pool)
+            .await
+            .context("reading an event's key")?;
+    stored
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("event {event_id}'s key is not 32 bytes"))
+}

@@ -16,6 +16,8 @@ pub struct HeldTicket {
     #[sqlx(flatten)]
     pub ticket: TicketRow,
     pub event_title: String,
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
 }
 
 /// The tickets `holder` holds (or held and transferred away), newest event first.
@@ -23,7 +25,7 @@ pub struct HeldTicket {
 pub async fn held_by(pool: &PgPool, holder: Uuid) -> anyhow::Result<Vec<HeldTicket>> {
     sqlx::query_as(&format!(
         "SELECT * FROM ({TICKET_QUERY} WHERE t.holder_id = $1) t \
-         CROSS JOIN LATERAL (SELECT title AS event_title, start_time FROM events e WHERE e.event_id = t.event_id) e \
+         CROSS JOIN LATERAL (SELECT title AS event_title, start_time, end_time FROM events e WHERE e.event_id = t.event_id) e \
          ORDER BY e.start_time DESC, t.ticket_id"
     ))
     .bind(holder)
@@ -54,12 +56,17 @@ pub struct Owners {
     pub holder_id: Option<Uuid>,
     pub organizer_id: Uuid,
     pub qr_token: String,
+    /// The seat, or the tier (or section) of a standing ticket.
+    pub place_id: Uuid,
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
 }
 
 #[tracing::instrument(skip(pool))]
 pub async fn owners(pool: &PgPool, ticket_id: Uuid) -> anyhow::Result<Option<Owners>> {
     sqlx::query_as(
-        "SELECT t.ticket_id, t.event_id, t.holder_id, e.organizer_id, t.qr_token \
+        "SELECT t.ticket_id, t.event_id, t.holder_id, e.organizer_id, t.qr_token, \
+         COALESCE(t.seat_id, t.tier_id, t.section_id) AS place_id, e.start_time, e.end_time \
          FROM tickets t JOIN events e USING (event_id) WHERE t.ticket_id = $1",
     )
     .bind(ticket_id)

@@ -287,3 +287,165 @@ async fn racing_gates_on_two_nodes_let_each_ticket_in_exactly_once() {
     .unwrap_or_default();
     assert_eq!((used, ledger, admits), (6, 6, 6));
 }
+
+/// The signed code a ticket's QR shows, as its holder's ticket list gives it.
+async fn signed_codes(app: &TestApp, holder: &Account) -> Vec<(Value, Value)> {
+    let (_, mine) = app.get("/api/v1/me/tickets", Some(&holder.token)).await;
+    mine["tickets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| (t["ticket_id"].clone(), t["signed_qr"].clone()))
+        .collect()
+}
+
+#[actix_web::test]
+async fn signed_codes_are_checked_with_the_events_public_key_and_offline_scans_sync_with_conflicts()
+{
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let (_, event_id) = app.on_sale_event(&organizer.token).await;
+    let (_, other_event) = app.on_sale_event(&organizer.token).await;
+    let buyer = app.buyer().await;
+    let tickets = app.bought(&buyer, event_id, 3).await;
+    app.bought(&buyer, other_event, 1).await;
+    let (_, north) = app.scanner(&organizer, event_id, "North").await;
+    let codes = signed_codes(&app, &buyer).await;
+    let code_of = |ticket: &Value| {
+        codes
+            .iter()
+            .find(|(id, _)| *id == ticket["ticket_id"])
+            .map(|(_, code)| code.clone())
+            .unwrap_or_default()
+    };
+
+    // The bundle: the public key, every ticket of the event with its label, no secret.
+    let (status, bundle) = app
+        .get(
+            &format!("/api/v1/events/{event_id}/checkin/bundle"),
+            Some(&north),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{bundle}");
+    assert_eq!(bundle["algorithm"], "ed25519");
+    assert_eq!(
+        bundle["tickets"].as_array().map(Vec::len),
+        Some(3),
+        "{bundle}"
+    );
+    let public_key = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        bundle["public_key"].as_str().unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&public_key.try_into().unwrap_or([0; 32]))
+        .unwrap_or_else(|e| panic!("a public key: {e}"));
+
+    // Offline, the public key alone tells a real code from a forged one.
+    let code = code_of(&tickets[0]);
+    let claim = boxoffice::domain::signed_ticket::verify(code.as_str().unwrap_or_default(), &key)
+        .unwrap_or_else(|e| panic!("a signed ticket: {e:?}"));
+    assert_eq!(json!(claim.ticket_id), tickets[0]["ticket_id"]);
+    assert_eq!(claim.event_id, event_id);
+    let text = code.as_str().unwrap_or_default();
+    let tampered = format!(
+        "{}{}",
+        &text[..10],
+        if &text[10..11] == "A" { "B" } else { "A" }
+    ) + &text[11..];
+    assert!(boxoffice::domain::signed_ticket::verify(&tampered, &key).is_err());
+
+    // Online, the signed code is let in like the token; a forged one is INVALID.
+    let (_, forged) = app.scan(&north, event_id, &json!(tampered), &nonce()).await;
+    assert_eq!(
+        (forged["result"].clone(), forged["reason"].clone()),
+        (json!("INVALID"), json!("forged")),
+        "{forged}"
+    );
+    let (_, admit) = app.scan(&north, event_id, &code, &nonce()).await;
+    assert_eq!(admit["result"], "ADMIT", "{admit}");
+    let (_, again) = app
+        .scan(&north, event_id, &tickets[0]["qr_token"], &nonce())
+        .await;
+    assert_eq!(
+        again["result"], "ALREADY_ADMITTED",
+        "the token and the code are one ticket: {again}"
+    );
+    let other_code = codes.iter().map(|(_, c)| c.clone()).find(|c| {
+        boxoffice::domain::signed_ticket::event_of(c.as_str().unwrap_or_default()).ok()
+            == Some(other_event)
+    });
+    let (_, wrong) = app
+        .scan(&north, event_id, &other_code.unwrap_or_default(), &nonce())
+        .await;
+    assert_eq!(wrong["result"], "WRONG_EVENT", "{wrong}");
+
+    // A transfer revokes: the old ticket is on the bundle's revocation list.
+    let (status, _) = app
+        .transfer(&buyer.token, &tickets[2]["ticket_id"], "pal@example.com")
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, bundle) = app
+        .get(
+            &format!("/api/v1/events/{event_id}/checkin/bundle"),
+            Some(&north),
+        )
+        .await;
+    assert!(
+        bundle["revoked"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|id| *id == tickets[2]["ticket_id"]),
+        "{bundle}"
+    );
+
+    // Two gates were offline: both let ticket 1 in, and one let ticket 0 in again. The
+    // earlier scan of ticket 1 wins; the others are conflicts.
+    let at = |minutes: i64| chrono::Utc::now() - chrono::Duration::minutes(minutes);
+    let (_, south) = app.scanner(&organizer, event_id, "South").await;
+    let (status, synced) = app
+        .post(
+            &format!("/api/v1/events/{event_id}/checkins/sync"),
+            Some(&south),
+            &json!({"scans": [
+                {"qr": code_of(&tickets[1]), "gate": "South 2", "scanned_at": at(3), "nonce": "s-1"},
+                {"qr": tickets[1]["qr_token"], "gate": "South 1", "scanned_at": at(5), "nonce": "s-2"},
+                {"qr": code, "gate": "South 1", "scanned_at": at(1), "nonce": "s-3"},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{synced}");
+    let result_of = |nonce: &str| {
+        synced["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["nonce"] == nonce)
+            .map(|r| r["result"].clone())
+    };
+    assert_eq!(
+        result_of("s-2"),
+        Some(json!("ADMIT")),
+        "the earliest scan wins: {synced}"
+    );
+    assert_eq!(result_of("s-1"), Some(json!("ALREADY_ADMITTED")));
+    assert_eq!(result_of("s-3"), Some(json!("ALREADY_ADMITTED")));
+    let conflicts = synced["conflicts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(conflicts.len(), 2, "{synced}");
+    assert!(
+        conflicts
+            .iter()
+            .any(|c| c["ticket_id"] == tickets[1]["ticket_id"]
+                && c["first_scan"]["gate"] == "South 1"
+                && c["gate"] == "South 2"),
+        "{synced}"
+    );
+    let offline: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM checkins WHERE event_id = $1 AND offline")
+            .bind(event_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap_or_default();
+    assert_eq!(offline, 3);
+}
