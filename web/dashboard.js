@@ -86,6 +86,58 @@ async function start() {
   }
   setInterval(chart, 1000);
   chart();
+  door().catch(fail);
+}
+
+// The door: check-in figures every five seconds, and the event's scanners.
+async function door() {
+  const showDoor = async () => {
+    const figures = await api(`/events/${eventId}/checkins/stats`);
+    $('checked-in').textContent = `${figures.admitted} of ${figures.tickets}`;
+    $('conflicts').textContent = String(figures.conflicts);
+    $('refused').textContent = String(figures.refused);
+    const lastMinute = new Map();
+    const newest = figures.per_minute.at(-1)?.minute;
+    for (const m of figures.per_minute) if (m.minute === newest) lastMinute.set(m.gate, m.admitted);
+    $('gates').replaceChildren(...figures.per_gate.map((g) => {
+      const li = document.createElement('li');
+      li.textContent = `${g.gate}: ${g.admitted} in (${lastMinute.get(g.gate) ?? 0} in the last minute)`;
+      return li;
+    }));
+  };
+  const listScanners = async () => {
+    const { scanners } = await api(`/events/${eventId}/scanners`);
+    $('scanners').replaceChildren(...scanners.map((s) => {
+      const li = document.createElement('li');
+      li.textContent = `${s.name} at ${s.gate}${s.revoked_at ? ' (revoked)' : ''} `;
+      if (!s.revoked_at) {
+        const revoke = document.createElement('button');
+        revoke.type = 'button';
+        revoke.textContent = 'Revoke';
+        revoke.onclick = async () => {
+          await api(`/events/${eventId}/scanners/${s.scanner_id}`, { method: 'DELETE' }).catch(fail);
+          await listScanners().catch(fail);
+        };
+        li.append(revoke);
+      }
+      return li;
+    }));
+  };
+  $('scanner-form').onsubmit = async (e) => {
+    e.preventDefault();
+    try {
+      const made = await api(`/events/${eventId}/scanners`, { method: 'POST', body: { name: $('scanner-name').value, gate: $('scanner-gate').value } });
+      const link = `${location.origin}/scan.html?event=${eventId}#token=${made.token}`;
+      const shown = $('scanner-made');
+      shown.hidden = false;
+      shown.textContent = `Open this on the scanner (shown once): ${link}`;
+      await listScanners();
+    } catch (error) {
+      fail(error);
+    }
+  };
+  await Promise.all([showDoor(), listScanners()]);
+  setInterval(() => showDoor().catch(fail), 5000);
 }
 
 async function pollRoom(first) {

@@ -377,3 +377,19 @@ pub async fn sync(
     errors.finish(()).map_err(ApiError::invalid)?;
     Ok(HttpResponse::Ok().json(state.doors.sync(&scanner, &mut scans).await?))
 }
+
+/// The door's figures: admitted of all tickets, per gate, per gate per minute over the
+/// last hour, offline conflicts and refused scans.
+#[utoipa::path(get, path = "/api/v1/events/{event_id}/checkins/stats", tag = "door", security(("bearer" = [])),
+    params(("event_id" = Uuid, Path)),
+    responses((status = 200, body = scanners::CheckinStats), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip(state))]
+pub async fn stats(
+    state: web::Data<AppState>,
+    organizer: Organizer,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let event = owned(&state, organizer, *path).await?;
+    Ok(HttpResponse::Ok()
+        .json(scanners::checkin_stats(&state.pool, event.event_id, state.now()).await?))
+}

@@ -196,6 +196,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::post().to(doors::sync),
                 )
                 .route(
+                    "/events/{event_id}/checkins/stats",
+                    web::get().to(doors::stats),
+                )
+                .route(
                     "/events/{event_id}/checkin/bundle",
                     web::get().to(doors::bundle),
                 )

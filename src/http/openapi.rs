@@ -24,7 +24,7 @@ use super::{
         queue::control,
         holds::create, holds::get, holds::release, holds::checkout,
         orders::get, orders::mine, tickets::mine, tickets::qr, tickets::transfer, tickets::history,
-        doors::create_scanner, doors::list_scanners, doors::revoke_scanner, doors::set_door, doors::checkin, doors::sync, doors::bundle,
+        doors::create_scanner, doors::list_scanners, doors::revoke_scanner, doors::set_door, doors::checkin, doors::sync, doors::bundle, doors::stats,
     ),
     modifiers(&BearerAuth),
     tags(

@@ -169,3 +169,82 @@ pub async fn event_key(pool: &PgPool, event_id: Uuid, fresh: [u8; 32]) -> anyhow
         .try_into()
         .map_err(|_| anyhow::anyhow!("event {event_id}'s key is not 32 bytes"))
 }
+
+/// Check-in figures of an event, for its organizer.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct CheckinStats {
+    /// Tickets that can be used (VALID or USED).
+    pub tickets: i64,
+    pub admitted: i64,
+    pub per_gate: Vec<GateCount>,
+    /// Admissions per gate per minute, over the last hour.
+    pub per_minute: Vec<MinuteCount>,
+    /// Offline scans of a ticket already let in (at another gate, or before).
+    pub conflicts: i64,
+    /// Scans answered INVALID or WRONG_EVENT.
+    pub refused: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct GateCount {
+    pub gate: String,
+    pub admitted: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct MinuteCount {
+    pub minute: DateTime<Utc>,
+    pub gate: String,
+    pub admitted: i64,
+}
+
+#[tracing::instrument(skip(pool))]
+pub async fn checkin_stats(
+    pool: &PgPool,
+    event_id: Uuid,
+    now: DateTime<Utc>,
+) -> anyhow::Result<CheckinStats> {
+    let (tickets, admitted): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status IN ('VALID', 'USED')), count(*) FILTER (WHERE status = 'USED') \
+         FROM tickets WHERE event_id = $1",
+    )
+    .bind(event_id)
+    .fetch_one(pool)
+    .await
+    .context("counting tickets")?;
+    let per_gate = sqlx::query_as(
+        "SELECT gate, count(*) AS admitted FROM checkins WHERE event_id = $1 AND result = 'ADMIT' \
+         GROUP BY gate ORDER BY gate",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await
+    .context("counting admissions per gate")?;
+    let per_minute = sqlx::query_as(
+        "SELECT date_trunc('minute', scanned_at) AS minute, gate, count(*) AS admitted FROM checkins \
+         WHERE event_id = $1 AND result = 'ADMIT' AND scanned_at > $2 - interval '1 hour' \
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind(event_id)
+    .bind(now)
+    .fetch_all(pool)
+    .await
+    .context("counting admissions per minute")?;
+    let (conflicts, refused): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE offline AND result = 'ALREADY_ADMITTED'), \
+                count(*) FILTER (WHERE result IN ('INVALID', 'WRONG_EVENT')) \
+         FROM checkins WHERE event_id = $1",
+    )
+    .bind(event_id)
+    .fetch_one(pool)
+    .await
+    .context("counting conflicts")?;
+    Ok(CheckinStats {
+        tickets,
+        admitted,
+        per_gate,
+        per_minute,
+        conflicts,
+        refused,
+    })
+}

@@ -448,4 +448,42 @@ async fn signed_codes_are_checked_with_the_events_public_key_and_offline_scans_s
             .await
             .unwrap_or_default();
     assert_eq!(offline, 3);
+
+    // The organizer's figures say the same.
+    let (status, stats) = app
+        .get(
+            &format!("/api/v1/events/{event_id}/checkins/stats"),
+            Some(&organizer.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(
+        (stats["tickets"].clone(), stats["admitted"].clone()),
+        (json!(3), json!(2)),
+        "{stats}"
+    );
+    assert_eq!(stats["conflicts"], 2, "{stats}");
+    assert_eq!(stats["refused"], 2, "forged and wrong event: {stats}");
+    let gates: Vec<(Value, Value)> = stats["per_gate"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| (g["gate"].clone(), g["admitted"].clone()))
+        .collect();
+    assert_eq!(
+        gates,
+        [(json!("North"), json!(1)), (json!("South 1"), json!(1))],
+        "{stats}"
+    );
+    let (status, _) = app
+        .get(
+            &format!("/api/v1/events/{event_id}/checkins/stats"),
+            Some(&north),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a scanner sees no figures"
+    );
 }
