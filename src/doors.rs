@@ -132,12 +132,12 @@ pub struct BundleTicket {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OfflineScan {
-    #[schema(min_length = 1, max_length = 2000)]
+    #[schema(format = "text", max_length = 2000)]
     pub qr: String,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(format = "text", max_length = 100)]
     pub gate: String,
     pub scanned_at: DateTime<Utc>,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(format = "text", max_length = 100)]
     pub nonce: String,
 }
 

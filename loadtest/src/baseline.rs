@@ -77,6 +77,11 @@ pub struct Baseline {
 }
 
 impl Baseline {
+    /// The seed design's database, for scenarios with tables of their own.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// A fresh database `name` with the seed schema and a pool of `connections`.
     pub async fn create(admin_url: &str, name: &str, connections: u32) -> anyhow::Result<Baseline> {
         recreate_database(admin_url, name).await?;

@@ -16,6 +16,7 @@
 
 pub mod baseline;
 pub mod cluster;
+pub mod doors;
 pub mod flash_sale;
 pub mod hot;
 pub mod html;

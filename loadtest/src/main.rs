@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use boxoffice_loadtest::{cluster, flash_sale, hot, viewers, waiting_room, Common};
+use boxoffice_loadtest::{cluster, doors, flash_sale, hot, viewers, waiting_room, Common};
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +45,15 @@ enum Scenario {
         rows: i32,
         #[arg(long, default_value_t = 100)]
         seats_per_row: i32,
+    },
+    /// The doors open: `--tickets` sold tickets, `--gates` scanners as fast as they can,
+    /// each ticket shown twice at two gates; scans a second, latency, exactly one ADMIT
+    /// per ticket (answers and Postgres), and the offline bundle's size and time.
+    Doors {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        plan: doors::Plan,
     },
     /// Buyers hold one general-admission tier as fast as they can (quantity 1 each).
     HotTier(Common),
@@ -134,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
             };
             (cluster::run(&common, &plan).await?, common.out.clone())
         }
+        Scenario::Doors { common, plan } => (doors::run(&common, &plan).await?, common.out.clone()),
         Scenario::HotTier(common) => (hot::hot_tier(&common).await?, common.out.clone()),
         Scenario::HotSection {
             common,

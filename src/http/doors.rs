@@ -87,10 +87,10 @@ impl From<DoorError> for ApiError {
 #[serde(deny_unknown_fields)]
 pub struct NewScanner {
     /// What the organizer calls the device (1 to 100 characters).
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(format = "text", max_length = 100)]
     pub name: String,
     /// The gate it scans at unless a scan says otherwise (1 to 100 characters).
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(format = "text", max_length = 100)]
     pub gate: String,
 }
 
@@ -118,11 +118,18 @@ pub struct ScannerList {
 }
 
 fn text(errors: &mut FieldErrors, field: &str, value: &str) -> String {
+    errors
+        .take(field, crate::domain::validation::text(value, 100))
+        .unwrap_or_default()
+}
+
+/// A scanned code or a nonce: one line, trimmed, 1 to `max` characters.
+fn line(errors: &mut FieldErrors, field: &str, value: &str, max: usize) -> String {
     let value = value.trim();
     errors.check(
-        (1..=100).contains(&value.chars().count()),
+        (1..=max).contains(&value.chars().count()) && !value.chars().any(char::is_control),
         field,
-        "must be 1 to 100 characters",
+        format!("must be 1 to {max} characters, without control characters"),
     );
     value.to_owned()
 }
@@ -262,13 +269,13 @@ pub async fn set_door(
 #[serde(deny_unknown_fields)]
 pub struct ScanBody {
     /// What the ticket's QR code says (its `qr_token`).
-    #[schema(min_length = 1, max_length = 2000)]
+    #[schema(format = "text", max_length = 2000)]
     pub qr: String,
     /// Where the scan happened (the scanner's own gate when left out).
-    #[schema(max_length = 100)]
+    #[schema(format = "text", max_length = 100)]
     pub gate: Option<String>,
     /// Unique per scan on this scanner: a retry with the same nonce gets the same answer.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(format = "text", max_length = 100)]
     pub nonce: String,
     /// When the scan happened, if not now (never later than the server's now).
     pub scanned_at: Option<DateTime<Utc>>,
@@ -291,27 +298,17 @@ pub async fn checkin(
     let scanner = scanner.of(*path)?;
     let body = body.0;
     let mut errors = FieldErrors::new();
-    let qr = body.qr.trim();
-    errors.check(
-        (1..=2000).contains(&qr.len()),
-        "qr",
-        "must be 1 to 2000 characters",
-    );
-    let nonce = body.nonce.trim();
-    errors.check(
-        (1..=100).contains(&nonce.chars().count()),
-        "nonce",
-        "must be 1 to 100 characters",
-    );
+    let qr = line(&mut errors, "qr", &body.qr, 2000);
+    let nonce = line(&mut errors, "nonce", &body.nonce, 100);
     let gate = match body.gate.as_deref().map(str::trim) {
         Some(gate) => text(&mut errors, "gate", gate),
         None => scanner.gate.clone(),
     };
     errors.finish(()).map_err(ApiError::invalid)?;
     let ask = ScanAsk {
-        qr,
+        qr: &qr,
         gate: &gate,
-        nonce,
+        nonce: &nonce,
         scanned_at: body.scanned_at,
     };
     Ok(HttpResponse::Ok().json(state.doors.scan(&scanner, &ask).await?))
@@ -360,18 +357,8 @@ pub async fn sync(
     let mut errors = FieldErrors::new();
     errors.check(scans.len() <= 1000, "scans", "at most 1000 scans a request");
     for (i, scan) in scans.iter_mut().enumerate() {
-        scan.qr = scan.qr.trim().to_owned();
-        scan.nonce = scan.nonce.trim().to_owned();
-        errors.check(
-            (1..=2000).contains(&scan.qr.len()),
-            format!("scans[{i}].qr"),
-            "must be 1 to 2000 characters",
-        );
-        errors.check(
-            (1..=100).contains(&scan.nonce.chars().count()),
-            format!("scans[{i}].nonce"),
-            "must be 1 to 100 characters",
-        );
+        scan.qr = line(&mut errors, &format!("scans[{i}].qr"), &scan.qr, 2000);
+        scan.nonce = line(&mut errors, &format!("scans[{i}].nonce"), &scan.nonce, 100);
         scan.gate = text(&mut errors, &format!("scans[{i}].gate"), &scan.gate);
     }
     errors.finish(()).map_err(ApiError::invalid)?;

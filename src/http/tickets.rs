@@ -125,7 +125,11 @@ pub async fn qr(
 pub struct TransferBody {
     /// Who gets the ticket: it appears in their tickets once they sign up or sign in with
     /// this address.
-    #[schema(example = "friend@example.com", max_length = 254)]
+    #[schema(
+        format = "email-address",
+        example = "friend@example.com",
+        max_length = 254
+    )]
     pub email: String,
 }
 

@@ -108,9 +108,30 @@ pub struct VenueList {
 
 const MAX_FACILITIES_BYTES: usize = 10_000;
 
+/// Whether Postgres keeps `value` as sent and gives it back readable: no NUL in a string
+/// or a key (JSONB refuses it), and numbers within ±10^15 (JSONB keeps a number's exact
+/// decimal digits, and one near the edge of a double's range reads back out of range).
+fn storable(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => n.as_f64().is_some_and(|x| x.abs() <= 1e15),
+        Value::String(text) => !text.contains('\0'),
+        Value::Array(items) => items.iter().all(storable),
+        Value::Object(map) => map.iter().all(|(k, v)| !k.contains('\0') && storable(v)),
+        Value::Null | Value::Bool(_) => true,
+    }
+}
+
 fn facilities(value: Option<serde_json::Value>, errors: &mut FieldErrors) -> serde_json::Value {
     match value {
         None => serde_json::json!({}),
+        Some(value) if value.is_object() && !storable(&value) => {
+            errors.add(
+                "facilities",
+                "numbers must be within ±10^15, and text must not contain NUL",
+            );
+            serde_json::Value::Null
+        }
         Some(value @ serde_json::Value::Object(_))
             if value.to_string().len() <= MAX_FACILITIES_BYTES =>
         {
@@ -453,4 +474,27 @@ async fn to_view(state: &AppState, row: VenueRow) -> Result<VenueView, ApiError>
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facilities_are_kept_only_when_postgres_gives_them_back_as_sent() {
+        let mut errors = FieldErrors::new();
+        let good = serde_json::json!({"parking": 120, "wifi": true, "note": "lift", "nested": [1.5, {"a": null}]});
+        assert_eq!(facilities(Some(good.clone()), &mut errors), good);
+        assert!(errors.is_empty());
+        for bad in [
+            serde_json::json!({"x": -1.7976931348623157e308}),
+            serde_json::json!({"x": [1e16]}),
+            serde_json::json!({"x": "a\u{0}b"}),
+            serde_json::json!({"a\u{0}": 1}),
+        ] {
+            let mut errors = FieldErrors::new();
+            facilities(Some(bad.clone()), &mut errors);
+            assert!(!errors.is_empty(), "{bad}");
+        }
+    }
 }

@@ -188,6 +188,29 @@ async fn a_scanner_token_opens_its_own_events_door_and_nothing_else() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // Control characters (a NUL that Postgres cannot store) are a 422, not a 500.
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/events/{event_id}/scanners"),
+            Some(&organizer.token),
+            &json!({"name": "ok", "gate": "\u{0}x"}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (status, body) = app
+        .scan(&token, event_id, &json!("qr\u{0}"), "n\u{0}")
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
 
     let (_, list) = app
         .get(
