@@ -21,6 +21,7 @@ mod process;
 mod queue;
 mod races;
 mod redis;
+mod scanner_page;
 mod security;
 mod transfer;
 mod venues;
