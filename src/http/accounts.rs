@@ -79,8 +79,6 @@ pub async fn signup(
             }
             WriteError::Other(e) => ApiError::Unexpected(e),
         })?;
-    // Tickets transferred to this address before the account existed are now its.
-    crate::persistence::tickets::claim_for(&state.pool, user_id, email.as_str()).await?;
     let token = state.tokens.issue(user_id, body.role)?;
     Ok(HttpResponse::Created().json(SignupResponse {
         user_id,
@@ -125,7 +123,6 @@ pub async fn login(
         .map_err(|e| ApiError::Unexpected(e.into()))??;
     let user = user.filter(|_| matches).ok_or_else(wrong)?;
     let role = Role::parse(&user.role).map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)))?;
-    crate::persistence::tickets::claim_for(&state.pool, user.user_id, &user.email).await?;
     let token = state.tokens.issue(user.user_id, role)?;
     Ok(HttpResponse::Ok().json(SignupResponse {
         user_id: user.user_id,

@@ -90,10 +90,10 @@ pub async fn qr(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let owners = tickets::owners(&state.pool, *path)
+    let owners = tickets::owners(&state.pool, *path, caller.user_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no ticket {}", *path)))?;
-    if owners.holder_id != Some(caller.user_id) {
+    if !owners.held {
         return Err(ApiError::Forbidden(
             "this ticket is held by someone else".into(),
         ));
@@ -224,11 +224,11 @@ pub async fn history(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let owners = tickets::owners(&state.pool, *path)
+    let owners = tickets::owners(&state.pool, *path, caller.user_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no ticket {}", *path)))?;
     let organizer = caller.role == Role::Organizer && owners.organizer_id == caller.user_id;
-    if owners.holder_id != Some(caller.user_id) && !organizer {
+    if !owners.held && !organizer {
         return Err(ApiError::Forbidden(
             "only the ticket's holder and the event's organizer see its history".into(),
         ));

@@ -20,13 +20,24 @@ pub struct HeldTicket {
     pub end_time: DateTime<Utc>,
 }
 
+/// Whether account `$U` holds ticket row `t`: it is the holder, or the ticket was
+/// transferred to its address before the account existed (no row is changed when that
+/// account appears: a ticket changes only with a ledger entry).
+const HELD_BY: &str = "COALESCE(t.holder_id = $U OR (t.holder_id IS NULL AND lower(t.holder_email) = \
+     (SELECT lower(email) FROM users WHERE user_id = $U)), false)";
+
+fn held_by_sql(param: &str) -> String {
+    HELD_BY.replace("$U", param)
+}
+
 /// The tickets `holder` holds (or held and transferred away), newest event first.
 #[tracing::instrument(skip(pool))]
 pub async fn held_by(pool: &PgPool, holder: Uuid) -> anyhow::Result<Vec<HeldTicket>> {
     sqlx::query_as(&format!(
-        "SELECT * FROM ({TICKET_QUERY} WHERE t.holder_id = $1) t \
+        "SELECT * FROM ({TICKET_QUERY} WHERE {}) t \
          CROSS JOIN LATERAL (SELECT title AS event_title, start_time, end_time FROM events e WHERE e.event_id = t.event_id) e \
-         ORDER BY e.start_time DESC, t.ticket_id"
+         ORDER BY e.start_time DESC, t.ticket_id",
+        held_by_sql("$1")
     ))
     .bind(holder)
     .fetch_all(pool)
@@ -34,26 +45,13 @@ pub async fn held_by(pool: &PgPool, holder: Uuid) -> anyhow::Result<Vec<HeldTick
     .context("loading the tickets a holder holds")
 }
 
-/// Tickets transferred to `email` before its account existed become the account's.
-#[tracing::instrument(skip(pool, email))]
-pub async fn claim_for(pool: &PgPool, user_id: Uuid, email: &str) -> anyhow::Result<u64> {
-    let claimed = sqlx::query(
-        "UPDATE tickets SET holder_id = $1 WHERE holder_id IS NULL AND lower(holder_email) = lower($2)",
-    )
-    .bind(user_id)
-    .bind(email)
-    .execute(pool)
-    .await
-    .context("claiming transferred tickets")?;
-    Ok(claimed.rows_affected())
-}
-
 /// A ticket's holder and the organizer of its event, for who may see or move it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Owners {
     pub ticket_id: Uuid,
     pub event_id: Uuid,
-    pub holder_id: Option<Uuid>,
+    /// Whether the caller holds it.
+    pub held: bool,
     pub organizer_id: Uuid,
     pub qr_token: String,
     /// The seat, or the tier (or section) of a standing ticket.
@@ -63,13 +61,19 @@ pub struct Owners {
 }
 
 #[tracing::instrument(skip(pool))]
-pub async fn owners(pool: &PgPool, ticket_id: Uuid) -> anyhow::Result<Option<Owners>> {
-    sqlx::query_as(
-        "SELECT t.ticket_id, t.event_id, t.holder_id, e.organizer_id, t.qr_token, \
+pub async fn owners(
+    pool: &PgPool,
+    ticket_id: Uuid,
+    caller: Uuid,
+) -> anyhow::Result<Option<Owners>> {
+    sqlx::query_as(&format!(
+        "SELECT t.ticket_id, t.event_id, {} AS held, e.organizer_id, t.qr_token, \
          COALESCE(t.seat_id, t.tier_id, t.section_id) AS place_id, e.start_time, e.end_time \
          FROM tickets t JOIN events e USING (event_id) WHERE t.ticket_id = $1",
-    )
+        held_by_sql("$2")
+    ))
     .bind(ticket_id)
+    .bind(caller)
     .fetch_optional(pool)
     .await
     .context("loading a ticket's holder")
@@ -160,7 +164,7 @@ pub async fn transfer(
 ) -> anyhow::Result<Transferred> {
     let mut tx = pool.begin().await?;
     type Row = (
-        Option<Uuid>,
+        bool,
         TicketStatus,
         Option<Uuid>,
         bool,
@@ -168,18 +172,20 @@ pub async fn transfer(
         DateTime<Utc>,
     );
     let row: Option<Row> =
-        sqlx::query_as(
-            "SELECT t.holder_id, t.status, t.transferred_from, e.transfers_allowed, e.transfers_close_at, e.start_time \
+        sqlx::query_as(&format!(
+            "SELECT {} AS held, t.status, t.transferred_from, e.transfers_allowed, e.transfers_close_at, e.start_time \
              FROM tickets t JOIN events e USING (event_id) WHERE t.ticket_id = $1 FOR UPDATE OF t",
-        )
+            held_by_sql("$2")
+        ))
         .bind(ask.ticket_id)
+        .bind(ask.from)
         .fetch_optional(&mut *tx)
         .await
         .context("locking a ticket to transfer")?;
     let Some((holder, status, from_transfer, allowed, close_at, start)) = row else {
         return Ok(Transferred::NotFound);
     };
-    if holder != Some(ask.from) {
+    if !holder {
         return Ok(Transferred::NotHolder);
     }
     let transferable = Transferable {
