@@ -23,7 +23,8 @@ pub struct HeldTicket {
 /// Whether account `$U` holds ticket row `t`: it is the holder, or the ticket was
 /// transferred to its address before the account existed (no row is changed when that
 /// account appears: a ticket changes only with a ledger entry).
-const HELD_BY: &str = "COALESCE(t.holder_id = $U OR (t.holder_id IS NULL AND lower(t.holder_email) = \
+const HELD_BY: &str =
+    "COALESCE(t.holder_id = $U OR (t.holder_id IS NULL AND lower(t.holder_email) = \
      (SELECT lower(email) FROM users WHERE user_id = $U)), false)";
 
 fn held_by_sql(param: &str) -> String {
