@@ -38,6 +38,44 @@ use crate::domain::tickets::{
 use crate::persistence::scanners::{self, ScannerRow};
 use crate::persistence::tickets::{self, Scan};
 
+/// Refused scans waiting for the recorder; a full queue makes scans wait (never drops).
+const RECORDS_QUEUED: usize = 10_000;
+/// The most refused scans one statement writes.
+const RECORDS_PER_BATCH: usize = 500;
+
+enum Record {
+    Scan(Box<tickets::Refusal>),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The recorder: takes what is queued (up to a batch), writes it in one statement, and
+/// answers the flushes that were queued behind it.
+async fn write_refusals(pool: PgPool, mut records: tokio::sync::mpsc::Receiver<Record>) {
+    let mut batch = Vec::with_capacity(RECORDS_PER_BATCH);
+    let mut flushes = Vec::new();
+    while let Some(first) = records.recv().await {
+        let mut next = Some(first);
+        while let Some(record) = next.take() {
+            match record {
+                Record::Scan(scan) => batch.push(*scan),
+                Record::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < RECORDS_PER_BATCH {
+                next = records.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(error) = tickets::record_refusals(&pool, &batch).await {
+                tracing::warn!(%error, scans = batch.len(), "could not record refused scans");
+            }
+            batch.clear();
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
 /// A scanner token starts with this, so that a stray one is recognised in a log or a form.
 pub const TOKEN_PREFIX: &str = "bxs_";
 /// How long a node trusts what it read of a scanner (a revocation on another node reaches
@@ -81,7 +119,12 @@ type Seen = (Option<ScannerRow>, Instant);
 struct Door {
     book: OnceCell<Mutex<Book>>,
     hours: Mutex<Option<(DoorHours, Instant)>>,
+    /// When a scanner last used it (an idle door's tickets leave memory).
+    used: Mutex<Instant>,
 }
+
+/// A door nobody scanned at for this long is forgotten (loaded again at its next scan).
+const DOOR_IDLE: Duration = Duration::from_secs(6 * 3600);
 
 /// The tickets, and the answers given to scanners' nonces.
 struct Book {
@@ -94,6 +137,7 @@ pub struct Doors {
     clock: Arc<dyn Clock>,
     doors: Mutex<HashMap<Uuid, Arc<Door>>>,
     keys: Mutex<HashMap<Uuid, SigningKey>>,
+    recorder: tokio::sync::mpsc::Sender<Record>,
     /// What was read of each token (by its hash), and when.
     scanners: Mutex<HashMap<Vec<u8>, Seen>>,
 }
@@ -177,8 +221,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Doors {
+    /// The door service, with its scan recorder running on the current runtime.
     pub fn new(pool: PgPool, clock: Arc<dyn Clock>) -> Doors {
+        let (recorder, records) = tokio::sync::mpsc::channel(RECORDS_QUEUED);
+        tokio::spawn(write_refusals(pool.clone(), records));
         Doors {
+            recorder,
             pool,
             clock,
             doors: Mutex::new(HashMap::new()),
@@ -213,15 +261,23 @@ impl Doors {
     }
 
     fn door(&self, event_id: Uuid) -> Arc<Door> {
-        lock(&self.doors)
+        let mut doors = lock(&self.doors);
+        if !doors.contains_key(&event_id) {
+            // A new door opens: the ones idle for hours (their events are over) close.
+            doors.retain(|_, door| lock(&door.used).elapsed() < DOOR_IDLE);
+        }
+        let door = doors
             .entry(event_id)
             .or_insert_with(|| {
                 Arc::new(Door {
                     book: OnceCell::new(),
                     hours: Mutex::new(None),
+                    used: Mutex::new(Instant::now()),
                 })
             })
-            .clone()
+            .clone();
+        *lock(&door.used) = Instant::now();
+        door
     }
 
     async fn check_open(&self, event_id: Uuid, door: &Door) -> Result<(), DoorError> {
@@ -337,7 +393,7 @@ impl Doors {
                             )
                         }
                     };
-                    tickets::record_scan(&self.pool, &scan, &answer).await?;
+                    self.record(&scan, &answer).await;
                     answer
                 }
             }
@@ -351,7 +407,7 @@ impl Doors {
                         return Ok(first);
                     }
                 }
-                tickets::record_scan(&self.pool, &scan, &answer).await?;
+                self.record(&scan, &answer).await;
                 answer
             }
         };
@@ -361,6 +417,39 @@ impl Doors {
         }
         book.answers.insert(key, answer.clone());
         Ok(answer)
+    }
+
+    /// Records a scan that let nobody in, behind the answer: the recorder writes them in
+    /// batches (a refusal is not a promise — a retried nonce is answered from memory, and
+    /// after a crash the same answer is worked out again). Offline scans are written before
+    /// the sync answers ([`Doors::flush`]).
+    async fn record(&self, scan: &Scan<'_>, answer: &ScanAnswer) {
+        let refusal = tickets::Refusal {
+            event_id: scan.event_id,
+            scanner_id: scan.scanner_id,
+            nonce: scan.nonce.to_owned(),
+            ticket_id: scan.ticket_id,
+            gate: scan.gate.to_owned(),
+            scanned_at: scan.scanned_at,
+            offline: scan.offline,
+            answer: answer.clone(),
+        };
+        if self
+            .recorder
+            .send(Record::Scan(Box::new(refusal)))
+            .await
+            .is_err()
+        {
+            tracing::warn!("the scan recorder has stopped; a refused scan is not recorded");
+        }
+    }
+
+    /// Waits until every refused scan recorded before now is written.
+    pub async fn flush(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        if self.recorder.send(Record::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
     }
 
     /// The ticket a scanned code names (none: no such ticket), or the answer for a code
@@ -509,6 +598,7 @@ impl Doors {
                 answer,
             });
         }
+        self.flush().await;
         Ok(Synced { results, conflicts })
     }
 

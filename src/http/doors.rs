@@ -377,6 +377,8 @@ pub async fn stats(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let event = owned(&state, organizer, *path).await?;
+    // This node's refused scans are counted up to now.
+    state.doors.flush().await;
     Ok(HttpResponse::Ok()
         .json(scanners::checkin_stats(&state.pool, event.event_id, state.now()).await?))
 }

@@ -420,18 +420,6 @@ async fn insert_scan(
     Ok(())
 }
 
-/// Records a scan that let nobody in.
-pub async fn record_scan(
-    pool: &PgPool,
-    scan: &Scan<'_>,
-    answer: &ScanAnswer,
-) -> anyhow::Result<()> {
-    let mut tx = pool.begin().await?;
-    insert_scan(&mut tx, scan, answer).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 /// The answer a scanner was given for `nonce`, if it was.
 #[tracing::instrument(skip(pool, nonce))]
 pub async fn answered(
@@ -447,4 +435,44 @@ pub async fn answered(
             .await
             .context("reading a scan's answer")?;
     Ok(answer.map(|a| a.0))
+}
+
+/// A scan that let nobody in, owned, for the write-behind recorder.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub event_id: Uuid,
+    pub scanner_id: Uuid,
+    pub nonce: String,
+    pub ticket_id: Option<Uuid>,
+    pub gate: String,
+    pub scanned_at: DateTime<Utc>,
+    pub offline: bool,
+    pub answer: ScanAnswer,
+}
+
+/// Records many refused scans in one statement.
+#[tracing::instrument(skip(pool, scans), fields(scans = scans.len()))]
+pub async fn record_refusals(pool: &PgPool, scans: &[Refusal]) -> anyhow::Result<()> {
+    let column = |f: fn(&Refusal) -> Uuid| scans.iter().map(f).collect::<Vec<_>>();
+    let answers: Vec<sqlx::types::Json<&ScanAnswer>> =
+        scans.iter().map(|s| sqlx::types::Json(&s.answer)).collect();
+    sqlx::query(
+        "INSERT INTO checkins (event_id, scanner_id, nonce, ticket_id, gate, scanned_at, result, answer, offline) \
+         SELECT e, s, n, t, g, a, r, j, o FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], \
+                $6::timestamptz[], $7::text[], $8::jsonb[], $9::bool[]) AS x(e, s, n, t, g, a, r, j, o) \
+         ON CONFLICT (scanner_id, nonce) DO NOTHING",
+    )
+    .bind(column(|s| s.event_id))
+    .bind(column(|s| s.scanner_id))
+    .bind(scans.iter().map(|s| s.nonce.as_str()).collect::<Vec<_>>())
+    .bind(scans.iter().map(|s| s.ticket_id).collect::<Vec<_>>())
+    .bind(scans.iter().map(|s| s.gate.as_str()).collect::<Vec<_>>())
+    .bind(scans.iter().map(|s| s.scanned_at).collect::<Vec<_>>())
+    .bind(scans.iter().map(|s| s.answer.result.as_str()).collect::<Vec<_>>())
+    .bind(answers)
+    .bind(scans.iter().map(|s| s.offline).collect::<Vec<_>>())
+    .execute(pool)
+    .await
+    .context("recording refused scans")?;
+    Ok(())
 }
