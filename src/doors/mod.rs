@@ -22,59 +22,23 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
-use utoipa::ToSchema;
 use uuid::Uuid;
+
+mod offline;
+mod recorder;
+
+pub use offline::{Bundle, BundleTicket, Conflict, OfflineScan, SignedFor, SyncResult, Synced};
+use recorder::{write_refusals, Record, RECORDS_QUEUED};
 
 use crate::clock::Clock;
 use crate::domain::orders::TicketStatus;
 use crate::domain::signed_ticket::{self, TicketClaim};
-use crate::domain::tickets::{
-    door_open, DoorBook, DoorHours, FirstScan, ScanAnswer, ScanResult, Verdict,
-};
+use crate::domain::tickets::{door_open, DoorBook, DoorHours, ScanAnswer, ScanResult, Verdict};
 use crate::persistence::scanners::{self, ScannerRow};
 use crate::persistence::tickets::{self, Scan};
-
-/// Refused scans waiting for the recorder; a full queue makes scans wait (never drops).
-const RECORDS_QUEUED: usize = 10_000;
-/// The most refused scans one statement writes.
-const RECORDS_PER_BATCH: usize = 500;
-
-enum Record {
-    Scan(Box<tickets::Refusal>),
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
-/// The recorder: takes what is queued (up to a batch), writes it in one statement, and
-/// answers the flushes that were queued behind it.
-async fn write_refusals(pool: PgPool, mut records: tokio::sync::mpsc::Receiver<Record>) {
-    let mut batch = Vec::with_capacity(RECORDS_PER_BATCH);
-    let mut flushes = Vec::new();
-    while let Some(first) = records.recv().await {
-        let mut next = Some(first);
-        while let Some(record) = next.take() {
-            match record {
-                Record::Scan(scan) => batch.push(*scan),
-                Record::Flush(done) => flushes.push(done),
-            }
-            if batch.len() < RECORDS_PER_BATCH {
-                next = records.try_recv().ok();
-            }
-        }
-        if !batch.is_empty() {
-            if let Err(error) = tickets::record_refusals(&pool, &batch).await {
-                tracing::warn!(%error, scans = batch.len(), "could not record refused scans");
-            }
-            batch.clear();
-        }
-        for done in flushes.drain(..) {
-            let _ = done.send(());
-        }
-    }
-}
 
 /// A scanner token starts with this, so that a stray one is recognised in a log or a form.
 pub const TOKEN_PREFIX: &str = "bxs_";
@@ -140,71 +104,6 @@ pub struct Doors {
     recorder: tokio::sync::mpsc::Sender<Record>,
     /// What was read of each token (by its hash), and when.
     scanners: Mutex<HashMap<Vec<u8>, Seen>>,
-}
-
-/// What a ticket's signed code is made of.
-pub struct SignedFor {
-    pub ticket_id: Uuid,
-    pub event_id: Uuid,
-    /// The seat, or the tier (or section) of a standing ticket.
-    pub place_id: Uuid,
-    pub start_time: DateTime<Utc>,
-    pub end_time: DateTime<Utc>,
-}
-
-/// What a scanner takes offline.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Bundle {
-    /// Always `ed25519`.
-    pub algorithm: &'static str,
-    /// The event's public key, base64url (32 bytes).
-    pub public_key: String,
-    pub generated_at: DateTime<Utc>,
-    /// Tickets that must not be let in (cancelled, transferred, refunded).
-    pub revoked: Vec<Uuid>,
-    pub tickets: Vec<BundleTicket>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BundleTicket {
-    pub ticket_id: Uuid,
-    pub label: String,
-    pub status: TicketStatus,
-}
-
-/// A scan made offline.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OfflineScan {
-    #[schema(format = "text", max_length = 2000)]
-    pub qr: String,
-    #[schema(format = "text", max_length = 100)]
-    pub gate: String,
-    pub scanned_at: DateTime<Utc>,
-    #[schema(format = "text", max_length = 100)]
-    pub nonce: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SyncResult {
-    pub nonce: String,
-    #[serde(flatten)]
-    pub answer: ScanAnswer,
-}
-
-/// A ticket let in twice: first at `first_scan`, again offline at `gate`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Conflict {
-    pub ticket_id: Uuid,
-    pub first_scan: FirstScan,
-    pub gate: String,
-    pub scanned_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Synced {
-    pub results: Vec<SyncResult>,
-    pub conflicts: Vec<Conflict>,
 }
 
 /// One scan, as a scanner sends it.
