@@ -301,16 +301,16 @@ async fn naive(common: &Common, plan: &Plan) -> anyhow::Result<Summary> {
                     let started = Instant::now();
                     let outcome = async {
                         let mut tx = pool.begin().await?;
-                        let used: Option<Option<chrono::DateTime<chrono::Utc>>> = sqlx::query_scalar(
-                            "SELECT used_at FROM door_tickets WHERE qr = $1 FOR UPDATE",
+                        let used: Option<bool> = sqlx::query_scalar(
+                            "SELECT used_at IS NOT NULL FROM door_tickets WHERE qr = $1 FOR UPDATE",
                         )
                         .bind(&code)
                         .fetch_optional(&mut *tx)
                         .await?;
                         let result = match used {
                             None => "INVALID",
-                            Some(Some(_)) => "ALREADY_ADMITTED",
-                            Some(None) => {
+                            Some(true) => "ALREADY_ADMITTED",
+                            Some(false) => {
                                 sqlx::query("UPDATE door_tickets SET used_at = now(), gate = $2 WHERE qr = $1")
                                     .bind(&code)
                                     .bind(gate as i32)

@@ -115,21 +115,26 @@ pub fn view_of_new(order: &NewOrder, hold: &HoldView) -> OrderView {
     }
 }
 
+/// A stored ticket as its holder sees it.
+pub fn ticket_view(t: &TicketRow) -> TicketView {
+    TicketView {
+        ticket_id: t.ticket_id,
+        section_id: t.section_id,
+        seat_id: t.seat_id,
+        tier_id: t.tier_id,
+        label: t.label(),
+        price_cents: t.unit_price_cents,
+        qr_token: t.qr_token.clone(),
+        status: t.status,
+    }
+}
+
 pub fn view_of_row(order: OrderRow, tickets: &[TicketRow]) -> OrderView {
     OrderView {
         tickets: tickets
             .iter()
             .filter(|t| t.order_id == order.order_id)
-            .map(|t| TicketView {
-                ticket_id: t.ticket_id,
-                section_id: t.section_id,
-                seat_id: t.seat_id,
-                tier_id: t.tier_id,
-                label: t.label(),
-                price_cents: t.unit_price_cents,
-                qr_token: t.qr_token.clone(),
-                status: t.status,
-            })
+            .map(ticket_view)
             .collect(),
         order_id: order.order_id,
         event_id: order.event_id,

@@ -18,21 +18,29 @@ pub struct Caller {
     pub role: Role,
 }
 
-fn caller(req: &HttpRequest) -> Result<Option<Caller>, ApiError> {
+/// The token of an `Authorization: Bearer <token>` header (none without the header; 401
+/// for a header of another shape). Account, visitor and scanner tokens all come this way.
+pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let token = value
+    value
         .to_str()
         .ok()
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(str::trim)
+        .map(|token| Some(token.trim()))
         .ok_or_else(|| {
             ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-        })?;
+        })
+}
+
+fn caller(req: &HttpRequest) -> Result<Option<Caller>, ApiError> {
+    let Some(token) = bearer_token(req)? else {
+        return Ok(None);
+    };
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("application state is missing")))?;

@@ -11,11 +11,10 @@ use super::auth::{Buyer, Caller};
 use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
 use super::AppState;
-use crate::actors::orders::qr_token;
+use crate::actors::orders::{qr_token, ticket_view};
 use crate::domain::account::{Email, Role};
 use crate::domain::tickets::{may_transfer, LedgerKind};
 use crate::doors::SignedFor;
-use crate::persistence::orders::TicketRow;
 use crate::persistence::tickets::{self, TransferAsk, Transferred};
 use crate::views::TicketView;
 
@@ -34,19 +33,6 @@ pub struct MyTicket {
 #[derive(Serialize, ToSchema)]
 pub struct TicketList {
     pub tickets: Vec<MyTicket>,
-}
-
-pub fn view(t: &TicketRow) -> TicketView {
-    TicketView {
-        ticket_id: t.ticket_id,
-        section_id: t.section_id,
-        seat_id: t.seat_id,
-        tier_id: t.tier_id,
-        label: t.label(),
-        price_cents: t.unit_price_cents,
-        qr_token: t.qr_token.clone(),
-        status: t.status,
-    }
 }
 
 /// The caller's tickets: bought, or transferred to them (and those they transferred away,
@@ -73,7 +59,7 @@ pub async fn mine(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
             event_title: held.event_title.clone(),
             order_id: t.order_id,
             signed_qr,
-            ticket: view(t),
+            ticket: ticket_view(t),
         });
     }
     Ok(HttpResponse::Ok().json(TicketList { tickets }))
@@ -186,7 +172,7 @@ pub async fn transfer(
         .refresh(ticket.event_id, &[*path, new_ticket_id])
         .await?;
     Ok(HttpResponse::Created().json(TransferView {
-        ticket: view(&ticket),
+        ticket: ticket_view(&ticket),
     }))
 }
 

@@ -471,6 +471,22 @@ async fn signed_codes_are_checked_with_the_events_public_key_and_offline_scans_s
             .await
             .unwrap_or_default();
     assert_eq!(offline, 3);
+    let too_many: Vec<Value> = (0..1001)
+        .map(|i| json!({"qr": "x", "gate": "G", "scanned_at": at(1), "nonce": format!("n-{i}")}))
+        .collect();
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/events/{event_id}/checkins/sync"),
+            Some(&south),
+            &json!({"scans": too_many}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
 
     // The organizer's figures say the same.
     let (status, stats) = app

@@ -93,6 +93,23 @@ async fn a_ticket_is_transferred_once_to_an_address_and_its_old_code_is_dead() {
         .await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
 
+    let nobody = json!(Uuid::new_v4());
+    let (status, body) = app.transfer(&buyer.token, &nobody, "x@example.com").await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) = app.history(&buyer.token, &nobody).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) = app
+        .post(
+            &format!(
+                "/api/v1/tickets/{}/transfer",
+                old["ticket_id"].as_str().unwrap_or_default()
+            ),
+            Some(&buyer.token),
+            &json!({}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "validation_failed");
+
     let friend = format!("friend-{}@example.com", Uuid::new_v4().simple());
     let (status, moved) = app.transfer(&buyer.token, &old["ticket_id"], &friend).await;
     assert_eq!(status, StatusCode::CREATED, "{moved}");
@@ -244,6 +261,24 @@ async fn transfers_close_when_the_organizer_says_and_a_known_address_gets_it_at_
         .transfer(&buyer.token, &tickets[1]["ticket_id"], &friend.email)
         .await;
     assert_error(status, &body, StatusCode::CONFLICT, "transfer_not_allowed");
+    let now = chrono::Utc::now();
+    let (status, body) = app
+        .put(
+            &format!("/api/v1/events/{event_id}/door"),
+            Some(&organizer.token),
+            &json!({"checkin_opens_at": now, "checkin_closes_at": now - chrono::Duration::hours(1)}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert!(
+        body["error"]["fields"]["checkin_closes_at"].is_string(),
+        "{body}"
+    );
     let (status, body) = app
         .put(
             &format!("/api/v1/events/{event_id}/door"),

@@ -8,13 +8,14 @@
 //!
 //! The parts: [`browser`] is the one visit both systems' browsers make (what to choose,
 //! when to retry, what to do with a hold), written against a [`browser::Shop`];
-//! [`boxoffice`] is that shop over boxoffice's API and live map, [`seed`] over the seed
-//! design's transactions; [`steps`] gathers what the browsers measured. This module
+//! [`boxoffice`] is that shop over boxoffice's API and live map (the browser's copy of the
+//! map in [`live_map`]), [`seed`] over the seed design's transactions; [`steps`] gathers what the browsers measured. This module
 //! holds the plan, how a visit ends, and [`run`]: the sale, its invariants, and the seed
 //! design's sale beside it.
 
 mod boxoffice;
 mod browser;
+mod live_map;
 mod seed;
 mod steps;
 

@@ -42,23 +42,11 @@ fn identity(state: &AppState, token: &str) -> Result<Uuid, ApiError> {
 }
 
 fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| {
-            ApiError::Unauthorized(
-                "a buyer or visitor token is required (POST /api/v1/visitors gives one)".into(),
-            )
-        })?
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-        })
+    super::auth::bearer_token(req)?.ok_or_else(|| {
+        ApiError::Unauthorized(
+            "a buyer or visitor token is required (POST /api/v1/visitors gives one)".into(),
+        )
+    })
 }
 
 fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
