@@ -71,6 +71,9 @@ pub struct Settings {
     /// `BOXOFFICE_RECONCILE_GRACE_SECONDS`: how old an order-less authorization must be
     /// before it is voided (longer than any checkout takes).
     pub reconcile_grace: Duration,
+    /// `BOXOFFICE_REFUND_PARALLELISM`: refunds a node asks the gateway for at once while it
+    /// works through a cancelled event's orders.
+    pub refund_parallelism: usize,
     /// `BOXOFFICE_ADMISSION_WINDOW_MINUTES`: how long a buyer let out of a waiting room may
     /// shop (their admission token's lifetime; holds end by then too).
     pub admission_window: Duration,
@@ -253,6 +256,7 @@ impl Settings {
                 0,
                 86_400,
             )?),
+            refund_parallelism: bounded(&get, "BOXOFFICE_REFUND_PARALLELISM", 8, 1, 64)? as usize,
             admission_window: Duration::from_secs(
                 60 * bounded(&get, "BOXOFFICE_ADMISSION_WINDOW_MINUTES", 15, 1, 240)?,
             ),

@@ -113,6 +113,7 @@ pub async fn seed(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<Demo> {
     let schedule = OnSaleSchedule::parse(
         OnSaleInput {
             max_per_buyer: None,
+            waitlist_offer_minutes: None,
             sale_starts_at: now + Duration::minutes(1),
             sale_ends_at: start,
             hold_minutes: 10,

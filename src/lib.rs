@@ -16,6 +16,7 @@ pub mod payments;
 pub mod persistence;
 pub mod pow;
 pub mod queue;
+pub mod refunds;
 pub mod sale;
 pub mod security;
 pub mod startup;

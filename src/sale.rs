@@ -1,8 +1,8 @@
 //! Buying in an on-sale, end to end: what a hold and a checkout ask of the waiting room
 //! and of the on-sale engine, in which order. A hold needs an open shopping session when
 //! the on-sale has a room, and cannot outlive that session; a checkout needs the session
-//! too, and tells the room the buyer bought (so they stop counting against the inventory
-//! the room paces admission by).
+//! too (unless the hold is the buyer's waitlist offer), and tells the room the buyer bought
+//! (so they stop counting against the inventory the room paces admission by).
 //!
 //! Called by the hold and checkout handlers, which parse the request and shape the answer;
 //! the room (`queue::WaitingRooms`) and the engine (`actors::Engine`) do the work.
@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::actors::messages::EngineError;
 use crate::actors::Engine;
 use crate::domain::holds::HoldRequest;
+use crate::persistence::waitlist;
 use crate::queue::{QueueError, WaitingRooms};
 use crate::views::{HoldView, OrderView};
 
@@ -62,9 +63,19 @@ impl Sale<'_> {
     ) -> Result<OrderView, SaleError> {
         let event_id = self.engine.event_of_hold(hold_id).await?;
         if let Some(event_id) = event_id {
-            self.rooms
+            let admitted = self
+                .rooms
                 .require_admission(event_id, buyer, admission)
-                .await?;
+                .await;
+            // A waitlist offer is bought without the room: it was offered, not queued for.
+            if let Err(refusal) = admitted {
+                let offered = waitlist::is_offer(self.engine.pool(), hold_id, buyer)
+                    .await
+                    .map_err(EngineError::Unexpected)?;
+                if !offered {
+                    return Err(refusal.into());
+                }
+            }
         }
         let order = self
             .engine

@@ -90,6 +90,7 @@ impl Application {
         let pool =
             persistence::connect(&settings.database_url, settings.db_max_connections).await?;
         persistence::migrate(&pool).await?;
+        dependencies.gateway.use_database(&pool);
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
         let bound = listener.local_addr().context("reading the bound address")?;
@@ -187,15 +188,32 @@ impl Application {
                     changed_engine.stop_event(event_id);
                     changed_rooms.close(event_id);
                 }
-                None => changed_rooms.forget_absent(),
+                Some((event_id, Change::Inbox)) => {
+                    let engine = changed_engine.clone();
+                    actix::spawn(async move { engine.catch_up(event_id).await });
+                }
+                None => {
+                    changed_rooms.forget_absent();
+                    let engine = changed_engine.clone();
+                    actix::spawn(async move { engine.catch_up_all().await });
+                }
             }),
         );
-        spawn_background(engine.clone(), rooms.clone(), &settings);
+        let doors = Arc::new(crate::doors::Doors::new(
+            pool.clone(),
+            engine.clock().clone(),
+        ));
+        let refunds = Arc::new(crate::refunds::Refunds::new(
+            engine.clone(),
+            doors.clone(),
+            settings.payment_timeout,
+        ));
+        spawn_background(engine.clone(), rooms.clone(), refunds.clone(), &settings);
         let server = run(
             listener,
             pool.clone(),
-            engine.clone(),
-            rooms.clone(),
+            (engine.clone(), rooms.clone()),
+            (doors, refunds),
             pow,
             settings,
         )?;
@@ -292,9 +310,16 @@ async fn shutdown_signal() -> std::io::Result<()> {
     Ok(())
 }
 
-/// The engine's housekeeping: on-sales open and events complete on time (every 2 s), and
-/// the payment reconciler runs (every `reconcile_every`). Both stop with the actix system.
-fn spawn_background(engine: Arc<Engine>, rooms: Arc<WaitingRooms>, settings: &Settings) {
+/// The engine's housekeeping: on-sales open and events complete on time (every 2 s), the
+/// payment reconciler and the refund retries run (every `reconcile_every`), and cancelled
+/// events' refunds go on (batches of 200, every second while there are any). All stop with
+/// the actix system.
+fn spawn_background(
+    engine: Arc<Engine>,
+    rooms: Arc<WaitingRooms>,
+    refunds: Arc<crate::refunds::Refunds>,
+    settings: &Settings,
+) {
     let reconcile_every = settings.reconcile_every;
     let grace = chrono::Duration::from_std(settings.reconcile_grace)
         .unwrap_or(chrono::Duration::minutes(2));
@@ -311,12 +336,33 @@ fn spawn_background(engine: Arc<Engine>, rooms: Arc<WaitingRooms>, settings: &Se
             }
         }
     });
+    let retries = refunds.clone();
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(reconcile_every);
         loop {
             tick.tick().await;
             if let Err(error) = engine.reconcile(grace).await {
                 tracing::warn!(?error, "payment reconciliation failed");
+            }
+            if let Err(error) = retries.retry_pending(grace).await {
+                tracing::warn!(?error, "retrying pending refunds failed");
+            }
+        }
+    });
+    let parallel = settings.refund_parallelism;
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            loop {
+                match refunds.cancellation_pass(200, parallel).await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(?error, "a cancellation pass failed");
+                        break;
+                    }
+                }
             }
         }
     });
@@ -325,8 +371,8 @@ fn spawn_background(engine: Arc<Engine>, rooms: Arc<WaitingRooms>, settings: &Se
 fn run(
     listener: TcpListener,
     pool: PgPool,
-    engine: Arc<Engine>,
-    rooms: Arc<WaitingRooms>,
+    (engine, rooms): (Arc<Engine>, Arc<WaitingRooms>),
+    (doors, refunds): (Arc<crate::doors::Doors>, Arc<crate::refunds::Refunds>),
     pow: Arc<crate::pow::ProofOfWork>,
     settings: Settings,
 ) -> anyhow::Result<Server> {
@@ -338,7 +384,6 @@ fn run(
         settings.lease,
     )?;
     let clock = engine.clock().clone();
-    let clock_for_doors = engine.clock().clone();
     let state = web::Data::new(AppState {
         forwarder,
         tokens: TokenKeys::new(&settings.jwt_secret, settings.token_ttl).with_clock(clock.clone()),
@@ -354,7 +399,8 @@ fn run(
         ),
         layouts: crate::persistence::layouts::LayoutCache::new(settings.seatmap_cache_seats),
         pow,
-        doors: Arc::new(crate::doors::Doors::new(pool.clone(), clock_for_doors)),
+        doors,
+        refunds,
         pool,
         settings: settings.clone(),
     });

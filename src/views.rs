@@ -68,6 +68,8 @@ pub struct OrderView {
     pub hold_id: Option<Uuid>,
     pub status: OrderStatus,
     pub total_cents: i64,
+    /// Money given back so far (refunds).
+    pub refunded_cents: i64,
     pub currency: String,
     pub created_at: DateTime<Utc>,
     pub confirmed_at: Option<DateTime<Utc>>,

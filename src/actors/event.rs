@@ -29,9 +29,11 @@ use crate::clock::Clock;
 use crate::cluster::LeaseToken;
 use crate::domain::event::EventStatus;
 use crate::domain::holds::{
-    Demand, Effect, Effects, EventCounts, HoldBook, HoldRequest, MirroredHold, Reservation,
+    Demand, Effect, Effects, EventCounts, HoldBook, HoldRequest, MirroredHold, Note, Offer,
+    OfferEnd, Reservation,
 };
 use crate::persistence::leases::{self, FencedOutcome};
+use crate::persistence::waitlist;
 use crate::views::HoldView;
 
 /// How often deadlines are checked: a seat is never held more than this past its deadline.
@@ -50,6 +52,8 @@ pub struct EventActor {
     live: Option<Addr<Broadcaster>>,
     /// Status changes, written in order by one task (see the module's header).
     statuses: Option<mpsc::UnboundedSender<(EventStatus, EventStatus)>>,
+    /// Waitlist offers made and ended, written in order by one task.
+    offers: Option<mpsc::UnboundedSender<OfferWrite>>,
     /// This node's lease on the on-sale: nothing is answered once it lapsed, and every
     /// durable write carries its epoch.
     lease: LeaseToken,
@@ -78,6 +82,7 @@ impl EventActor {
             mirror: None,
             live: None,
             statuses: None,
+            offers: None,
             lease: LeaseToken::unfenced(event_id),
         }
     }
@@ -159,6 +164,16 @@ impl EventActor {
                         let _ = statuses.send((from, to));
                     }
                 }
+                Effect::Offered(offer) => {
+                    if let Some(offers) = &self.offers {
+                        let _ = offers.send(OfferWrite::Made(offer));
+                    }
+                }
+                Effect::OfferEnded { entry_id, how } => {
+                    if let Some(offers) = &self.offers {
+                        let _ = offers.send(OfferWrite::Ended(entry_id, how));
+                    }
+                }
             }
         }
     }
@@ -184,6 +199,33 @@ impl EventActor {
         });
         self.statuses = Some(sender);
     }
+
+    /// Starts the task that records waitlist offers in Postgres, in the order they were made.
+    fn start_offer_writer(&mut self) {
+        let (sender, mut writes) = mpsc::unbounded_channel::<OfferWrite>();
+        let (pool, clock, event_id) = (self.pool.clone(), self.clock.clone(), self.event_id);
+        actix::spawn(async move {
+            while let Some(write) = writes.recv().await {
+                let now = clock.now();
+                let written = match &write {
+                    OfferWrite::Made(offer) => waitlist::offered(&pool, offer, now).await,
+                    OfferWrite::Ended(entry_id, how) => {
+                        waitlist::offer_ended(&pool, *entry_id, how.entry_status(), now).await
+                    }
+                };
+                if let Err(error) = written {
+                    tracing::error!(%event_id, ?error, "could not record a waitlist offer");
+                }
+            }
+        });
+        self.offers = Some(sender);
+    }
+}
+
+/// A waitlist offer to record.
+enum OfferWrite {
+    Made(Offer),
+    Ended(Uuid, OfferEnd),
 }
 
 impl Actor for EventActor {
@@ -192,6 +234,7 @@ impl Actor for EventActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
         self.start_status_writer();
+        self.start_offer_writer();
         ctx.run_interval(SWEEP_EVERY, |act, _| act.sweep());
         // The live map starts from Postgres; restored holds may have taken tickets since.
         self.apply(self.book.tier_effects());
@@ -345,7 +388,9 @@ impl Handler<ReleaseHold> for EventActor {
 
     fn handle(&mut self, msg: ReleaseHold, _: &mut Context<Self>) -> Self::Result {
         self.owned()?;
-        let effects = self.book.release(msg.hold_id, msg.buyer_id)?;
+        let effects = self
+            .book
+            .release(msg.hold_id, msg.buyer_id, self.clock.now())?;
         self.apply(effects);
         Ok(())
     }
@@ -429,6 +474,29 @@ impl Handler<SweepNow> for EventActor {
     }
 }
 
+/// Notes from the engine's inbox (refunds, waitlist joins and leaves), each taken once.
+#[derive(Message)]
+#[rtype(result = "i64")]
+pub struct TakeNotes(pub Vec<(i64, Note)>);
+
+impl Handler<TakeNotes> for EventActor {
+    type Result = i64;
+
+    /// The last note taken (the one to ask for notes after).
+    fn handle(&mut self, msg: TakeNotes, _: &mut Context<Self>) -> i64 {
+        if self.owned().is_err() {
+            // Another node runs the on-sale now, and read these itself.
+            return i64::MAX;
+        }
+        let now = self.clock.now();
+        for (seq, note) in msg.0 {
+            let effects = self.book.note(seq, note, now);
+            self.apply(effects);
+        }
+        self.book.inbox_seq()
+    }
+}
+
 /// Live counts: seats free per section, tickets left per tier.
 #[derive(Message)]
 #[rtype(result = "EventCounts")]
@@ -449,12 +517,15 @@ impl Handler<Counts> for EventActor {
 #[rtype(result = "Demand")]
 pub struct MeasureDemand {
     pub shoppers: Vec<Uuid>,
+    /// How many wait in the waiting room's line.
+    pub waiting: u64,
 }
 
 impl Handler<MeasureDemand> for EventActor {
     type Result = MessageResult<MeasureDemand>;
 
     fn handle(&mut self, msg: MeasureDemand, _: &mut Context<Self>) -> Self::Result {
+        self.book.set_line_waiting(msg.waiting);
         MessageResult(self.book.demand(&msg.shoppers))
     }
 }

@@ -198,8 +198,10 @@ impl Registry {
                     .then(|| SeatBoard::new(rows(&s.seats), &s.sold, &s.blocked))
             })
             .collect();
-        let restored = self
+        let mut restored = self
             .restore(event_id, lease.epoch, &state.sections, &mut boards)
+            .await;
+        self.restore_offers(event_id, &state, &mut boards, &mut restored)
             .await;
         let live = self.start_live(event_id, &state, &boards, &restored);
         let (sections, addrs): (Vec<BookSection>, Vec<_>) = state
@@ -261,10 +263,18 @@ impl Registry {
             max_holds_per_buyer: self.config.max_holds_per_buyer,
             max_per_buyer: u32::try_from(state.onsale.buyer_limit()).unwrap_or(1),
             hold_warning: self.config.live.hold_warning,
+            offer_duration: Duration::minutes(state.onsale.waitlist_offer_minutes.into()),
         };
+        let waiters = state
+            .waitlist
+            .iter()
+            .filter(|e| e.status == "WAITING")
+            .filter_map(|e| e.waiter())
+            .collect();
         let currency = state.event.currency.trim().to_owned();
         let book = HoldBook::new(event_id, currency, status, rules, sections, tiers)
-            .with_bought(state.bought);
+            .with_bought(state.bought)
+            .with_waiters(waiters, state.inbox_seq);
         let actor = EventActor::new(event_id, book, addrs, self.clock.clone(), self.pool.clone())
             .with_lease(lease.clone())
             .with_live(live.clone())
@@ -375,6 +385,66 @@ impl Registry {
         kept
     }
 
+    /// Takes back the waitlist offers Postgres records (those Redis did not give back
+    /// already), expired ones too: the first sweep passes those on to the next waiter.
+    /// An offer whose seats are no longer free ends.
+    async fn restore_offers(
+        &self,
+        event_id: Uuid,
+        state: &onsale::OnSaleState,
+        boards: &mut [Option<SeatBoard>],
+        restored: &mut Vec<MirroredHold>,
+    ) {
+        let seat_at: HashMap<Uuid, (Uuid, u32)> = state
+            .sections
+            .iter()
+            .flat_map(|s| {
+                s.seats
+                    .iter()
+                    .enumerate()
+                    .map(move |(p, seat)| (seat.seat_id, (s.section_id, p as u32)))
+            })
+            .collect();
+        for entry in state.waitlist.iter().filter(|e| e.status == "OFFERED") {
+            let (Some(hold_id), Some(expires_at)) = (entry.hold_id, entry.offer_expires_at) else {
+                continue;
+            };
+            if restored.iter().any(|h| h.hold_id == hold_id) {
+                continue;
+            }
+            let seats: Vec<(Uuid, u32)> = entry
+                .offer_seats
+                .iter()
+                .flatten()
+                .filter_map(|id| seat_at.get(id).copied())
+                .collect();
+            let tier = entry
+                .tier_id
+                .map(|t| (t, u32::try_from(entry.quantity).unwrap_or(1)));
+            let hold = MirroredHold {
+                hold_id,
+                buyer_id: entry.user_id,
+                expires_at,
+                seats,
+                tier,
+                offer: Some(entry.entry_id),
+            };
+            if tier.is_some() || self.put_back(&hold, &state.sections, boards) {
+                self.remember_hold(hold_id, event_id);
+                restored.push(hold);
+            } else if let Err(error) = crate::persistence::waitlist::offer_ended(
+                &self.pool,
+                entry.entry_id,
+                "EXPIRED",
+                self.clock.now(),
+            )
+            .await
+            {
+                tracing::warn!(%event_id, %error, "could not end a waitlist offer");
+            }
+        }
+    }
+
     /// Holds a mirrored hold's seats on the boards, all or none.
     fn put_back(
         &self,
@@ -430,6 +500,16 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&hold_id)
             .copied()
+    }
+
+    /// The events whose actors run here.
+    pub fn running_events(&self) -> Vec<Uuid> {
+        self.events
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// Whether the event's actors run here (under a valid lease).

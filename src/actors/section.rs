@@ -102,7 +102,10 @@ impl Handler<ChangeSeats> for SectionActor {
     fn handle(&mut self, msg: ChangeSeats, _: &mut Context<Self>) -> bool {
         let (hold, positions) = (msg.hold_id, &msg.positions);
         let done = self.board.apply(hold, positions, msg.change);
-        if matches!(msg.change, SeatChange::Release | SeatChange::Sell) {
+        if !matches!(
+            msg.change,
+            SeatChange::BeginPayment | SeatChange::CancelPayment
+        ) {
             // Payment starting or failing changes nothing others can see.
             self.announce(positions);
         }

@@ -21,6 +21,8 @@ pub enum Change {
     Settings,
     /// The event was cancelled: stop selling, close the waiting room.
     Cancelled,
+    /// The engine's inbox has new notes: the owner takes them.
+    Inbox,
 }
 
 impl Change {
@@ -28,6 +30,7 @@ impl Change {
         match self {
             Change::Settings => "settings",
             Change::Cancelled => "cancelled",
+            Change::Inbox => "inbox",
         }
     }
 
@@ -35,6 +38,7 @@ impl Change {
         match s {
             "settings" => Some(Change::Settings),
             "cancelled" => Some(Change::Cancelled),
+            "inbox" => Some(Change::Inbox),
             _ => None,
         }
     }

@@ -17,6 +17,7 @@ pub mod money;
 pub mod onsale;
 pub mod orders;
 pub mod pricing;
+pub mod refunds;
 pub mod seat_board;
 pub mod signed_ticket;
 pub mod text_enum;

@@ -198,6 +198,8 @@ pub struct OnSaleSchedule {
     /// Tickets one buyer may have across orders; `None`: `max_per_order`.
     pub max_per_buyer: Option<i32>,
     pub waiting_room: Option<WaitingRoom>,
+    /// How long a waitlist offer stays its buyer's.
+    pub waitlist_offer_minutes: i32,
 }
 
 /// The raw schedule, before validation.
@@ -208,7 +210,14 @@ pub struct OnSaleInput {
     pub max_per_order: i64,
     pub max_per_buyer: Option<i64>,
     pub waiting_room: Option<WaitingRoomInput>,
+    /// Default [`DEFAULT_OFFER_MINUTES`].
+    pub waitlist_offer_minutes: Option<i64>,
 }
+
+/// How long a waitlist offer lasts unless the organizer says otherwise.
+pub const DEFAULT_OFFER_MINUTES: i64 = 30;
+/// The longest a waitlist offer may last (a day).
+pub const MAX_OFFER_MINUTES: i64 = 1440;
 
 impl OnSaleSchedule {
     /// Checks the schedule against the event's end and the present moment.
@@ -253,6 +262,14 @@ impl OnSaleSchedule {
                 format!("must be between max_per_order and {MAX_PER_BUYER}"),
             );
         }
+        let offer_minutes = input
+            .waitlist_offer_minutes
+            .unwrap_or(DEFAULT_OFFER_MINUTES);
+        errors.check(
+            (1..=MAX_OFFER_MINUTES).contains(&offer_minutes),
+            "waitlist_offer_minutes",
+            format!("must be between 1 and {MAX_OFFER_MINUTES}"),
+        );
         let waiting_room = input.waiting_room.and_then(|room| {
             let (opens, rate) = (room.queue_opens_at, room.admission_per_minute);
             let door = Door::parse(
@@ -293,6 +310,7 @@ impl OnSaleSchedule {
             max_per_order: i32::try_from(input.max_per_order).unwrap_or(0),
             max_per_buyer: input.max_per_buyer.and_then(|n| i32::try_from(n).ok()),
             waiting_room,
+            waitlist_offer_minutes: i32::try_from(offer_minutes).unwrap_or(30),
         };
         errors.finish(schedule)
     }
@@ -365,6 +383,29 @@ mod tests {
             max_per_order: 8,
             max_per_buyer: None,
             waiting_room: Some(room(now + Duration::minutes(30), 600)),
+            waitlist_offer_minutes: None,
+        }
+    }
+
+    #[test]
+    fn a_waitlist_offer_lasts_30_minutes_unless_set_within_a_day() {
+        let now = Utc::now();
+        let end = now + Duration::days(1);
+        let with = |n: Option<i64>| OnSaleInput {
+            waitlist_offer_minutes: n,
+            ..input(now)
+        };
+        assert_eq!(
+            OnSaleSchedule::parse(with(None), end, now).map(|s| s.waitlist_offer_minutes),
+            Ok(30)
+        );
+        assert!(OnSaleSchedule::parse(with(Some(1440)), end, now).is_ok());
+        for bad in [0, -3, 1441] {
+            let fields = OnSaleSchedule::parse(with(Some(bad)), end, now)
+                .err()
+                .map(FieldErrors::into_inner)
+                .unwrap_or_default();
+            assert!(fields.contains_key("waitlist_offer_minutes"), "{bad}");
         }
     }
 

@@ -16,6 +16,7 @@ pub enum OrderStatus {
     Confirmed,
     Cancelled,
     Refunded,
+    PartiallyRefunded,
     Expired,
 }
 
@@ -24,6 +25,7 @@ text_enum!(OrderStatus, "order status" {
     Confirmed => "CONFIRMED",
     Cancelled => "CANCELLED",
     Refunded => "REFUNDED",
+    PartiallyRefunded => "PARTIALLY_REFUNDED",
     Expired => "EXPIRED",
 });
 
@@ -54,6 +56,7 @@ pub enum PaymentStatus {
     Captured,
     Voided,
     Refunded,
+    PartiallyRefunded,
     Declined,
     Failed,
 }
@@ -64,6 +67,7 @@ text_enum!(PaymentStatus, "payment status" {
     Captured => "CAPTURED",
     Voided => "VOIDED",
     Refunded => "REFUNDED",
+    PartiallyRefunded => "PARTIALLY_REFUNDED",
     Declined => "DECLINED",
     Failed => "FAILED",
 });

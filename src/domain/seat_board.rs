@@ -65,6 +65,13 @@ pub enum SeatChange {
     CancelPayment,
     /// PAYMENT_PENDING → SOLD.
     Sell,
+    /// SOLD → AVAILABLE: a refunded seat is for sale again (the hold id is not used).
+    Return,
+    /// SOLD → HELD by this hold: a refunded seat offered to the waitlist.
+    ReturnTo,
+    /// HELD by this hold → HELD by another (an ended hold's seats offered to the waitlist,
+    /// never free in between).
+    HandOver(Uuid),
 }
 
 #[derive(Debug, Clone)]
@@ -237,7 +244,38 @@ impl SeatBoard {
             SeatChange::BeginPayment => self.begin_payment(hold, positions),
             SeatChange::CancelPayment => self.cancel_payment(hold, positions),
             SeatChange::Sell => self.sell(hold, positions),
+            SeatChange::Return => self.unsell(positions, None),
+            SeatChange::ReturnTo => self.unsell(positions, Some(hold)),
+            SeatChange::HandOver(to) => {
+                if !positions
+                    .iter()
+                    .all(|&p| self.owns(hold, p, &[Seat::Held, Seat::PaymentPending]))
+                {
+                    return false;
+                }
+                for &p in positions {
+                    self.set(p, Seat::Held, Some(to));
+                }
+                true
+            }
         }
+    }
+
+    /// SOLD → AVAILABLE, or → HELD by `hold`, for every one of `positions` that is sold;
+    /// whether all were.
+    pub fn unsell(&mut self, positions: &[u32], hold: Option<Uuid>) -> bool {
+        let mut all = true;
+        for &p in positions {
+            if self.state(p) != Some(Seat::Sold) {
+                all = false;
+                continue;
+            }
+            match hold {
+                Some(hold) => self.set(p, Seat::Held, Some(hold)),
+                None => self.set(p, Seat::Available, None),
+            }
+        }
+        all
     }
 
     fn owns(&self, hold: Uuid, position: u32, from: &[Seat]) -> bool {

@@ -230,6 +230,8 @@ pub struct OnSaleView {
     /// Tickets one buyer may have for the event, across orders and holds.
     pub max_per_buyer: i32,
     pub waiting_room: Option<WaitingRoomView>,
+    /// How long a waitlist offer stays its buyer's.
+    pub waitlist_offer_minutes: i32,
 }
 
 impl From<OnSaleRow> for OnSaleView {
@@ -250,6 +252,7 @@ impl From<OnSaleRow> for OnSaleView {
             sale_ends_at: row.sale_ends_at,
             hold_minutes: row.hold_minutes,
             max_per_order: row.max_per_order,
+            waitlist_offer_minutes: row.waitlist_offer_minutes,
             waiting_room,
         }
     }
@@ -300,6 +303,8 @@ pub struct EventDetail {
     pub tiers: Vec<TierView>,
     pub min_price_cents: Option<i64>,
     pub available: i64,
+    /// Who may refund, until when, at what fee.
+    pub refund_policy: crate::http::refunds::PolicyView,
 }
 
 /// The event as the public sees it; a draft is shown to its organizer only.
@@ -393,7 +398,10 @@ pub async fn detail(state: &AppState, event: EventRow) -> Result<EventDetail, Ap
         .collect();
     let min_price_cents = sections.iter().filter_map(|s| s.price_cents).min();
     let available = sections.iter().map(|s| s.available).sum();
+    let refund_policy =
+        crate::http::refunds::PolicyView::of(event.refund_policy(), event.start_time);
     Ok(EventDetail {
+        refund_policy,
         event_id: event.event_id,
         status: event.status(),
         title: event.title,

@@ -163,6 +163,9 @@ pub struct OnSaleRequest {
     #[schema(minimum = 1, maximum = 1000)]
     pub max_per_buyer: Option<i64>,
     pub waiting_room: Option<WaitingRoomRequest>,
+    /// How long a waitlist offer stays its buyer's, in minutes (1 to 1440; default 30).
+    #[schema(minimum = 1, maximum = 1440)]
+    pub waitlist_offer_minutes: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -382,6 +385,7 @@ pub async fn set_onsale(
                 .unwrap_or(state.settings.default_hold_minutes),
             max_per_order: body.max_per_order,
             max_per_buyer: body.max_per_buyer,
+            waitlist_offer_minutes: body.waitlist_offer_minutes,
             waiting_room: body.waiting_room.map(|w| WaitingRoomInput {
                 queue_opens_at: w.queue_opens_at,
                 admission_per_minute: w.admission_per_minute,
@@ -453,24 +457,62 @@ pub async fn publish(
     Ok(HttpResponse::Ok().json(detail(&state, event).await?))
 }
 
-/// Any status that is not final → CANCELLED; the venue booking is freed.
+/// Why an event is cancelled (optional).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// Told to every buyer with their refund (1 to 500 characters).
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S", format = "text")]
+    pub reason: Option<String>,
+}
+
+/// Any status that is not final → CANCELLED; the venue booking is freed, the waitlist
+/// closed, and every order refunded through the payment gateway by a job that goes on
+/// after a crash and never refunds an order twice (its progress:
+/// `GET /api/v1/events/{event_id}/cancellation`). The body is optional.
 #[utoipa::path(post, path = "/api/v1/events/{event_id}/cancel", tag = "organizer", security(("bearer" = [])),
-    params(("event_id" = Uuid, Path)),
+    params(("event_id" = Uuid, Path)), request_body(content = Option<CancelBody>),
     responses((status = 200, body = EventDetail), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 400, body = ErrorBody), (status = 422, body = ErrorBody),
               (status = 409, description = "already cancelled or completed", body = ErrorBody)))]
-#[tracing::instrument(skip(state))]
+#[tracing::instrument(skip(state, req, body))]
 pub async fn cancel(
     state: web::Data<AppState>,
     organizer: Organizer,
+    req: actix_web::HttpRequest,
     path: web::Path<Uuid>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        crate::http::extract::require_json(&req)?;
+        let body: Option<CancelBody> = crate::http::extract::parse(&body)?;
+        body.and_then(|b| b.reason)
+    };
+    let reason = match reason {
+        None => "The event was cancelled".to_owned(),
+        Some(reason) => {
+            crate::domain::validation::text(&reason, crate::domain::refunds::REASON_MAX)
+                .map_err(|why| ApiError::invalid_field("reason", why))?
+        }
+    };
     let event = owned(&state, organizer, *path).await?;
     let status = event.status();
     if !status.can_become(EventStatus::Cancelled) {
         return Err(invalid_transition(status, EventStatus::Cancelled));
     }
     let from = EventStatus::able_to_become(EventStatus::Cancelled);
-    if !store::transition(&state.pool, event.event_id, &from, EventStatus::Cancelled).await? {
+    let cancelled = crate::persistence::refunds::cancel_event(
+        &state.pool,
+        event.event_id,
+        &from,
+        &reason,
+        organizer.user_id,
+        state.now(),
+    )
+    .await?;
+    if cancelled.is_none() {
         return Err(ApiError::conflict(
             "invalid_transition",
             "the event changed status meanwhile; reload it",

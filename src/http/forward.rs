@@ -60,6 +60,8 @@ pub fn owner_target(method: &Method, path: &str) -> Option<Target> {
             ("event", *id)
         }
         ["events", id, "queue", "claim"] if is(Method::POST) => ("event", *id),
+        // Joining asks the owner whether the tier or section is sold out.
+        ["events", id, "waitlist"] if is(Method::POST) => ("event", *id),
         ["events", id, "queue", "stats"] if is(Method::GET) => ("event", *id),
         ["holds", id] if is(Method::GET) || is(Method::DELETE) => ("hold", *id),
         ["holds", id, "checkout"] if is(Method::POST) => ("hold", *id),

@@ -11,6 +11,8 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod forward;
+pub mod refunds;
+pub mod waitlist;
 
 pub mod headers;
 pub mod holds;
@@ -57,6 +59,8 @@ pub struct AppState {
     pub pow: Arc<crate::pow::ProofOfWork>,
     /// Scanners and check-in.
     pub doors: Arc<crate::doors::Doors>,
+    /// Refunds and event cancellations.
+    pub refunds: Arc<crate::refunds::Refunds>,
 }
 
 impl AppState {
@@ -160,6 +164,34 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/holds/{hold_id}", web::get().to(holds::get))
                 .route("/holds/{hold_id}", web::delete().to(holds::release))
                 .route("/holds/{hold_id}/checkout", web::post().to(holds::checkout))
+                // Waitlists and offers (buyer)
+                .route(
+                    "/events/{event_id}/waitlist",
+                    web::post().to(waitlist::join),
+                )
+                .route(
+                    "/events/{event_id}/waitlist",
+                    web::get().to(waitlist::place),
+                )
+                .route(
+                    "/events/{event_id}/waitlist",
+                    web::delete().to(waitlist::leave),
+                )
+                .route("/me/offers", web::get().to(waitlist::offers))
+                // Refunds (the event's organizer, or the buyer inside the policy)
+                .route("/orders/{order_id}/refund", web::post().to(refunds::refund))
+                .route(
+                    "/events/{event_id}/refund-policy",
+                    web::put().to(refunds::set_policy),
+                )
+                .route(
+                    "/events/{event_id}/refund-policy",
+                    web::get().to(refunds::get_policy),
+                )
+                .route(
+                    "/events/{event_id}/cancellation",
+                    web::get().to(refunds::cancellation),
+                )
                 // Orders and tickets (buyer)
                 .route("/orders/{order_id}", web::get().to(orders::get))
                 .route("/me/orders", web::get().to(orders::mine))

@@ -46,6 +46,10 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// A short name stored with each payment.
     fn name(&self) -> &'static str;
 
+    /// Offered the server's database at start-up: a processor that keeps its own records
+    /// there (the simulator) takes it; a real one has its own and ignores it.
+    fn use_database(&self, _pool: &sqlx::PgPool) {}
+
     async fn authorize(&self, request: &AuthorizeRequest) -> Result<Authorization, PaymentError>;
 
     /// Takes the authorized money.
@@ -60,7 +64,8 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// exist succeeds: there is nothing to release.
     async fn void(&self, authorize_idempotency_key: &str) -> Result<(), PaymentError>;
 
-    /// Gives captured money back.
+    /// Gives captured money back: `amount_cents` of it (a partial refund) or all. Asked
+    /// again with the same idempotency key, answers as the first time and pays nothing more.
     async fn refund(
         &self,
         authorization_id: &str,

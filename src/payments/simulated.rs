@@ -11,12 +11,19 @@
 //! | `tok_timeout` | authorized at the processor, but the answer never comes |
 //! | anything else | declined, `card_not_recognized` |
 //!
-//! The ledger lives in memory. A real processor outlives the server's restarts, so an
-//! authorization id this simulator issued before a restart (`auth_…`) is still honoured
-//! for capture and void, and voiding an unknown idempotency key succeeds.
+//! Refunds may be partial, several per charge, never more than was captured in all, and
+//! are idempotent by key: a refund asked again with its key is answered as the first time
+//! and pays nothing more.
+//!
+//! The ledger lives in memory and, once [`SimulatedGateway::record_in`] is given a pool,
+//! in Postgres as well (`simulated_charges`, `simulated_refunds`): a real processor
+//! outlives the server's restarts and is the same for every node, and so then is this one
+//! (what this process does not know it looks up there). Without a pool, an authorization
+//! id issued before a restart (`auth_…`) is still honoured for capture and void, and
+//! voiding an unknown idempotency key succeeds.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,7 +36,31 @@ pub enum ChargeStatus {
     Authorized,
     Captured,
     Voided,
+    /// Some of the captured money was given back.
+    PartiallyRefunded,
     Refunded,
+}
+
+impl ChargeStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            ChargeStatus::Authorized => "AUTHORIZED",
+            ChargeStatus::Captured => "CAPTURED",
+            ChargeStatus::Voided => "VOIDED",
+            ChargeStatus::PartiallyRefunded => "PARTIALLY_REFUNDED",
+            ChargeStatus::Refunded => "REFUNDED",
+        }
+    }
+
+    fn parse(text: &str) -> ChargeStatus {
+        match text {
+            "CAPTURED" => ChargeStatus::Captured,
+            "VOIDED" => ChargeStatus::Voided,
+            "PARTIALLY_REFUNDED" => ChargeStatus::PartiallyRefunded,
+            "REFUNDED" => ChargeStatus::Refunded,
+            _ => ChargeStatus::Authorized,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -37,7 +68,16 @@ pub struct Charge {
     pub authorization_id: String,
     pub idempotency_key: String,
     pub amount_cents: i64,
+    pub refunded_cents: i64,
     pub status: ChargeStatus,
+}
+
+/// One refund the processor paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    pub idempotency_key: String,
+    pub authorization_id: String,
+    pub amount_cents: i64,
 }
 
 /// One call as the processor saw it.
@@ -56,6 +96,7 @@ pub enum GatewayCall {
     Refund {
         authorization_id: String,
         amount_cents: i64,
+        idempotency_key: String,
     },
 }
 
@@ -64,6 +105,8 @@ struct Ledger {
     /// By authorize idempotency key: the first outcome, replayed for retries.
     outcomes: HashMap<String, Result<Authorization, PaymentError>>,
     charges: HashMap<String, Charge>,
+    /// By refund idempotency key.
+    refunds: HashMap<String, Refund>,
     calls: Vec<GatewayCall>,
 }
 
@@ -72,6 +115,8 @@ pub struct SimulatedGateway {
     /// How long `tok_timeout` keeps the caller waiting (longer than any sane timeout).
     hang: Duration,
     ledger: Mutex<Ledger>,
+    /// Where the ledger is kept beyond this process, once given.
+    store: OnceLock<sqlx::PgPool>,
 }
 
 impl SimulatedGateway {
@@ -80,7 +125,14 @@ impl SimulatedGateway {
             latency,
             hang: Duration::from_secs(3600),
             ledger: Mutex::new(Ledger::default()),
+            store: OnceLock::new(),
         }
+    }
+
+    /// Keeps the ledger in Postgres too from now on, and looks up there what this process
+    /// does not know (charges made before a restart or by another node).
+    pub fn record_in(&self, pool: sqlx::PgPool) {
+        let _ = self.store.set(pool);
     }
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
@@ -96,6 +148,11 @@ impl SimulatedGateway {
         self.ledger().charges.values().cloned().collect()
     }
 
+    /// Every refund paid, in no particular order.
+    pub fn refunds(&self) -> Vec<Refund> {
+        self.ledger().refunds.values().cloned().collect()
+    }
+
     /// Every call, in order.
     pub fn calls(&self) -> Vec<GatewayCall> {
         self.ledger().calls.clone()
@@ -106,8 +163,13 @@ impl SimulatedGateway {
         self.ledger()
             .charges
             .values()
-            .filter(|c| c.status == ChargeStatus::Captured)
-            .map(|c| c.amount_cents)
+            .filter(|c| {
+                matches!(
+                    c.status,
+                    ChargeStatus::Captured | ChargeStatus::PartiallyRefunded
+                )
+            })
+            .map(|c| c.amount_cents - c.refunded_cents)
             .sum()
     }
 
@@ -115,6 +177,69 @@ impl SimulatedGateway {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
+    }
+
+    /// Brings a charge this process does not know in from the store, if there is one.
+    async fn recall(&self, authorization_id: &str) -> Result<(), PaymentError> {
+        let Some(pool) = self.store.get() else {
+            return Ok(());
+        };
+        let known = self
+            .ledger()
+            .charges
+            .values()
+            .any(|c| c.authorization_id == authorization_id);
+        if known {
+            return Ok(());
+        }
+        let row: Option<(String, i64, i64, String)> = sqlx::query_as(
+            "SELECT idempotency_key, amount_cents, refunded_cents, status FROM simulated_charges \
+             WHERE authorization_id = $1",
+        )
+        .bind(authorization_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| PaymentError::Failed(format!("processor ledger: {e}")))?;
+        if let Some((key, amount_cents, refunded_cents, status)) = row {
+            self.ledger().charges.entry(key.clone()).or_insert(Charge {
+                authorization_id: authorization_id.to_owned(),
+                idempotency_key: key,
+                amount_cents,
+                refunded_cents,
+                status: ChargeStatus::parse(&status),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes a charge as it now stands to the store, if there is one.
+    async fn keep(&self, authorization_id: &str) -> Result<(), PaymentError> {
+        let Some(pool) = self.store.get() else {
+            return Ok(());
+        };
+        let charge = self
+            .ledger()
+            .charges
+            .values()
+            .find(|c| c.authorization_id == authorization_id)
+            .cloned();
+        let Some(charge) = charge else {
+            return Ok(());
+        };
+        sqlx::query(
+            "INSERT INTO simulated_charges (authorization_id, idempotency_key, amount_cents, refunded_cents, status) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (authorization_id) DO UPDATE \
+             SET refunded_cents = EXCLUDED.refunded_cents, status = EXCLUDED.status",
+        )
+        .bind(&charge.authorization_id)
+        .bind(&charge.idempotency_key)
+        .bind(charge.amount_cents)
+        .bind(charge.refunded_cents)
+        .bind(charge.status.as_str())
+        .execute(pool)
+        .await
+        .map_err(|e| PaymentError::Failed(format!("processor ledger: {e}")))?;
+        Ok(())
     }
 
     fn set_status(
@@ -137,6 +262,7 @@ impl SimulatedGateway {
                     authorization_id: authorization_id.to_owned(),
                     idempotency_key: format!("earlier:{authorization_id}"),
                     amount_cents: 0,
+                    refunded_cents: 0,
                     status: ChargeStatus::Authorized,
                 },
             );
@@ -164,6 +290,10 @@ impl SimulatedGateway {
 impl PaymentGateway for SimulatedGateway {
     fn name(&self) -> &'static str {
         "simulated"
+    }
+
+    fn use_database(&self, pool: &sqlx::PgPool) {
+        self.record_in(pool.clone());
     }
 
     async fn authorize(&self, request: &AuthorizeRequest) -> Result<Authorization, PaymentError> {
@@ -207,6 +337,7 @@ impl PaymentGateway for SimulatedGateway {
                         authorization_id: auth.authorization_id.clone(),
                         idempotency_key: request.idempotency_key.clone(),
                         amount_cents: request.amount_cents,
+                        refunded_cents: 0,
                         status: ChargeStatus::Authorized,
                     },
                 );
@@ -214,6 +345,9 @@ impl PaymentGateway for SimulatedGateway {
             ledger
                 .outcomes
                 .insert(request.idempotency_key.clone(), outcome.clone());
+        }
+        if let Ok(auth) = &outcome {
+            self.keep(&auth.authorization_id).await?;
         }
         if token == "tok_timeout" {
             tokio::time::sleep(self.hang).await;
@@ -231,11 +365,13 @@ impl PaymentGateway for SimulatedGateway {
             authorization_id: authorization_id.into(),
         });
         self.pause().await;
+        self.recall(authorization_id).await?;
         self.set_status(
             authorization_id,
             &[ChargeStatus::Authorized],
             ChargeStatus::Captured,
-        )
+        )?;
+        self.keep(authorization_id).await
     }
 
     async fn void(&self, authorize_idempotency_key: &str) -> Result<(), PaymentError> {
@@ -251,7 +387,10 @@ impl PaymentGateway for SimulatedGateway {
         };
         self.pause().await;
         match authorization_id {
-            Some(id) => self.set_status(&id, &[ChargeStatus::Authorized], ChargeStatus::Voided),
+            Some(id) => {
+                self.set_status(&id, &[ChargeStatus::Authorized], ChargeStatus::Voided)?;
+                self.keep(&id).await
+            }
             None => Ok(()),
         }
     }
@@ -260,18 +399,127 @@ impl PaymentGateway for SimulatedGateway {
         &self,
         authorization_id: &str,
         amount_cents: i64,
-        _idempotency_key: &str,
+        idempotency_key: &str,
     ) -> Result<(), PaymentError> {
         self.ledger().calls.push(GatewayCall::Refund {
             authorization_id: authorization_id.into(),
             amount_cents,
+            idempotency_key: idempotency_key.into(),
         });
         self.pause().await;
-        self.set_status(
-            authorization_id,
-            &[ChargeStatus::Captured],
-            ChargeStatus::Refunded,
+        if amount_cents <= 0 {
+            return Err(PaymentError::Failed(
+                "a refund must be of a positive amount".into(),
+            ));
+        }
+        if self.ledger().refunds.contains_key(idempotency_key) {
+            return Ok(());
+        }
+        self.recall(authorization_id).await?;
+        let refund = Refund {
+            idempotency_key: idempotency_key.to_owned(),
+            authorization_id: authorization_id.to_owned(),
+            amount_cents,
+        };
+        let Some(pool) = self.store.get() else {
+            return self.pay_back(refund);
+        };
+        // The store decides, in one transaction, so that a refund asked of two processes
+        // at once (or again after a restart) is paid once.
+        let mut tx = pool
+            .begin()
+            .await
+            .map_err(|e| PaymentError::Failed(format!("processor ledger: {e}")))?;
+        let fresh = sqlx::query(
+            "INSERT INTO simulated_refunds (idempotency_key, authorization_id, amount_cents) \
+             VALUES ($1, $2, $3) ON CONFLICT (idempotency_key) DO NOTHING",
         )
+        .bind(idempotency_key)
+        .bind(authorization_id)
+        .bind(amount_cents)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| PaymentError::Failed(format!("processor ledger: {e}")))?
+        .rows_affected()
+            == 1;
+        if fresh {
+            let paid = sqlx::query(
+                "UPDATE simulated_charges SET refunded_cents = refunded_cents + $2, \
+                 status = CASE WHEN refunded_cents + $2 = amount_cents THEN 'REFUNDED' ELSE 'PARTIALLY_REFUNDED' END \
+                 WHERE authorization_id = $1 AND status IN ('CAPTURED', 'PARTIALLY_REFUNDED') \
+                 AND refunded_cents + $2 <= amount_cents",
+            )
+            .bind(authorization_id)
+            .bind(amount_cents)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| PaymentError::Failed(format!("processor ledger: {e}")))?
+            .rows_affected();
+            if paid == 0 {
+                return Err(PaymentError::Failed(format!(
+                    "authorization {authorization_id} has no {amount_cents} left to refund"
+                )));
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(|e| PaymentError::Failed(format!("processor ledger: {e}")))?;
+        let mut ledger = self.ledger();
+        if fresh {
+            if let Some(charge) = ledger
+                .charges
+                .values_mut()
+                .find(|c| c.authorization_id == authorization_id)
+            {
+                charge.refunded_cents += amount_cents;
+                charge.status = if charge.refunded_cents >= charge.amount_cents {
+                    ChargeStatus::Refunded
+                } else {
+                    ChargeStatus::PartiallyRefunded
+                };
+            }
+        }
+        ledger.refunds.insert(idempotency_key.to_owned(), refund);
+        Ok(())
+    }
+}
+
+impl SimulatedGateway {
+    /// A refund decided in memory (no store): of a captured charge, within what is left.
+    fn pay_back(&self, refund: Refund) -> Result<(), PaymentError> {
+        let mut ledger = self.ledger();
+        let charge = ledger
+            .charges
+            .values_mut()
+            .find(|c| c.authorization_id == refund.authorization_id)
+            .ok_or_else(|| {
+                PaymentError::Failed(format!("no authorization {}", refund.authorization_id))
+            })?;
+        if !matches!(
+            charge.status,
+            ChargeStatus::Captured | ChargeStatus::PartiallyRefunded
+        ) {
+            return Err(PaymentError::Failed(format!(
+                "authorization {} is {:?}",
+                refund.authorization_id, charge.status
+            )));
+        }
+        if charge.refunded_cents + refund.amount_cents > charge.amount_cents {
+            return Err(PaymentError::Failed(format!(
+                "authorization {} has no {} left to refund",
+                refund.authorization_id, refund.amount_cents
+            )));
+        }
+        charge.refunded_cents += refund.amount_cents;
+        charge.status = if charge.refunded_cents == charge.amount_cents {
+            ChargeStatus::Refunded
+        } else {
+            ChargeStatus::PartiallyRefunded
+        };
+        ledger
+            .refunds
+            .insert(refund.idempotency_key.clone(), refund);
+        Ok(())
     }
 }
 
@@ -328,6 +576,36 @@ mod tests {
         );
         assert!(gateway.refund(&id, 1500, "r1").await.is_ok());
         assert_eq!(gateway.captured_cents(), 0);
+    }
+
+    #[actix_web::test]
+    async fn refunds_are_partial_idempotent_by_key_and_never_exceed_the_capture() {
+        let gateway = SimulatedGateway::new(Duration::ZERO);
+        let id = gateway
+            .authorize(&request("tok_ok", "k"))
+            .await
+            .map(|a| a.authorization_id)
+            .unwrap_or_default();
+        assert!(
+            gateway.refund(&id, 500, "early").await.is_err(),
+            "nothing is captured yet"
+        );
+        assert!(gateway.capture(&id, "c").await.is_ok());
+        assert!(gateway.refund(&id, 500, "r1").await.is_ok());
+        assert!(gateway.refund(&id, 500, "r1").await.is_ok(), "a retry");
+        assert_eq!(gateway.captured_cents(), 1000, "the retry paid nothing");
+        assert!(
+            gateway.refund(&id, 1001, "r2").await.is_err(),
+            "more than is left"
+        );
+        assert!(gateway.refund(&id, 1000, "r3").await.is_ok());
+        assert_eq!(gateway.captured_cents(), 0);
+        assert_eq!(gateway.refunds().len(), 2);
+        assert_eq!(
+            gateway.charges().first().map(|c| c.status),
+            Some(ChargeStatus::Refunded)
+        );
+        assert!(gateway.refund(&id, 0, "r4").await.is_err());
     }
 
     #[actix_web::test]

@@ -123,7 +123,7 @@ pub struct SectionAvailabilityRow {
 /// Every section of the event's venue, with its price and what Postgres counts as gone.
 #[tracing::instrument(skip(pool))]
 pub async fn section_availability(
-    pool: &PgPool,
+    pool: impl sqlx::PgExecutor<'_>,
     event_id: Uuid,
 ) -> anyhow::Result<Vec<SectionAvailabilityRow>> {
     sqlx::query_as(
@@ -156,7 +156,10 @@ pub struct SeatRow {
 
 /// Every seat of the event's venue in seat-map order (section, then position).
 #[tracing::instrument(skip(pool))]
-pub async fn seats(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Vec<SeatRow>> {
+pub async fn seats(
+    pool: impl sqlx::PgExecutor<'_>,
+    event_id: Uuid,
+) -> anyhow::Result<Vec<SeatRow>> {
     sqlx::query_as(
         "SELECT st.seat_id, st.section_id, st.row_label, st.seat_number, st.x, st.y, \
            (t.ticket_id IS NOT NULL) AS sold, (b.seat_id IS NOT NULL) AS blocked \

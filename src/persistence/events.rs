@@ -28,6 +28,9 @@ pub struct EventRow {
     pub currency: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub refund_hours_before: Option<i32>,
+    pub refund_fee_cents: i64,
+    pub refund_fee_basis_points: i32,
 }
 
 impl EventRow {
@@ -35,11 +38,39 @@ impl EventRow {
     pub fn status(&self) -> EventStatus {
         self.status
     }
+
+    pub fn refund_policy(&self) -> crate::domain::refunds::RefundPolicy {
+        crate::domain::refunds::RefundPolicy {
+            hours_before: self.refund_hours_before.and_then(|h| u32::try_from(h).ok()),
+            fee_cents: self.refund_fee_cents,
+            fee_basis_points: u32::try_from(self.refund_fee_basis_points).unwrap_or(0),
+        }
+    }
+}
+
+/// Sets an event's refund policy.
+pub async fn set_refund_policy(
+    pool: &PgPool,
+    event_id: Uuid,
+    policy: &crate::domain::refunds::RefundPolicy,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE events SET refund_hours_before = $2, refund_fee_cents = $3, refund_fee_basis_points = $4, \
+         updated_at = now() WHERE event_id = $1",
+    )
+    .bind(event_id)
+    .bind(policy.hours_before.map(|h| h as i32))
+    .bind(policy.fee_cents)
+    .bind(policy.fee_basis_points as i32)
+    .execute(pool)
+    .await
+    .context("setting a refund policy")?;
+    Ok(())
 }
 
 pub const EVENT_COLUMNS: &str = "e.event_id, e.organizer_id, e.venue_id, e.title, e.description, e.category, \
      e.performers, e.status, e.doors_open, e.start_time, e.end_time, e.age_restriction, e.cover_image_url, \
-     e.currency, e.created_at, e.updated_at";
+     e.currency, e.created_at, e.updated_at, e.refund_hours_before, e.refund_fee_cents, e.refund_fee_basis_points";
 
 pub use crate::domain::event::BookingMargins;
 
@@ -112,7 +143,10 @@ pub async fn insert_event(
 }
 
 #[tracing::instrument(skip(pool))]
-pub async fn find_event(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Option<EventRow>> {
+pub async fn find_event(
+    pool: impl sqlx::PgExecutor<'_>,
+    event_id: Uuid,
+) -> anyhow::Result<Option<EventRow>> {
     sqlx::query_as(&format!(
         "SELECT {EVENT_COLUMNS} FROM events e WHERE e.event_id = $1"
     ))
@@ -303,7 +337,10 @@ pub async fn section_prices(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Vec
 }
 
 #[tracing::instrument(skip(pool))]
-pub async fn tiers(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Vec<TierRow>> {
+pub async fn tiers(
+    pool: impl sqlx::PgExecutor<'_>,
+    event_id: Uuid,
+) -> anyhow::Result<Vec<TierRow>> {
     sqlx::query_as(
         "SELECT tier_id, section_id, name, price_cents, quantity, sold_quantity, max_per_order, sale_starts_at, \
          sale_ends_at FROM ticket_tiers WHERE event_id = $1 ORDER BY position",
@@ -326,6 +363,7 @@ pub struct OnSaleRow {
     pub admission_paused: bool,
     pub proof_of_work: String,
     pub proof_of_work_joins_per_minute: i32,
+    pub waitlist_offer_minutes: i32,
 }
 
 impl OnSaleRow {
@@ -362,11 +400,11 @@ pub async fn upsert_onsale(
         .unwrap_or_default();
     sqlx::query(
         "INSERT INTO onsales (event_id, queue_opens_at, sale_starts_at, sale_ends_at, hold_minutes, max_per_order, \
-         admission_per_minute, max_per_buyer, proof_of_work, proof_of_work_joins_per_minute) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         admission_per_minute, max_per_buyer, proof_of_work, proof_of_work_joins_per_minute, waitlist_offer_minutes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
          ON CONFLICT (event_id) DO UPDATE SET queue_opens_at = $2, sale_starts_at = $3, sale_ends_at = $4, \
          hold_minutes = $5, max_per_order = $6, admission_per_minute = $7, max_per_buyer = $8, \
-         proof_of_work = $9, proof_of_work_joins_per_minute = $10, updated_at = now()",
+         proof_of_work = $9, proof_of_work_joins_per_minute = $10, waitlist_offer_minutes = $11, updated_at = now()",
     )
     .bind(event_id)
     .bind(queue_opens_at)
@@ -378,6 +416,7 @@ pub async fn upsert_onsale(
     .bind(schedule.max_per_buyer)
     .bind(door.proof_of_work.as_str())
     .bind(door.joins_per_minute)
+    .bind(schedule.waitlist_offer_minutes)
     .execute(pool)
     .await
     .context("saving an on-sale schedule")?;
@@ -385,11 +424,14 @@ pub async fn upsert_onsale(
 }
 
 #[tracing::instrument(skip(pool))]
-pub async fn find_onsale(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Option<OnSaleRow>> {
+pub async fn find_onsale(
+    pool: impl sqlx::PgExecutor<'_>,
+    event_id: Uuid,
+) -> anyhow::Result<Option<OnSaleRow>> {
     sqlx::query_as(
         "SELECT queue_opens_at, sale_starts_at, sale_ends_at, hold_minutes, max_per_order, max_per_buyer, \
-         admission_per_minute, admission_paused, proof_of_work, proof_of_work_joins_per_minute \
-         FROM onsales WHERE event_id = $1",
+         admission_per_minute, admission_paused, proof_of_work, proof_of_work_joins_per_minute, \
+         waitlist_offer_minutes FROM onsales WHERE event_id = $1",
     )
     .bind(event_id)
     .fetch_optional(pool)

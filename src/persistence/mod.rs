@@ -6,14 +6,17 @@
 pub mod accounts;
 pub mod catalog;
 pub mod events;
+pub mod inbox;
 pub mod layouts;
 pub mod leases;
 pub mod onsale;
 pub mod orders;
 pub mod payments;
+pub mod refunds;
 pub mod scanners;
 pub mod tickets;
 pub mod venues;
+pub mod waitlist;
 
 use anyhow::Context;
 use sqlx::migrate::MigrateDatabase;

@@ -34,19 +34,41 @@ pub struct OnSaleState {
     pub tiers: Vec<TierRow>,
     /// Tickets each buyer has bought for the event (confirmed orders, valid tickets).
     pub bought: std::collections::HashMap<Uuid, u32>,
+    /// The live waitlist entries, in join order.
+    pub waitlist: Vec<super::waitlist::EntryRow>,
+    /// The last engine note this state already includes.
+    pub inbox_seq: i64,
 }
 
 /// Everything an event actor starts from; `None` when the event or its schedule is missing.
+/// Read in one snapshot, so that the inbox number it gives says exactly which notes the
+/// state already includes.
 #[tracing::instrument(skip(pool))]
 pub async fn load(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Option<OnSaleState>> {
-    let Some(event) = events::find_event(pool, event_id).await? else {
+    let mut tx = pool.begin().await.context("starting to load an on-sale")?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .context("taking a snapshot")?;
+    let state = load_in(&mut tx, event_id).await?;
+    tx.commit().await.context("ending the snapshot")?;
+    Ok(state)
+}
+
+async fn load_in(
+    tx: &mut sqlx::PgConnection,
+    event_id: Uuid,
+) -> anyhow::Result<Option<OnSaleState>> {
+    let Some(event) = events::find_event(&mut *tx, event_id).await? else {
         return Ok(None);
     };
-    let Some(onsale) = events::find_onsale(pool, event_id).await? else {
+    let Some(onsale) = events::find_onsale(&mut *tx, event_id).await? else {
         return Ok(None);
     };
-    let tiers = events::tiers(pool, event_id).await?;
-    let mut sections: Vec<SectionState> = catalog::section_availability(pool, event_id)
+    let inbox_seq = super::inbox::last(&mut *tx, event_id).await?;
+    let waitlist = super::waitlist::live(&mut *tx, event_id).await?;
+    let tiers = events::tiers(&mut *tx, event_id).await?;
+    let mut sections: Vec<SectionState> = catalog::section_availability(&mut *tx, event_id)
         .await?
         .into_iter()
         .map(|s| SectionState {
@@ -61,7 +83,7 @@ pub async fn load(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Option<OnSale
         })
         .collect();
     let mut index = 0;
-    for seat in catalog::seats(pool, event_id).await? {
+    for seat in catalog::seats(&mut *tx, event_id).await? {
         while sections
             .get(index)
             .is_some_and(|s| s.section_id != seat.section_id)
@@ -85,10 +107,10 @@ pub async fn load(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Option<OnSale
     }
     let bought: Vec<(Uuid, i64)> = sqlx::query_as(
         "SELECT o.buyer_id, count(*) FROM orders o JOIN tickets t USING (order_id) \
-         WHERE o.event_id = $1 AND o.status = 'CONFIRMED' AND t.status IN ('VALID', 'USED', 'TRANSFERRED') AND t.transferred_from IS NULL GROUP BY o.buyer_id",
+         WHERE o.event_id = $1 AND o.status IN ('CONFIRMED', 'PARTIALLY_REFUNDED') AND t.status IN ('VALID', 'USED', 'TRANSFERRED') AND t.transferred_from IS NULL GROUP BY o.buyer_id",
     )
     .bind(event_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await
     .context("counting each buyer's tickets")?;
     Ok(Some(OnSaleState {
@@ -100,6 +122,8 @@ pub async fn load(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Option<OnSale
             .into_iter()
             .map(|(buyer, n)| (buyer, u32::try_from(n).unwrap_or(u32::MAX)))
             .collect(),
+        waitlist,
+        inbox_seq,
     }))
 }
 

@@ -256,6 +256,7 @@ pub struct OrderRow {
     pub created_at: DateTime<Utc>,
     pub confirmed_at: Option<DateTime<Utc>>,
     pub event_title: String,
+    pub refunded_cents: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -288,7 +289,7 @@ impl TicketRow {
 
 const ORDER_COLUMNS: &str =
     "o.order_id, o.event_id, o.buyer_id, o.hold_id, o.status, o.total_cents, o.currency, \
-     o.created_at, o.confirmed_at, e.title AS event_title";
+     o.created_at, o.confirmed_at, e.title AS event_title, o.refunded_cents";
 
 pub const TICKET_QUERY: &str = "SELECT t.ticket_id, t.order_id, t.event_id, t.section_id, s.name AS section_name, t.seat_id, \
      st.row_label, st.seat_number, t.tier_id, tt.name AS tier_name, t.qr_token, t.status, i.unit_price_cents \
@@ -330,7 +331,7 @@ pub async fn holds_with_orders(
     holds: &[Uuid],
 ) -> anyhow::Result<std::collections::HashSet<Uuid>> {
     let found: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT hold_id FROM orders WHERE hold_id = ANY($1) AND hold_id IS NOT NULL AND status = 'CONFIRMED'",
+        "SELECT hold_id FROM orders WHERE hold_id = ANY($1) AND hold_id IS NOT NULL AND status IN ('CONFIRMED', 'PARTIALLY_REFUNDED', 'REFUNDED')",
     )
     .bind(holds)
     .fetch_all(pool)
@@ -343,7 +344,7 @@ pub async fn holds_with_orders(
 #[tracing::instrument(skip(pool))]
 pub async fn find_by_hold(pool: &PgPool, hold_id: Uuid) -> anyhow::Result<Option<OrderRow>> {
     sqlx::query_as(&format!(
-        "SELECT {ORDER_COLUMNS} FROM orders o JOIN events e USING (event_id) WHERE o.hold_id = $1 AND o.status = 'CONFIRMED'"
+        "SELECT {ORDER_COLUMNS} FROM orders o JOIN events e USING (event_id) WHERE o.hold_id = $1 AND o.status IN ('CONFIRMED', 'PARTIALLY_REFUNDED', 'REFUNDED')"
     ))
     .bind(hold_id)
     .fetch_optional(pool)

@@ -177,7 +177,7 @@ async fn a_hold_bought_just_before_a_crash_is_not_counted_as_held_again() {
     assert_eq!(again["order_id"], order["order_id"], "the same order");
     second
         .engine
-        .inventory(event_id, Vec::new())
+        .inventory(event_id, Vec::new(), 0)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let available = second

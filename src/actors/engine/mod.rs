@@ -21,15 +21,17 @@ use actix::prelude::*;
 use uuid::Uuid;
 
 use super::broadcaster::LiveConfig;
+use super::event::TakeNotes;
 use super::live_bus::{Followers, LiveBus};
 use super::messages::EngineError;
 use super::order_writer::OrderWriter;
 use super::registry::{EngineConfig, Registry};
 use crate::clock::Clock;
+use crate::cluster::invalidate::Change;
 use crate::cluster::Cluster;
 use crate::domain::holds::HoldError;
 use crate::payments::PaymentGateway;
-use crate::persistence::onsale;
+use crate::persistence::{inbox, onsale};
 
 /// What an event has left on sale, and what the buyers shopping now may still take, as
 /// the waiting room paces admission by them.
@@ -116,7 +118,61 @@ impl Engine {
         for event_id in onsale::complete_ended(&self.pool, now).await? {
             self.registry.stop(event_id, "event_closed");
         }
+        // Notes whose notice was missed are taken here at the latest.
+        self.catch_up_all().await;
         Ok(())
+    }
+
+    /// The event's actors (if they run here) take the notes of the engine's inbox they
+    /// have not taken yet: tickets back from refunds, waitlist joins and leaves.
+    pub async fn catch_up(&self, event_id: Uuid) {
+        let Some(event) = self.registry.if_running(event_id) else {
+            return;
+        };
+        let Ok(mut seq) = event.send(TakeNotes(Vec::new())).await else {
+            return;
+        };
+        while seq < i64::MAX {
+            let notes = match inbox::since(&self.pool, event_id, seq, 500).await {
+                Ok(notes) if notes.is_empty() => return,
+                Ok(notes) => notes,
+                Err(error) => {
+                    tracing::warn!(%event_id, %error, "could not read the engine's inbox");
+                    return;
+                }
+            };
+            match event.send(TakeNotes(notes)).await {
+                Ok(next) if next > seq => seq = next,
+                _ => return,
+            }
+        }
+    }
+
+    /// [`Engine::catch_up`] for every event whose actors run here.
+    pub async fn catch_up_all(&self) {
+        for event_id in self.registry.running_events() {
+            self.catch_up(event_id).await;
+        }
+    }
+
+    /// Tells every node that `event_id` has new inbox notes, and takes them here at once if
+    /// its actors run here.
+    pub async fn notify_inbox(&self, event_id: Uuid) {
+        self.catch_up(event_id).await;
+        if let Err(error) =
+            crate::cluster::invalidate::announce(&self.pool, event_id, Change::Inbox).await
+        {
+            tracing::warn!(%event_id, %error, "could not announce engine notes");
+        }
+    }
+
+    /// The payment gateway the engine pays (and refunds) through.
+    pub fn gateway(&self) -> &Arc<dyn PaymentGateway> {
+        &self.gateway
+    }
+
+    pub fn pool(&self) -> &sqlx::PgPool {
+        &self.pool
     }
 
     /// Stops an event's actors (it was cancelled).

@@ -68,16 +68,19 @@ impl Engine {
 
     /// Seats and tickets still on sale (not held, not sold), how many buyers hold some, and
     /// what `shoppers` may still buy, starting the event's engine if it is not running.
+    /// `waiting`: how many wait in the line (while any do, tickets an ended hold leaves go
+    /// back on sale for them rather than to the waitlist).
     pub async fn inventory(
         &self,
         event_id: Uuid,
         shoppers: Vec<Uuid>,
+        waiting: u64,
     ) -> Result<Inventory, EngineError> {
         Ok(self
             .registry
             .get(event_id)
             .await?
-            .send(crate::actors::event::MeasureDemand { shoppers })
+            .send(crate::actors::event::MeasureDemand { shoppers, waiting })
             .await?)
     }
 
@@ -97,6 +100,11 @@ impl Engine {
         if let Some(event) = self.registry.if_running(event_id) {
             let _ = event.send(crate::actors::event::SweepNow).await;
         }
+    }
+
+    /// Live counts of an event, its engine started if it is not running yet.
+    pub async fn live_counts(&self, event_id: Uuid) -> Result<EventCounts, EngineError> {
+        Ok(self.registry.get(event_id).await?.send(Counts).await?)
     }
 
     /// Live counts of an event whose engine runs (none otherwise).

@@ -20,9 +20,15 @@
 //! hold's clock, or [`HoldBook::abort`] gives back what `reserve` counted. A GA tier hold is
 //! done in `reserve`.
 //!
+//! The book also keeps the event's waitlists: tickets that come back (refunded, or left by
+//! a hold that ended while nobody waits in the line) are offered, in join order, to the
+//! buyers waiting for their tier or section, as exclusive holds that pass to the next
+//! waiter when they end unbought (`waitlist`). What Postgres learns that the book must
+//! hear of (refunds, joins) reaches it as numbered [`Note`]s, each taken once.
+//!
 //! The parts: [`types`] (what callers send and get back), this file (the book and how a
 //! hold moves), `placing` (where a seat request goes), `reads` (counts, demand, views and
-//! mirror copies).
+//! mirror copies), `waitlist` (waiters, offers, returns).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -39,6 +45,7 @@ use crate::views::{HeldSeat, HeldTier, HoldView};
 mod placing;
 mod reads;
 mod types;
+mod waitlist;
 
 pub use types::*;
 
@@ -71,6 +78,8 @@ struct Hold {
     lines: Lines,
     expires_at: DateTime<Utc>,
     status: HoldStatus,
+    /// The waitlist entry this hold was offered to.
+    offer: Option<Uuid>,
 }
 
 /// A seat hold `reserve` counted whose seats are being placed.
@@ -118,6 +127,13 @@ pub struct HoldBook {
     ended: HashMap<Uuid, Ended>,
     ended_order: VecDeque<Uuid>,
     ended_memory: usize,
+    /// Buyers waiting for tickets, in join order (those with an offer are not here).
+    waiters: Vec<Waiter>,
+    /// The last inbox note taken.
+    inbox_seq: i64,
+    /// Buyers waiting in the waiting room's line: while any do, what an ended hold leaves
+    /// goes back on sale for them rather than to the waitlist.
+    line_waiting: u64,
 }
 
 impl HoldBook {
@@ -151,6 +167,9 @@ impl HoldBook {
             ended: HashMap::new(),
             ended_order: VecDeque::new(),
             ended_memory: ENDED_MEMORY,
+            waiters: Vec::new(),
+            inbox_seq: 0,
+            line_waiting: 0,
         }
     }
 
@@ -220,6 +239,7 @@ impl HoldBook {
                     lines,
                     expires_at: saved.expires_at,
                     status: HoldStatus::Held,
+                    offer: saved.offer,
                 },
             );
         }
@@ -284,6 +304,7 @@ impl HoldBook {
                     lines: Lines::Tier { index, quantity },
                     expires_at: self.deadline(now, not_after),
                     status: HoldStatus::Held,
+                    offer: None,
                 };
                 let view = self.view_of(hold_id, &hold);
                 self.start_clock(hold_id, hold, now, &mut effects);
@@ -371,6 +392,7 @@ impl HoldBook {
             lines: Lines::Seats(placed),
             expires_at: self.deadline(now, pending.not_after),
             status: HoldStatus::Held,
+            offer: None,
         };
         let view = self.view_of(hold_id, &hold);
         let mut effects = Effects::new();
@@ -392,13 +414,18 @@ impl HoldBook {
     }
 
     /// The buyer lets go of a hold that is not being paid for.
-    pub fn release(&mut self, hold_id: Uuid, buyer_id: Uuid) -> Result<Effects, HoldError> {
+    pub fn release(
+        &mut self,
+        hold_id: Uuid,
+        buyer_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Effects, HoldError> {
         let hold = self.own_hold(hold_id, buyer_id)?;
         if hold.status == HoldStatus::PaymentPending {
             return Err(HoldError::CheckoutInProgress);
         }
         let mut effects = Effects::new();
-        self.end_hold(hold_id, Ended::Released, &mut effects);
+        self.end_hold(hold_id, Ended::Released, now, &mut effects);
         Ok(effects)
     }
 
@@ -419,7 +446,7 @@ impl HoldBook {
         }
         let mut effects = Effects::new();
         if hold.expires_at <= now {
-            self.end_hold(hold_id, Ended::Expired, &mut effects);
+            self.end_hold(hold_id, Ended::Expired, now, &mut effects);
             return Err((HoldError::HoldExpired, effects));
         }
         let Some(hold) = self.holds.get_mut(&hold_id) else {
@@ -467,6 +494,12 @@ impl HoldBook {
             return effects;
         };
         effects.push(news(hold_id, &hold, HoldEvent::Confirmed, Some(order_id)));
+        if let Some(entry_id) = hold.offer {
+            effects.push(Effect::OfferEnded {
+                entry_id,
+                how: OfferEnd::Purchased,
+            });
+        }
         self.deadlines.remove(&(hold.expires_at, hold_id));
         seat_effects(hold_id, &hold.lines, SeatChange::Sell, &mut effects);
         if let Lines::Tier { index, quantity } = hold.lines {
@@ -494,7 +527,7 @@ impl HoldBook {
                 .get(&hold_id)
                 .is_some_and(|h| h.status == HoldStatus::Held && h.expires_at <= now)
             {
-                self.end_hold(hold_id, Ended::Expired, &mut effects);
+                self.end_hold(hold_id, Ended::Expired, now, &mut effects);
             }
         }
         for (_, hold_id) in take_due(&mut self.warnings, now) {
@@ -553,36 +586,13 @@ impl HoldBook {
             self.warnings.insert((warn_at, hold_id));
         }
         effects.push(Effect::Mirror(self.mirrored_of(hold_id, &hold)));
-        effects.push(news(hold_id, &hold, HoldEvent::Held, None));
-        self.holds.insert(hold_id, hold);
-    }
-
-    /// Ends a hold that is not being paid for: seats and counts go back to the sale.
-    fn end_hold(&mut self, hold_id: Uuid, how: Ended, effects: &mut Effects) {
-        let Some(hold) = self.holds.remove(&hold_id) else {
-            return;
-        };
-        let event = match how {
-            Ended::Expired => HoldEvent::Expired,
-            Ended::Released | Ended::Purchased(_) => HoldEvent::Released,
+        let event = if hold.offer.is_some() {
+            HoldEvent::Offered
+        } else {
+            HoldEvent::Held
         };
         effects.push(news(hold_id, &hold, event, None));
-        self.deadlines.remove(&(hold.expires_at, hold_id));
-        seat_effects(hold_id, &hold.lines, SeatChange::Release, effects);
-        match &hold.lines {
-            Lines::Seats(lines) => {
-                for (index, positions) in lines {
-                    self.sections[*index].free += positions.len() as u32;
-                }
-            }
-            Lines::Tier { index, quantity } => {
-                self.tiers[*index].held -= quantity;
-                effects.push(self.tier_effect(*index));
-            }
-        }
-        self.buyer_done(hold.buyer_id, hold.lines.tickets());
-        self.remember(hold_id, how);
-        effects.push(Effect::Unmirror(hold_id));
+        self.holds.insert(hold_id, hold);
     }
 
     /// A hold of `tickets` ended (released, expired, aborted or bought).

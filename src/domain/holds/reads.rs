@@ -91,6 +91,7 @@ impl HoldBook {
             expires_at: hold.expires_at,
             seats,
             tier,
+            offer: hold.offer,
         }
     }
 

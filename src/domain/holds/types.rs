@@ -47,6 +47,8 @@ pub enum HoldEvent {
     Released,
     PaymentPending,
     Confirmed,
+    /// A waitlist offer: an exclusive hold of tickets that came back.
+    Offered,
 }
 
 /// News of a hold for its holder.
@@ -70,6 +72,75 @@ pub struct MirroredHold {
     pub seats: Vec<(Uuid, u32)>,
     /// (tier, quantity) of a general-admission hold.
     pub tier: Option<(Uuid, u32)>,
+    /// The waitlist entry a hold was offered to.
+    #[serde(default)]
+    pub offer: Option<Uuid>,
+}
+
+/// What a buyer on a waitlist waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitFor {
+    Tier(Uuid),
+    Section(Uuid),
+}
+
+/// A buyer waiting for tickets of a sold-out tier or section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Waiter {
+    pub entry_id: Uuid,
+    pub buyer_id: Uuid,
+    pub wants: WaitFor,
+    pub quantity: u32,
+}
+
+/// What the book learns from Postgres, in the order it was written there (the engine's
+/// inbox: what any node commits that the on-sale's owner must hear of).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Note {
+    /// Tickets of `buyer_id` were refunded: these seats and tier tickets are for sale again
+    /// (waitlist first).
+    Returned {
+        buyer_id: Uuid,
+        seats: Vec<Uuid>,
+        tiers: Vec<(Uuid, u32)>,
+    },
+    /// A buyer joined a waitlist.
+    Joined(Waiter),
+    /// A buyer left a waitlist (declining their offer, if they had one).
+    Left { entry_id: Uuid },
+}
+
+/// A waitlist offer was made: this hold is the entry's until `expires_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offer {
+    pub entry_id: Uuid,
+    pub buyer_id: Uuid,
+    pub hold_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    pub seat_ids: Vec<Uuid>,
+    pub quantity: u32,
+}
+
+/// How a waitlist offer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferEnd {
+    Purchased,
+    Expired,
+    /// The buyer let it go, or left the waitlist.
+    Declined,
+}
+
+impl OfferEnd {
+    /// The entry's status once its offer ended this way.
+    pub fn entry_status(self) -> &'static str {
+        match self {
+            OfferEnd::Purchased => "PURCHASED",
+            OfferEnd::Expired => "EXPIRED",
+            OfferEnd::Declined => "LEFT",
+        }
+    }
 }
 
 /// What the caller must do after a call, in this order.
@@ -92,6 +163,10 @@ pub enum Effect {
     Unmirror(Uuid),
     /// The event's status moved: record it, from `from` to `to`.
     Status { from: EventStatus, to: EventStatus },
+    /// A waitlist entry was offered a hold: record it.
+    Offered(Offer),
+    /// A waitlist entry's offer ended: record it.
+    OfferEnded { entry_id: Uuid, how: OfferEnd },
 }
 
 pub type Effects = Vec<Effect>;
@@ -187,6 +262,8 @@ pub struct SaleRules {
     pub max_per_buyer: u32,
     /// Holders are warned this long before their deadline (zero: never).
     pub hold_warning: Duration,
+    /// How long a waitlist offer stays its buyer's.
+    pub offer_duration: Duration,
 }
 
 /// Where to place a reserved seat hold.

@@ -309,7 +309,8 @@ impl QueueActor {
     fn count(&self) -> impl ActorFuture<Self, Output = Result<Inventory, EngineError>> {
         let (engine, event_id) = (self.engine.clone(), self.event_id);
         let shoppers = self.line.sessions(self.clock.now());
-        async move { engine.inventory(event_id, shoppers).await }.into_actor(self)
+        let waiting = self.line.waiting();
+        async move { engine.inventory(event_id, shoppers, waiting).await }.into_actor(self)
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {

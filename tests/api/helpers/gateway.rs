@@ -37,6 +37,10 @@ impl PaymentGateway for GatedGateway {
         "gated"
     }
 
+    fn use_database(&self, pool: &sqlx::PgPool) {
+        self.inner.use_database(pool);
+    }
+
     async fn authorize(&self, request: &AuthorizeRequest) -> Result<Authorization, PaymentError> {
         self.entered.notify_one();
         let permit = self

@@ -115,7 +115,7 @@ impl Watcher {
     }
 
     /// Connects and reads the first frame, which must be a snapshot.
-    async fn connect(app: &TestApp, event_id: Uuid, query: &str) -> Watcher {
+    pub(crate) async fn connect(app: &TestApp, event_id: Uuid, query: &str) -> Watcher {
         let socket = open(app, event_id, query).await;
         let mut watcher = Watcher::new(socket, layout(app, event_id).await);
         let first = next_frame(&mut watcher.socket).await;
@@ -192,7 +192,7 @@ impl Watcher {
     }
 
     /// Reads frames until `done` holds.
-    async fn until(&mut self, what: &str, done: impl Fn(&Watcher) -> bool) {
+    pub(crate) async fn until(&mut self, what: &str, done: impl Fn(&Watcher) -> bool) {
         let deadline = tokio::time::Instant::now() + StdDuration::from_secs(10);
         while !done(self) {
             let frame = tokio::time::timeout_at(deadline, next_frame(&mut self.socket))
@@ -202,7 +202,7 @@ impl Watcher {
         }
     }
 
-    fn seat(&self, id: Uuid) -> &str {
+    pub(crate) fn seat(&self, id: Uuid) -> &str {
         self.seats.get(&id).map_or("", String::as_str)
     }
 
@@ -214,7 +214,7 @@ impl Watcher {
             .collect()
     }
 
-    fn hold_news(&self, hold_id: &Value) -> Vec<String> {
+    pub(crate) fn hold_news(&self, hold_id: &Value) -> Vec<String> {
         self.holds
             .iter()
             .filter(|h| h["hold_id"] == *hold_id)

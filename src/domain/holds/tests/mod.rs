@@ -4,6 +4,7 @@
 
 mod properties;
 mod sale;
+mod waitlist;
 
 use super::*;
 use crate::domain::seat_board::{Seat, SeatBoard};
@@ -186,7 +187,7 @@ fn a_hold_being_paid_for_does_not_expire_until_the_payment_ends() {
         "PAYMENT_PENDING outlives its deadline"
     );
     assert_eq!(
-        sale.book.release(view.hold_id, buyer),
+        sale.book.release(view.hold_id, buyer, open()),
         Err(HoldError::CheckoutInProgress)
     );
     let effects = sale.book.cancel_checkout(view.hold_id);
@@ -309,13 +310,19 @@ fn the_memory_of_ended_holds_is_bounded() {
     let first = sale
         .hold(buyer, tier(1), open())
         .unwrap_or_else(|e| panic!("{e}"));
-    let effects = sale.book.release(first.hold_id, buyer).unwrap_or_default();
+    let effects = sale
+        .book
+        .release(first.hold_id, buyer, open())
+        .unwrap_or_default();
     sale.apply(effects);
     for _ in 0..64 {
         let view = sale
             .hold(buyer, tier(1), open())
             .unwrap_or_else(|e| panic!("{e}"));
-        let effects = sale.book.release(view.hold_id, buyer).unwrap_or_default();
+        let effects = sale
+            .book
+            .release(view.hold_id, buyer, open())
+            .unwrap_or_default();
         sale.apply(effects);
     }
     assert_eq!(

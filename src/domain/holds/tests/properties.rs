@@ -64,7 +64,7 @@ fn run(ops: Vec<Op>) -> (Sale, DateTime<Utc>) {
             }
             Op::Release(b) => {
                 if let Some(hold_id) = holds[b as usize].first().copied() {
-                    if let Ok(effects) = sale.book.release(hold_id, buyers[b as usize]) {
+                    if let Ok(effects) = sale.book.release(hold_id, buyers[b as usize], now) {
                         sale.apply(effects);
                     }
                 }

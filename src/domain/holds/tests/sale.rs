@@ -30,6 +30,7 @@ pub(super) fn rules() -> SaleRules {
         max_holds_per_buyer: 2,
         max_per_buyer: 6,
         hold_warning: Duration::minutes(1),
+        offer_duration: Duration::minutes(30),
     }
 }
 
@@ -213,6 +214,34 @@ impl Sale {
         let effects = self.book.finish_checkout(hold_id, order_id, now);
         self.apply(effects);
         Ok(order_id)
+    }
+
+    /// Takes an inbox note, as the event actor does.
+    pub(super) fn note(&mut self, seq: i64, note: Note, now: DateTime<Utc>) {
+        let effects = self.book.note(seq, note, now);
+        self.apply(effects);
+    }
+
+    /// The offers made so far, in order.
+    pub(super) fn offers(&self) -> Vec<Offer> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Offered(offer) => Some(offer.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How the offers that ended, ended.
+    pub(super) fn offer_ends(&self) -> Vec<(Uuid, OfferEnd)> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                Effect::OfferEnded { entry_id, how } => Some((*entry_id, *how)),
+                _ => None,
+            })
+            .collect()
     }
 
     pub(super) fn sweep(&mut self, now: DateTime<Utc>) {
