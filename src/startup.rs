@@ -312,7 +312,7 @@ async fn shutdown_signal() -> std::io::Result<()> {
 
 /// The engine's housekeeping: on-sales open and events complete on time (every 2 s), the
 /// payment reconciler and the refund retries run (every `reconcile_every`), and cancelled
-/// events' refunds go on (batches of 200, every second while there are any). All stop with
+/// events' refunds go on (batches of 100, every second while there are any). All stop with
 /// the actix system.
 fn spawn_background(
     engine: Arc<Engine>,
@@ -355,7 +355,7 @@ fn spawn_background(
         loop {
             tick.tick().await;
             loop {
-                match refunds.cancellation_pass(200, parallel).await {
+                match refunds.cancellation_pass(100, parallel).await {
                     Ok(0) => break,
                     Ok(_) => {}
                     Err(error) => {

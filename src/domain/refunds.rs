@@ -36,7 +36,7 @@ pub struct RefundPolicyBody {
     pub fee_cents: i64,
     /// A share of the refunded amount kept back, in percent (0 to 100, two decimals).
     #[serde(default)]
-    #[schema(minimum = 0, maximum = 100)]
+    #[schema(minimum = 0, maximum = 100, multiple_of = 0.01)]
     pub fee_percent: f64,
 }
 

@@ -139,16 +139,23 @@ async fn policy_of_order(state: &AppState, order_id: Uuid) -> Option<PolicyView>
 /// An event's refund policy, with the time buyers may cancel until.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PolicyView {
-    #[serde(flatten)]
-    pub policy: RefundPolicyBody,
-    /// Buyers may cancel until then (absent: they cannot).
+    /// Buyers may cancel until this many hours before the start (`null`: they cannot).
+    pub buyer_cancel_until_hours: Option<i64>,
+    /// The fixed fee kept back from a buyer's cancellation, in minor units.
+    pub fee_cents: i64,
+    /// The share of the refund kept back, in percent.
+    pub fee_percent: f64,
+    /// Buyers may cancel until then (`null`: they cannot).
     pub buyers_may_cancel_until: Option<DateTime<Utc>>,
 }
 
 impl PolicyView {
     pub fn of(policy: RefundPolicy, start: DateTime<Utc>) -> PolicyView {
+        let body = policy.body();
         PolicyView {
-            policy: policy.body(),
+            buyer_cancel_until_hours: body.buyer_cancel_until_hours,
+            fee_cents: body.fee_cents,
+            fee_percent: body.fee_percent,
             buyers_may_cancel_until: policy.buyer_deadline(start),
         }
     }

@@ -15,8 +15,10 @@ use uuid::Uuid;
 use super::{RefundAsk, RefundError, Refunds};
 use crate::persistence::refunds;
 
-/// How long a worker has the orders it claimed.
-const CLAIM_FOR: i64 = 120;
+/// How long a worker has the orders it claimed: long enough for a batch, short enough that
+/// a dead worker's orders are soon taken up (a batch that overruns it is still safe: a
+/// second worker finds the first's refund under way and asks by its key).
+const CLAIM_FOR: i64 = 10;
 /// Attempts at one order before it is given up on (and shown as failed to the organizer).
 const MAX_ATTEMPTS: i32 = 5;
 

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod browser;
+mod cancellation;
 mod catalog;
 mod checkin;
 mod checkout;

@@ -234,3 +234,79 @@ async fn odd_waitlist_requests_are_refused_with_the_field_named() {
         "validation_failed",
     );
 }
+
+#[actix_web::test]
+async fn an_offer_is_bought_without_the_waiting_room() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let room = crate::helpers::Room {
+        tiny: true,
+        ..crate::helpers::ROOM
+    };
+    let event_id = app.room_event(&organizer, room).await;
+    let tier = app.general_tier(event_id).await;
+    // Two buyers come through the room and buy the 12 tickets.
+    let (first, second) = (app.buyer().await, app.buyer().await);
+    for buyer in [&first, &second] {
+        let (status, body) = app.join(event_id, &buyer.token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    app.start_sale();
+    app.admit_pass(event_id).await;
+    let mut orders = Vec::new();
+    for buyer in [&first, &second] {
+        let admission = app.admission(event_id, &buyer.token).await;
+        let (status, hold) = app
+            .admitted_hold(
+                &buyer.token,
+                Some(&admission),
+                event_id,
+                &json!({"tier_id": tier, "quantity": 6}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{hold}");
+        let (status, order) = app
+            .admitted_checkout(&buyer.token, Some(&admission), &hold["hold_id"])
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+        orders.push(order);
+    }
+    // Somebody who never queued waits for two; two come back.
+    let waiter = app.buyer().await;
+    let (status, entry) = app
+        .join_waitlist(&waiter, event_id, &json!({"tier_id": tier, "quantity": 2}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{entry}");
+    let tickets: Vec<Value> = orders[0]["tickets"].as_array().cloned().unwrap_or_default();
+    let (status, body) = app
+        .refund(
+            &organizer.token,
+            &string(&orders[0]["order_id"]),
+            None,
+            &json!({"ticket_ids": [tickets[0]["ticket_id"], tickets[1]["ticket_id"]], "reason": "Returned"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let offers = app.offers_until(&waiter, 1).await;
+    assert_eq!(offers[0]["quantity"], 2);
+    // A hold of their own would need the room; the offer does not.
+    let (status, body) = app
+        .admitted_hold(
+            &waiter.token,
+            None,
+            event_id,
+            &json!({"tier_id": tier, "quantity": 1}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "admission_required",
+    );
+    let (status, order) = app
+        .admitted_checkout(&waiter.token, None, &offers[0]["hold_id"])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["tickets"].as_array().map(Vec::len), Some(2));
+}
