@@ -188,6 +188,42 @@ async function twoBrowsers(browser) {
   await watcherContext.close();
 }
 
+// After the sale: the organizer lets buyers cancel until a day before (through the API, as
+// the dashboard does); a buyer buys a seat, cancels the order from "my tickets", and the
+// seat is for sale again.
+async function cancelling(browser) {
+  step = 'the refund policy';
+  const policy = await fetch(`${BASE}/api/v1/events/${process.env.OPEN_EVENT}/refund-policy`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${process.env.ORGANIZER_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ buyer_cancel_until_hours: 24, fee_cents: 0, fee_percent: 10 }),
+  });
+  check(policy.ok, `the policy is set (${policy.status})`);
+  const context = await browser.newContext({ viewport: DESKTOP });
+  const page = await open(context);
+  await signUp(page, 'buyer', 'Canceller');
+  step = 'buying a seat to cancel';
+  await page.goto(`${BASE}/event.html?id=${process.env.OPEN_EVENT}`);
+  await page.waitForSelector('#map circle');
+  check(/cancel your order until/i.test(await page.locator('#policy').textContent()), 'the event page states the policy');
+  const seatId = await page.locator('#map circle[data-state=available]').nth(5).getAttribute('data-seat');
+  await page.click(`#map circle[data-seat="${seatId}"]`);
+  await page.getByRole('button', { name: 'Hold chosen seats' }).click();
+  await page.getByLabel('Card number').fill('4242 4242 4242 4242');
+  await page.getByRole('button', { name: 'Pay' }).click();
+  await page.locator('#done').waitFor({ state: 'visible' });
+
+  step = 'cancelling the order';
+  await page.goto(`${BASE}/orders.html`);
+  page.on('dialog', (dialog) => dialog.accept());
+  await page.getByRole('button', { name: 'Cancel my order' }).click();
+  await page.getByText(/Cancelled: .* on its way back/).waitFor();
+  await page.getByText(/ · refunded · /).waitFor();
+  await shoot(page, 'cancelled');
+  results.cancelled = { seat_id: seatId };
+  await context.close();
+}
+
 // An organizer: sign-up, a venue from the layout generator (with its seat map), an event,
 // prices, an on-sale with a waiting room, publishing, then the live dashboard.
 async function organizerJourney(browser) {
@@ -235,6 +271,11 @@ async function organizerJourney(browser) {
   await page.getByRole('button', { name: 'Pause admission' }).click();
   await page.getByText('Admission paused.').waitFor();
   check(await page.locator('#door-input').inputValue() === 'auto', 'the dashboard shows the door the on-sale was given');
+  step = 'the refund policy on the dashboard';
+  await page.locator('#policy-on').check();
+  await page.locator('#policy-hours').fill('72');
+  await page.getByRole('button', { name: 'Save the policy' }).click();
+  await page.getByText(/Saved\. Buyers may cancel until/).waitFor();
   await shoot(page, 'dashboard');
   results.organizer = { title, phase: await page.locator('#phase').textContent() };
   await context.close();
@@ -247,6 +288,7 @@ const browser = await chromium.launch({
 try {
   await buyerJourney(browser);
   await twoBrowsers(browser);
+  await cancelling(browser);
   await organizerJourney(browser);
   check(!results.page_errors, `no script errors: ${results.page_errors}`);
   console.log(JSON.stringify(results));

@@ -64,6 +64,11 @@ const MESSAGES = {
     ? 'The browser check took too long. Join the line again.'
     : 'The browser check did not pass. Reload the page and join the line again.',
   conflict: (e) => e.message || 'That conflicts with the current state.',
+  refund_not_allowed: (e) => e.message || 'This order cannot be cancelled any more.',
+  refund_in_progress: () => 'A refund of these tickets is already under way: reload in a moment.',
+  refund_failed: () => 'The payment provider refused the refund; nothing was refunded. Please try again later.',
+  already_waiting: () => 'You are on this waitlist already.',
+  not_sold_out: (e) => e.message || 'There are tickets on sale: get them now instead.',
 };
 
 export function explain(code, error = {}, status = 0) {

@@ -1,6 +1,7 @@
 // The organizer's live dashboard: seat counts from the live map, the waiting room's figures
 // every two seconds, holds per second over the last two minutes, and admission controls.
 import { api, header, params, say, session, socketUrl } from '/app.js';
+import { refundsPanel } from '/refunds.js';
 
 const $ = (id) => document.getElementById(id);
 const eventId = params.get('id');
@@ -87,6 +88,7 @@ async function start() {
   setInterval(chart, 1000);
   chart();
   door().catch(fail);
+  refundsPanel(eventId, event, fail).catch(fail);
 }
 
 // The door: check-in figures every five seconds, and the event's scanners.

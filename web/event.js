@@ -3,6 +3,7 @@
 import { api, ApiError, clock, el, header, money, params, say, session, socketUrl, when } from '/app.js';
 import { drawSeatMap } from '/seatmap.js';
 import { ticketCard } from '/tickets.js';
+import { waitlist } from '/waitlist.js';
 
 const $ = (id) => document.getElementById(id);
 const eventId = params.get('id');
@@ -18,6 +19,7 @@ let hold = null;
 let holdTimer = null;
 let windowTimer = null;
 let checkoutKey = null;
+let waiting = null; // the waitlist panel
 
 const currency = () => event?.currency ?? 'USD';
 const price = (cents) => money(cents, currency());
@@ -42,6 +44,14 @@ async function start() {
   }));
   map = drawSeatMap($('map'), sections, { onPick: pick, priceLabel: price });
   $('map').hidden = false;
+  waiting = waitlist({
+    eventId,
+    event,
+    sections,
+    signedIn: me?.role === 'buyer',
+    fail,
+    take: (offered) => { hold = offered; showHold(); },
+  });
   showCounts(event.sections, event.tiers);
   watchMap();
   setUpShop();
@@ -62,6 +72,10 @@ function showDetails() {
   $('sale').textContent = sale
     ? `On sale ${when(sale.sale_starts_at)} – ${when(sale.sale_ends_at)} · holds last ${sale.hold_minutes} min · up to ${sale.max_per_order} per order`
     : 'Not on sale yet.';
+  const policy = event.refund_policy;
+  $('policy').textContent = policy?.buyers_may_cancel_until
+    ? `You may cancel your order until ${when(policy.buyers_may_cancel_until)}${policy.fee_cents || policy.fee_percent ? `, less a fee of ${price(policy.fee_cents)}${policy.fee_percent ? ` and ${policy.fee_percent} %` : ''}` : ''}.`
+    : 'Orders cannot be cancelled by buyers (the organizer refunds them if the event is cancelled).';
   $('overview').hidden = false;
 }
 
@@ -86,6 +100,7 @@ function showCounts(sectionCounts = [], tierCounts = []) {
     tierSelect.replaceChildren(...event.tiers.map((t) => el('option', { value: t.tier_id, disabled: t.available === 0 }, `${t.name} — ${price(t.price_cents)} (${t.available} left)`)));
     if (current) tierSelect.value = current;
   }
+  waiting?.refresh();
 }
 
 // The live map: a snapshot, then numbered deltas; a gap or a lost socket resyncs.
@@ -115,6 +130,7 @@ function watchMap() {
         refreshChosen();
       } else if (frame.type === 'hold') {
         holdNews(frame);
+        waiting?.news(frame);
       }
     };
     socket.onclose = (e) => {

@@ -106,13 +106,25 @@ async fn buyers_and_organizers_get_through_the_pages_in_a_real_browser() {
         "{results}"
     );
 
+    // The buyer's cancelled order is refunded and its seat for sale again.
+    let (refunded, live): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM orders o JOIN tickets t USING (order_id) WHERE t.seat_id = $1 AND o.status = 'REFUNDED'), \
+                (SELECT count(*) FROM tickets WHERE seat_id = $1 AND status IN ('VALID', 'USED'))",
+    )
+    .bind(uuid(&results["cancelled"]["seat_id"]))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((refunded, live), (1, 0), "{results}");
+
     // The organizer's event exists, published, with its prices and a waiting room whose
     // door checks browsers when many arrive.
     let (published, rooms, priced): (i64, i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE e.status <> 'DRAFT'), \
                 count(*) FILTER (WHERE o.queue_opens_at IS NOT NULL AND o.proof_of_work = 'auto'), \
                 count(*) FILTER (WHERE EXISTS (SELECT 1 FROM section_prices p WHERE p.event_id = e.event_id) \
-                                  AND EXISTS (SELECT 1 FROM ticket_tiers t WHERE t.event_id = e.event_id)) \
+                                  AND EXISTS (SELECT 1 FROM ticket_tiers t WHERE t.event_id = e.event_id) \
+                                  AND e.refund_hours_before = 72) \
          FROM events e JOIN onsales o ON o.event_id = e.event_id WHERE e.title = $1",
     )
     .bind(results["organizer"]["title"].as_str().unwrap_or_default())
@@ -127,6 +139,7 @@ async fn buyers_and_organizers_get_through_the_pages_in_a_real_browser() {
         "hold",
         "tickets",
         "orders",
+        "cancelled",
         "organizer",
         "dashboard",
     ] {
