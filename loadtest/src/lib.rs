@@ -16,6 +16,7 @@
 //! Traffic goes to 127.0.0.1 only, unless `--url` names another server.
 
 pub mod baseline;
+pub mod cancellation;
 pub mod cluster;
 pub mod doors;
 pub mod flash_sale;

@@ -3,7 +3,9 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use boxoffice_loadtest::{cluster, doors, flash_sale, hot, viewers, waiting_room, Common};
+use boxoffice_loadtest::{
+    cancellation, cluster, doors, flash_sale, hot, viewers, waiting_room, Common,
+};
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +56,15 @@ enum Scenario {
         common: Common,
         #[command(flatten)]
         plan: doors::Plan,
+    },
+    /// A sold event is cancelled: `--orders` paid orders refunded through a processor that
+    /// takes `--gateway-ms`; refunds a second and the total time, each order refunded
+    /// exactly once. Baseline: the same server refunding one at a time.
+    Cancellation {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        plan: cancellation::Plan,
     },
     /// Buyers hold one general-admission tier as fast as they can (quantity 1 each).
     HotTier(Common),
@@ -144,6 +155,9 @@ async fn main() -> anyhow::Result<()> {
             (cluster::run(&common, &plan).await?, common.out.clone())
         }
         Scenario::Doors { common, plan } => (doors::run(&common, &plan).await?, common.out.clone()),
+        Scenario::Cancellation { common, plan } => {
+            (cancellation::run(&common, &plan).await?, common.out.clone())
+        }
         Scenario::HotTier(common) => (hot::hot_tier(&common).await?, common.out.clone()),
         Scenario::HotSection {
             common,
