@@ -75,6 +75,8 @@ struct Section {
     available: u32,
     /// Tiers of a GA section (their counts make its `available`).
     tiers: Vec<usize>,
+    /// On sale: its seats change (a section that is not stays blocked).
+    on_sale: bool,
 }
 
 struct Tier {
@@ -155,6 +157,7 @@ impl LiveMap {
                     seats,
                     available: available as u32,
                     tiers: Vec::new(),
+                    on_sale: s.on_sale,
                 }
             })
             .collect();
@@ -191,14 +194,11 @@ impl LiveMap {
     /// A seat of section `section` (its index) is now `state`. Unknown seats, and seats of
     /// sections not on sale, are ignored.
     pub fn seat_changed(&mut self, section: usize, position: u32, state: Seat) {
-        let Some(current) = self
+        let known = self
             .sections
             .get(section)
-            .and_then(|s| s.seats.get(position as usize))
-        else {
-            return;
-        };
-        if *current == WireSeat::Blocked {
+            .is_some_and(|s| s.on_sale && (position as usize) < s.seats.len());
+        if !known {
             return;
         }
         self.pending_seats

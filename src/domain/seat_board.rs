@@ -4,8 +4,10 @@
 //!
 //! Seats are indexed by their position in the section (the seat-map order). A seat moves
 //! AVAILABLE → HELD → PAYMENT_PENDING → SOLD, or back to AVAILABLE on release or expiry,
-//! or from PAYMENT_PENDING back to HELD when a payment is declined. BLOCKED seats never
-//! move. Every change names the hold it belongs to, and a hold can change only its seats.
+//! or from PAYMENT_PENDING back to HELD when a payment is declined. A refunded SOLD seat
+//! and a BLOCKED seat the organizer releases come back AVAILABLE, or HELD straight away for
+//! a waitlist offer; nothing else leaves SOLD or BLOCKED. Every change names the hold it
+//! belongs to, and a hold can change only its seats.
 
 use std::ops::Range;
 
@@ -72,6 +74,10 @@ pub enum SeatChange {
     /// HELD by this hold → HELD by another (an ended hold's seats offered to the waitlist,
     /// never free in between).
     HandOver(Uuid),
+    /// BLOCKED → AVAILABLE: the organizer put a blocked seat on sale (the hold id is not used).
+    Unblock,
+    /// BLOCKED → HELD by this hold: a released seat offered to the waitlist.
+    UnblockTo,
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +252,8 @@ impl SeatBoard {
             SeatChange::Sell => self.sell(hold, positions),
             SeatChange::Return => self.unsell(positions, None),
             SeatChange::ReturnTo => self.unsell(positions, Some(hold)),
+            SeatChange::Unblock => self.unblock(positions, None),
+            SeatChange::UnblockTo => self.unblock(positions, Some(hold)),
             SeatChange::HandOver(to) => {
                 if !positions
                     .iter()
@@ -264,9 +272,19 @@ impl SeatBoard {
     /// SOLD → AVAILABLE, or → HELD by `hold`, for every one of `positions` that is sold;
     /// whether all were.
     pub fn unsell(&mut self, positions: &[u32], hold: Option<Uuid>) -> bool {
+        self.take_back(positions, Seat::Sold, hold)
+    }
+
+    /// BLOCKED → AVAILABLE, or → HELD by `hold`, for every one of `positions` that is
+    /// blocked; whether all were.
+    pub fn unblock(&mut self, positions: &[u32], hold: Option<Uuid>) -> bool {
+        self.take_back(positions, Seat::Blocked, hold)
+    }
+
+    fn take_back(&mut self, positions: &[u32], from: Seat, hold: Option<Uuid>) -> bool {
         let mut all = true;
         for &p in positions {
-            if self.state(p) != Some(Seat::Sold) {
+            if self.state(p) != Some(from) {
                 all = false;
                 continue;
             }
@@ -318,6 +336,34 @@ mod tests {
             &[],
             &[],
         )
+    }
+
+    #[test]
+    fn only_a_sold_seat_is_refunded_and_only_a_blocked_one_released() {
+        let mut b = SeatBoard::new(vec![0..4], &[0, 1], &[2]);
+        let (offer, other) = (Uuid::new_v4(), Uuid::new_v4());
+        assert!(
+            !b.apply(offer, &[2, 3], SeatChange::Return),
+            "blocked and free seats are not sold"
+        );
+        assert_eq!(b.state(2), Some(Seat::Blocked));
+        assert!(b.apply(offer, &[0], SeatChange::ReturnTo));
+        assert_eq!((b.state(0), b.holder(0)), (Some(Seat::Held), Some(offer)));
+        assert!(b.apply(Uuid::nil(), &[1], SeatChange::Return));
+        assert_eq!(b.state(1), Some(Seat::Available));
+        assert!(
+            !b.apply(offer, &[1], SeatChange::Unblock),
+            "an available seat is not blocked"
+        );
+        assert!(b.apply(offer, &[2], SeatChange::UnblockTo));
+        assert!(
+            !b.apply(other, &[0], SeatChange::HandOver(offer)),
+            "not the other hold's seat"
+        );
+        assert!(b.apply(offer, &[0, 2], SeatChange::HandOver(other)));
+        assert_eq!((b.holder(0), b.holder(2)), (Some(other), Some(other)));
+        let c = b.counts();
+        assert_eq!((c.available, c.held, c.sold, c.blocked), (2, 2, 0, 0));
     }
 
     #[test]

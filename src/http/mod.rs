@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod blocked;
 pub mod catalog;
 pub mod cluster;
 pub mod doors;
@@ -191,6 +192,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/events/{event_id}/cancellation",
                     web::get().to(refunds::cancellation),
+                )
+                .route(
+                    "/events/{event_id}/blocked-seats",
+                    web::get().to(blocked::get),
+                )
+                .route(
+                    "/events/{event_id}/blocked-seats",
+                    web::post().to(blocked::block),
+                )
+                .route(
+                    "/events/{event_id}/blocked-seats",
+                    web::delete().to(blocked::release),
                 )
                 // Orders and tickets (buyer)
                 .route("/orders/{order_id}", web::get().to(orders::get))

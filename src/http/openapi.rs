@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    accounts, catalog, cluster, doors, events, holds, live, ops, orders, queue, refunds, seatmap,
-    tickets, venues, waitlist,
+    accounts, blocked, catalog, cluster, doors, events, holds, live, ops, orders, queue, refunds,
+    seatmap, tickets, venues, waitlist,
 };
 
 #[derive(OpenApi)]
@@ -27,6 +27,7 @@ use super::{
         doors::create_scanner, doors::list_scanners, doors::revoke_scanner, doors::set_door, doors::checkin, doors::sync, doors::bundle, doors::stats,
         refunds::refund, refunds::set_policy, refunds::get_policy, refunds::cancellation,
         waitlist::join, waitlist::place, waitlist::leave, waitlist::offers,
+        blocked::get, blocked::block, blocked::release,
     ),
     modifiers(&BearerAuth),
     tags(

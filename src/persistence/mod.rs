@@ -4,6 +4,7 @@
 //! by the black-box tests in `tests/`.
 
 pub mod accounts;
+pub mod blocked;
 pub mod catalog;
 pub mod events;
 pub mod inbox;

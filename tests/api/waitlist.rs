@@ -310,3 +310,107 @@ async fn an_offer_is_bought_without_the_waiting_room() {
     assert_eq!(status, StatusCode::CREATED, "{order}");
     assert_eq!(order["tickets"].as_array().map(Vec::len), Some(2));
 }
+
+#[actix_web::test]
+async fn blocked_seats_released_mid_sale_go_to_the_waitlist_first() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let venue = app.standard_venue(&organizer.token).await;
+    let event_id = app.draft_event(&organizer.token, venue.venue_id, 9).await;
+    let (status, body) = app
+        .set_pricing(
+            &organizer.token,
+            event_id,
+            &crate::helpers::standard_pricing(&venue),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut onsale = crate::helpers::open_onsale_body(9);
+    onsale["sale_starts_at"] = json!(chrono::Utc::now() + chrono::Duration::hours(1));
+    let (status, body) = app.set_onsale(&organizer.token, event_id, &onsale).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.publish(&organizer.token, event_id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Two seats of section A kept back (a camera) before the sale.
+    let section = app.seat_ids(event_id, 0).await;
+    let camera = [section[0], section[1]];
+    let path = format!("/api/v1/events/{event_id}/blocked-seats");
+    for (bad, expected) in [
+        (json!({"seat_ids": []}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"seat_ids": [camera[0], camera[0]]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"seat_ids": [Uuid::new_v4()]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({"seat_ids": ["x"]}), StatusCode::BAD_REQUEST),
+    ] {
+        let (status, answer) = app.post(&path, Some(&organizer.token), &bad).await;
+        assert_error(status, &answer, expected, "validation_failed");
+    }
+    let (status, body) = app
+        .post(
+            &path,
+            Some(&organizer.token),
+            &json!({"seat_ids": camera, "reason": "Camera"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["seats"].as_array().map(Vec::len), Some(2), "{body}");
+    assert_eq!(app.seat_states(event_id).await[&camera[0]], "blocked");
+
+    // The sale opens; the other ten seats sell; a buyer waits.
+    app.clock.advance(chrono::Duration::minutes(61));
+    let buyer = app.buyer().await;
+    app.order_of(&buyer, event_id, 6).await;
+    app.order_of(&buyer, event_id, 4).await;
+    let (status, body) = app
+        .post(
+            &path,
+            Some(&organizer.token),
+            &json!({"seat_ids": [section[2]]}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "sale_started");
+    let waiter = app.buyer().await;
+    let (status, entry) = app
+        .join_waitlist(
+            &waiter,
+            event_id,
+            &json!({"section_id": venue.seated[0], "quantity": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{entry}");
+
+    // Released: the first seat is offered to the waiter, the second is on sale.
+    let mut viewer = Watcher::connect(&app, event_id, "").await;
+    let (status, body) = app
+        .call(
+            reqwest::Method::DELETE,
+            &path,
+            Some(&organizer.token),
+            Some(&json!({"seat_ids": camera})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["seats"].as_array().map(Vec::len), Some(0), "{body}");
+    let offers = app.offers_until(&waiter, 1).await;
+    assert_eq!(offers[0]["quantity"], 1);
+    viewer
+        .until(
+            "one released seat is held for the waiter, the other on sale",
+            |w| {
+                let states = [w.seat(camera[0]), w.seat(camera[1])];
+                states.contains(&"held") && states.contains(&"available")
+            },
+        )
+        .await;
+    let (status, order) = app
+        .checkout(&waiter.token, &offers[0]["hold_id"], "offer", "tok_ok")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert!(camera.contains(&uuid(&order["tickets"][0]["seat_id"])));
+}

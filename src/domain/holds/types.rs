@@ -106,6 +106,8 @@ pub enum Note {
         seats: Vec<Uuid>,
         tiers: Vec<(Uuid, u32)>,
     },
+    /// The organizer put these blocked seats on sale (waitlist first).
+    Unblocked { seats: Vec<Uuid> },
     /// A buyer joined a waitlist.
     Joined(Waiter),
     /// A buyer left a waitlist (declining their offer, if they had one).

@@ -10,7 +10,9 @@
 //! back on sale.
 //!
 //! What an ended ordinary hold leaves goes to the waitlist only while nobody waits in the
-//! waiting room's line: the line, admitted in its order, has it first.
+//! waiting room's line: the line, admitted in its order, has it first. Seats the organizer
+//! takes out of the blocked ones (camera positions, house seats) go to the waitlist first
+//! too.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -25,6 +27,8 @@ use crate::domain::seat_board::SeatChange;
 enum Source {
     /// Sold, and refunded.
     Sold,
+    /// Blocked, and put on sale by the organizer.
+    Blocked,
     /// Held by this hold, which ended.
     Hold(Uuid),
 }
@@ -88,6 +92,12 @@ impl HoldBook {
                 seats,
                 tiers,
             } => self.give_back(buyer_id, &seats, &tiers, now, &mut effects),
+            Note::Unblocked { seats } => {
+                for (index, mut positions) in self.positions_of(&seats) {
+                    positions.sort_unstable();
+                    self.pass_seats(index, positions, Source::Blocked, now, &mut effects);
+                }
+            }
         }
         effects.extend(self.update_status(now));
         effects
@@ -104,13 +114,7 @@ impl HoldBook {
         effects: &mut Effects,
     ) {
         let mut returned = 0;
-        let positions = super::group_by(
-            seats
-                .iter()
-                .filter_map(|id| self.seat_index.get(id).copied())
-                .filter(|(i, _)| self.sections[*i].placeable()),
-        );
-        for (index, mut positions) in positions {
+        for (index, mut positions) in self.positions_of(seats) {
             positions.sort_unstable();
             returned += positions.len() as u32;
             self.pass_seats(index, positions, Source::Sold, now, effects);
@@ -127,6 +131,16 @@ impl HoldBook {
         if let Some(buyer) = self.buyers.get_mut(&buyer_id) {
             buyer.bought = buyer.bought.saturating_sub(returned);
         }
+    }
+
+    /// The positions of `seats` that are in sections on sale, by section index.
+    fn positions_of(&self, seats: &[Uuid]) -> Vec<(usize, Vec<u32>)> {
+        super::group_by(
+            seats
+                .iter()
+                .filter_map(|id| self.seat_index.get(id).copied())
+                .filter(|(i, _)| self.sections[*i].placeable()),
+        )
     }
 
     /// Ends a hold that is not being paid for: its tickets go to the waitlist (an offer's
@@ -198,6 +212,7 @@ impl HoldBook {
             let hold_id = hold_id_for(self.event_id);
             let (old, change) = match from {
                 Source::Sold => (hold_id, SeatChange::ReturnTo),
+                Source::Blocked => (hold_id, SeatChange::UnblockTo),
                 Source::Hold(old) => (old, SeatChange::HandOver(hold_id)),
             };
             effects.push(Effect::Seats {
@@ -220,6 +235,7 @@ impl HoldBook {
         self.sections[index].free += positions.len() as u32;
         let (hold_id, change) = match from {
             Source::Sold => (Uuid::nil(), SeatChange::Return),
+            Source::Blocked => (Uuid::nil(), SeatChange::Unblock),
             Source::Hold(old) => (old, SeatChange::Release),
         };
         effects.push(Effect::Seats {
