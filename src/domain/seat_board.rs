@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn only_a_sold_seat_is_refunded_and_only_a_blocked_one_released() {
-        let mut b = SeatBoard::new(vec![0..4], &[0, 1], &[2]);
+        let mut b = SeatBoard::new(vec![0..2, 2..4], &[0, 1], &[2]);
         let (offer, other) = (Uuid::new_v4(), Uuid::new_v4());
         assert!(
             !b.apply(offer, &[2, 3], SeatChange::Return),
