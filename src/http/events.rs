@@ -503,7 +503,7 @@ pub async fn cancel(
         return Err(invalid_transition(status, EventStatus::Cancelled));
     }
     let from = EventStatus::able_to_become(EventStatus::Cancelled);
-    let cancelled = crate::persistence::refunds::cancel_event(
+    let cancelled = crate::persistence::cancellations::cancel_event(
         &state.pool,
         event.event_id,
         &from,

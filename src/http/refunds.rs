@@ -222,7 +222,7 @@ pub async fn cancellation(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let event = owned(&state, organizer, *path).await?;
-    let progress = refunds::progress(&state.pool, event.event_id)
+    let progress = crate::persistence::cancellations::progress(&state.pool, event.event_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("the event was not cancelled".into()))?;
     Ok(HttpResponse::Ok().json(CancellationView {

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod blocked;
+pub mod cancellations;
 pub mod catalog;
 pub mod events;
 pub mod inbox;

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use uuid::Uuid;
 
 use super::{RefundAsk, RefundError, Refunds};
-use crate::persistence::refunds;
+use crate::persistence::{cancellations, refunds};
 
 /// How long a worker has the orders it claimed: long enough for a batch, short enough that
 /// a dead worker's orders are soon taken up (a batch that overruns it is still safe: a
@@ -27,14 +27,15 @@ impl Refunds {
     /// few at a time; how many were settled.
     pub async fn cancellation_pass(&self, batch: i64, parallel: usize) -> anyhow::Result<usize> {
         let claimed =
-            refunds::claim(self.pool(), self.now(), Duration::seconds(CLAIM_FOR), batch).await?;
+            cancellations::claim(self.pool(), self.now(), Duration::seconds(CLAIM_FOR), batch)
+                .await?;
         if claimed.is_empty() {
             return Ok(0);
         }
         let mut reasons: HashMap<Uuid, String> = HashMap::new();
         for (event_id, _, _) in &claimed {
             if !reasons.contains_key(event_id) {
-                let reason = refunds::cancellation_reason(self.pool(), *event_id).await?;
+                let reason = cancellations::cancellation_reason(self.pool(), *event_id).await?;
                 reasons.insert(*event_id, reason);
             }
         }
@@ -98,7 +99,7 @@ impl Refunds {
         };
         let written = match settled {
             Ok(refund_id) => {
-                refunds::settle(
+                cancellations::settle(
                     self.pool(),
                     event_id,
                     order_id,
@@ -111,7 +112,7 @@ impl Refunds {
             }
             Err(error) if attempt >= MAX_ATTEMPTS => {
                 tracing::warn!(%event_id, %order_id, %error, "gave up refunding an order of a cancelled event");
-                refunds::settle(
+                cancellations::settle(
                     self.pool(),
                     event_id,
                     order_id,
@@ -124,10 +125,16 @@ impl Refunds {
             }
             Err(error) => {
                 let retry_at = now + Duration::seconds(5 * i64::from(attempt.max(1)));
-                return refunds::retry_later(self.pool(), event_id, order_id, &error, retry_at)
-                    .await
-                    .map(|()| false)
-                    .unwrap_or(false);
+                return cancellations::retry_later(
+                    self.pool(),
+                    event_id,
+                    order_id,
+                    &error,
+                    retry_at,
+                )
+                .await
+                .map(|()| false)
+                .unwrap_or(false);
             }
         };
         match written {

@@ -9,7 +9,12 @@ use crate::helpers::{assert_error, spawn_app, spawn_app_sharing, string, Account
 
 impl TestApp {
     /// A scanner of `event_id` at `gate`: its id and token.
-    async fn scanner(&self, organizer: &Account, event_id: Uuid, gate: &str) -> (String, String) {
+    pub(crate) async fn scanner(
+        &self,
+        organizer: &Account,
+        event_id: Uuid,
+        gate: &str,
+    ) -> (String, String) {
         let (status, body) = self
             .post(
                 &format!("/api/v1/events/{event_id}/scanners"),
@@ -22,7 +27,7 @@ impl TestApp {
         (string(&body["scanner_id"]), string(&body["token"]))
     }
 
-    async fn scan(
+    pub(crate) async fn scan(
         &self,
         token: &str,
         event_id: Uuid,

@@ -129,6 +129,16 @@ async fn an_organizer_refunds_part_then_the_rest_of_an_order_each_once() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((succeeded, tickets_left, ledger), (2, 0, 3));
+    // The door turns the refunded ticket away.
+    let (_, scanner) = app.scanner(&organizer, event_id, "North").await;
+    let qr = &order["tickets"][0]["qr_token"];
+    let (status, scan) = app.scan(&scanner, event_id, qr, "n-1").await;
+    assert_eq!(status, StatusCode::OK, "{scan}");
+    assert_eq!(
+        (scan["result"].clone(), scan["reason"].clone()),
+        (json!("INVALID"), json!("refunded")),
+        "{scan}"
+    );
     let (status, history) = app.history(&organizer.token, &json!(tickets[0])).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(history["entries"][1]["kind"], "REFUNDED", "{history}");

@@ -27,7 +27,7 @@
 //! hear of (refunds, joins) reaches it as numbered [`Note`]s, each taken once.
 //!
 //! The parts: [`types`] (what callers send and get back), this file (the book and how a
-//! hold moves), `placing` (where a seat request goes), `reads` (counts, demand, views and
+//! hold moves), `checkout` (a hold paid for), `placing` (where a seat request goes), `reads` (counts, demand, views and
 //! mirror copies), `waitlist` (waiters, offers, returns).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -42,6 +42,7 @@ use super::venue::{seat_label, SectionKind};
 use super::FieldErrors;
 use crate::views::{HeldSeat, HeldTier, HoldView};
 
+mod checkout;
 mod placing;
 mod reads;
 mod types;
@@ -427,94 +428,6 @@ impl HoldBook {
         let mut effects = Effects::new();
         self.end_hold(hold_id, Ended::Released, now, &mut effects);
         Ok(effects)
-    }
-
-    /// HELD → PAYMENT_PENDING: from now on the hold cannot expire until the payment ends. A
-    /// hold already past its deadline expires here instead (the error comes with the
-    /// effects of its expiry), and no payment starts.
-    pub fn begin_checkout(
-        &mut self,
-        hold_id: Uuid,
-        buyer_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<(HoldView, Effects), (HoldError, Effects)> {
-        let hold = self
-            .own_hold(hold_id, buyer_id)
-            .map_err(|e| (e, Effects::new()))?;
-        if hold.status == HoldStatus::PaymentPending {
-            return Err((HoldError::CheckoutInProgress, Effects::new()));
-        }
-        let mut effects = Effects::new();
-        if hold.expires_at <= now {
-            self.end_hold(hold_id, Ended::Expired, now, &mut effects);
-            return Err((HoldError::HoldExpired, effects));
-        }
-        let Some(hold) = self.holds.get_mut(&hold_id) else {
-            return Err((HoldError::HoldNotFound, effects));
-        };
-        hold.status = HoldStatus::PaymentPending;
-        let hold = &self.holds[&hold_id];
-        seat_effects(hold_id, &hold.lines, SeatChange::BeginPayment, &mut effects);
-        effects.push(news(hold_id, hold, HoldEvent::PaymentPending, None));
-        Ok((self.view_of(hold_id, hold), effects))
-    }
-
-    /// The payment did not go through: PAYMENT_PENDING → HELD until the original deadline
-    /// (expiring at the next sweep if that has passed).
-    pub fn cancel_checkout(&mut self, hold_id: Uuid) -> Effects {
-        let mut effects = Effects::new();
-        let Some(hold) = self.holds.get_mut(&hold_id) else {
-            return effects;
-        };
-        if hold.status != HoldStatus::PaymentPending {
-            return effects;
-        }
-        hold.status = HoldStatus::Held;
-        self.deadlines.insert((hold.expires_at, hold_id));
-        let hold = &self.holds[&hold_id];
-        seat_effects(
-            hold_id,
-            &hold.lines,
-            SeatChange::CancelPayment,
-            &mut effects,
-        );
-        effects.push(news(hold_id, hold, HoldEvent::Held, None));
-        effects
-    }
-
-    /// The order is durable: the hold's seats and tickets are sold.
-    pub fn finish_checkout(
-        &mut self,
-        hold_id: Uuid,
-        order_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Effects {
-        let mut effects = Effects::new();
-        let Some(hold) = self.holds.remove(&hold_id) else {
-            return effects;
-        };
-        effects.push(news(hold_id, &hold, HoldEvent::Confirmed, Some(order_id)));
-        if let Some(entry_id) = hold.offer {
-            effects.push(Effect::OfferEnded {
-                entry_id,
-                how: OfferEnd::Purchased,
-            });
-        }
-        self.deadlines.remove(&(hold.expires_at, hold_id));
-        seat_effects(hold_id, &hold.lines, SeatChange::Sell, &mut effects);
-        if let Lines::Tier { index, quantity } = hold.lines {
-            let tier = &mut self.tiers[index];
-            tier.held -= quantity;
-            tier.sold += quantity;
-            effects.push(self.tier_effect(index));
-        }
-        let tickets = hold.lines.tickets();
-        self.buyer_done(hold.buyer_id, tickets);
-        self.buyers.entry(hold.buyer_id).or_default().bought += tickets;
-        self.remember(hold_id, Ended::Purchased(order_id));
-        effects.push(Effect::Unmirror(hold_id));
-        effects.extend(self.update_status(now));
-        effects
     }
 
     /// Expires what is due at `now`, warns holders whose deadline is near, and moves the

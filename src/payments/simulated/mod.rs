@@ -30,6 +30,8 @@ use async_trait::async_trait;
 
 use super::{Authorization, AuthorizeRequest, PaymentError, PaymentGateway};
 
+mod store;
+
 /// What the processor holds for one authorization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChargeStatus {
@@ -177,69 +179,6 @@ impl SimulatedGateway {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
-    }
-
-    /// Brings a charge this process does not know in from the store, if there is one.
-    async fn recall(&self, authorization_id: &str) -> Result<(), PaymentError> {
-        let Some(pool) = self.store.get() else {
-            return Ok(());
-        };
-        let known = self
-            .ledger()
-            .charges
-            .values()
-            .any(|c| c.authorization_id == authorization_id);
-        if known {
-            return Ok(());
-        }
-        let row: Option<(String, i64, i64, String)> = sqlx::query_as(
-            "SELECT idempotency_key, amount_cents, refunded_cents, status FROM simulated_charges \
-             WHERE authorization_id = $1",
-        )
-        .bind(authorization_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| PaymentError::Failed(format!("processor ledger: {e}")))?;
-        if let Some((key, amount_cents, refunded_cents, status)) = row {
-            self.ledger().charges.entry(key.clone()).or_insert(Charge {
-                authorization_id: authorization_id.to_owned(),
-                idempotency_key: key,
-                amount_cents,
-                refunded_cents,
-                status: ChargeStatus::parse(&status),
-            });
-        }
-        Ok(())
-    }
-
-    /// Writes a charge as it now stands to the store, if there is one.
-    async fn keep(&self, authorization_id: &str) -> Result<(), PaymentError> {
-        let Some(pool) = self.store.get() else {
-            return Ok(());
-        };
-        let charge = self
-            .ledger()
-            .charges
-            .values()
-            .find(|c| c.authorization_id == authorization_id)
-            .cloned();
-        let Some(charge) = charge else {
-            return Ok(());
-        };
-        sqlx::query(
-            "INSERT INTO simulated_charges (authorization_id, idempotency_key, amount_cents, refunded_cents, status) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (authorization_id) DO UPDATE \
-             SET refunded_cents = EXCLUDED.refunded_cents, status = EXCLUDED.status",
-        )
-        .bind(&charge.authorization_id)
-        .bind(&charge.idempotency_key)
-        .bind(charge.amount_cents)
-        .bind(charge.refunded_cents)
-        .bind(charge.status.as_str())
-        .execute(pool)
-        .await
-        .map_err(|e| PaymentError::Failed(format!("processor ledger: {e}")))?;
-        Ok(())
     }
 
     fn set_status(
@@ -424,46 +363,9 @@ impl PaymentGateway for SimulatedGateway {
         let Some(pool) = self.store.get() else {
             return self.pay_back(refund);
         };
-        // The store decides, in one transaction, so that a refund asked of two processes
-        // at once (or again after a restart) is paid once.
-        let mut tx = pool
-            .begin()
-            .await
-            .map_err(|e| PaymentError::Failed(format!("processor ledger: {e}")))?;
-        let fresh = sqlx::query(
-            "INSERT INTO simulated_refunds (idempotency_key, authorization_id, amount_cents) \
-             VALUES ($1, $2, $3) ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(idempotency_key)
-        .bind(authorization_id)
-        .bind(amount_cents)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| PaymentError::Failed(format!("processor ledger: {e}")))?
-        .rows_affected()
-            == 1;
-        if fresh {
-            let paid = sqlx::query(
-                "UPDATE simulated_charges SET refunded_cents = refunded_cents + $2, \
-                 status = CASE WHEN refunded_cents + $2 = amount_cents THEN 'REFUNDED' ELSE 'PARTIALLY_REFUNDED' END \
-                 WHERE authorization_id = $1 AND status IN ('CAPTURED', 'PARTIALLY_REFUNDED') \
-                 AND refunded_cents + $2 <= amount_cents",
-            )
-            .bind(authorization_id)
-            .bind(amount_cents)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| PaymentError::Failed(format!("processor ledger: {e}")))?
-            .rows_affected();
-            if paid == 0 {
-                return Err(PaymentError::Failed(format!(
-                    "authorization {authorization_id} has no {amount_cents} left to refund"
-                )));
-            }
-        }
-        tx.commit()
-            .await
-            .map_err(|e| PaymentError::Failed(format!("processor ledger: {e}")))?;
+        // The store decides, so that a refund asked of two processes at once (or again
+        // after a restart) is paid once.
+        let fresh = self.refund_in_store(pool, &refund).await?;
         let mut ledger = self.ledger();
         if fresh {
             if let Some(charge) = ledger
