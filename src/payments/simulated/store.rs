@@ -29,7 +29,7 @@ impl SimulatedGateway {
         .bind(authorization_id)
         .fetch_optional(pool)
         .await
-        .map_err(|e| PaymentError::Failed(format!("processor ledger: {e}")))?;
+        .map_err(failed)?;
         if let Some((key, amount_cents, refunded_cents, status)) = row {
             self.ledger().charges.entry(key.clone()).or_insert(Charge {
                 authorization_id: authorization_id.to_owned(),
@@ -68,7 +68,7 @@ impl SimulatedGateway {
         .bind(charge.status.as_str())
         .execute(pool)
         .await
-        .map_err(|e| PaymentError::Failed(format!("processor ledger: {e}")))?;
+        .map_err(failed)?;
         Ok(())
     }
 
@@ -81,15 +81,15 @@ impl SimulatedGateway {
     ) -> Result<bool, PaymentError> {
         let mut tx = pool.begin().await.map_err(failed)?;
         let fresh = sqlx::query(
-            "INSERT INTO simulated_refunds (&refund.idempotency_key, authorization_id, amount_cents) \
-             VALUES ($1, $2, $3) ON CONFLICT (&refund.idempotency_key) DO NOTHING",
+            "INSERT INTO simulated_refunds (idempotency_key, authorization_id, amount_cents) \
+             VALUES ($1, $2, $3) ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(&refund.idempotency_key)
         .bind(&refund.authorization_id)
         .bind(refund.amount_cents)
         .execute(&mut *tx)
         .await
-        .map_err(|e| PaymentError::Failed(format!("processor ledger: {e}")))?
+        .map_err(failed)?
         .rows_affected()
             == 1;
         if fresh {
