@@ -110,6 +110,9 @@ pub struct Settings {
     /// `BOXOFFICE_OPERATOR_TOKEN`: bearer token of `GET /api/v1/cluster` (unset: the
     /// endpoint answers 404).
     pub operator_token: Option<String>,
+    /// `BOXOFFICE_WEBHOOK_ALLOW_PRIVATE`: let webhooks reach loopback and private addresses
+    /// (tests and local set-ups; default `false`).
+    pub webhook_allow_private: bool,
     /// `BOXOFFICE_TRUSTED_PROXIES`: comma-separated addresses or networks (`10.0.0.0/8`,
     /// `::1`) of proxies whose `X-Forwarded-For` names the client (default: none).
     pub trusted_proxies: Vec<IpNet>,
@@ -352,6 +355,19 @@ impl Settings {
                 0,
                 100_000_000,
             )? as usize,
+            webhook_allow_private: match get("BOXOFFICE_WEBHOOK_ALLOW_PRIVATE")
+                .as_deref()
+                .map(str::trim)
+            {
+                None | Some("") | Some("false") | Some("0") => false,
+                Some("true") | Some("1") => true,
+                Some(_) => {
+                    return Err(ConfigError {
+                        name: "BOXOFFICE_WEBHOOK_ALLOW_PRIVATE",
+                        problem: "must be true or false".into(),
+                    })
+                }
+            },
             operator_token: match get("BOXOFFICE_OPERATOR_TOKEN") {
                 Some(token) if token.trim().len() < 16 => {
                     return Err(ConfigError {

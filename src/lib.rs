@@ -22,3 +22,4 @@ pub mod security;
 pub mod startup;
 pub mod telemetry;
 pub mod views;
+pub mod webhooks;

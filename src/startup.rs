@@ -209,10 +209,16 @@ impl Application {
             settings.payment_timeout,
         ));
         spawn_background(engine.clone(), rooms.clone(), refunds.clone(), &settings);
+        let relay = Arc::new(crate::webhooks::Relay::new(
+            pool.clone(),
+            engine.clock().clone(),
+            settings.webhook_allow_private,
+        )?);
+        spawn_relay(relay.clone());
         let server = run(
             listener,
             pool.clone(),
-            (engine.clone(), rooms.clone()),
+            (engine.clone(), rooms.clone(), relay),
             (doors, refunds),
             pow,
             settings,
@@ -368,16 +374,38 @@ fn spawn_background(
     });
 }
 
+/// The outbox relay and webhook deliveries, every second (at once again while there is
+/// more to do); they stop with the actix system.
+fn spawn_relay(relay: Arc<crate::webhooks::Relay>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            loop {
+                match relay.pass().await {
+                    Ok((0, 0)) => break,
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(?error, "an outbox relay pass failed");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
 fn run(
     listener: TcpListener,
     pool: PgPool,
-    (engine, rooms): (Arc<Engine>, Arc<WaitingRooms>),
+    (engine, rooms, relay): (Arc<Engine>, Arc<WaitingRooms>, Arc<crate::webhooks::Relay>),
     (doors, refunds): (Arc<crate::doors::Doors>, Arc<crate::refunds::Refunds>),
     pow: Arc<crate::pow::ProofOfWork>,
     settings: Settings,
 ) -> anyhow::Result<Server> {
     let metrics = http::metrics::Metrics::new()?;
     engine.cluster().metrics.register(&metrics.registry)?;
+    relay.metrics.register(&metrics.registry)?;
     let forwarder = forward::Forwarder::new(
         &settings.jwt_secret,
         settings.forward_timeout,

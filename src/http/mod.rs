@@ -14,6 +14,7 @@ pub mod extract;
 pub mod forward;
 pub mod refunds;
 pub mod waitlist;
+pub mod webhooks;
 
 pub mod headers;
 pub mod holds;
@@ -204,6 +205,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/events/{event_id}/blocked-seats",
                     web::delete().to(blocked::release),
+                )
+                // Webhooks (organizer)
+                .route("/webhooks", web::post().to(webhooks::create))
+                .route("/webhooks", web::get().to(webhooks::list))
+                .route("/webhooks/{webhook_id}", web::delete().to(webhooks::delete))
+                .route(
+                    "/webhooks/{webhook_id}/deliveries",
+                    web::get().to(webhooks::deliveries),
+                )
+                .route(
+                    "/webhooks/{webhook_id}/test",
+                    web::post().to(webhooks::test),
+                )
+                .route(
+                    "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+                    web::post().to(webhooks::redeliver),
                 )
                 // Orders and tickets (buyer)
                 .route("/orders/{order_id}", web::get().to(orders::get))

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     accounts, blocked, catalog, cluster, doors, events, holds, live, ops, orders, queue, refunds,
-    seatmap, tickets, venues, waitlist,
+    seatmap, tickets, venues, waitlist, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -28,6 +28,7 @@ use super::{
         refunds::refund, refunds::set_policy, refunds::get_policy, refunds::cancellation,
         waitlist::join, waitlist::place, waitlist::leave, waitlist::offers,
         blocked::get, blocked::block, blocked::release,
+        webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries, webhooks::test, webhooks::redeliver,
     ),
     modifiers(&BearerAuth),
     tags(

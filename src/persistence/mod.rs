@@ -19,6 +19,7 @@ pub mod scanners;
 pub mod tickets;
 pub mod venues;
 pub mod waitlist;
+pub mod webhooks;
 
 use anyhow::Context;
 use sqlx::migrate::MigrateDatabase;

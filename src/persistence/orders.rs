@@ -234,7 +234,7 @@ pub async fn write_batch(
     .await?;
     sqlx::query(
         "INSERT INTO outbox (aggregate_type, aggregate_id, kind, payload) \
-         SELECT 'order', o, 'order_confirmed', p FROM UNNEST($1::uuid[], $2::jsonb[]) AS x(o, p)",
+         SELECT 'order', o, 'order.confirmed', p FROM UNNEST($1::uuid[], $2::jsonb[]) AS x(o, p)",
     )
     .bind(&o_ids)
     .bind(&outbox)

@@ -251,6 +251,19 @@ pub async fn transfer(
         Some(ask.ticket_id),
     )
     .await?;
+    // Organizers' webhooks hear of it (the relay reads the outbox).
+    sqlx::query(
+        "INSERT INTO outbox (aggregate_type, aggregate_id, kind, payload, created_at) \
+         SELECT 'ticket', $1, 'ticket.transferred', jsonb_build_object('event_id', event_id, 'ticket_id', $1::uuid, \
+                'new_ticket_id', $2::uuid, 'to_registered', $3::uuid IS NOT NULL), $4 FROM tickets WHERE ticket_id = $1",
+    )
+    .bind(ask.ticket_id)
+    .bind(ask.new_ticket_id)
+    .bind(recipient)
+    .bind(ask.now)
+    .execute(&mut *tx)
+    .await
+    .context("writing the transfer notice")?;
     tx.commit().await?;
     Ok(Transferred::Done)
 }

@@ -28,3 +28,4 @@ mod security;
 mod transfer;
 mod venues;
 mod waitlist;
+mod webhooks;
