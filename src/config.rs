@@ -113,6 +113,16 @@ pub struct Settings {
     /// `BOXOFFICE_WEBHOOK_ALLOW_PRIVATE`: let webhooks reach loopback and private addresses
     /// (tests and local set-ups; default `false`).
     pub webhook_allow_private: bool,
+    /// `BOXOFFICE_SMTP_URL`: where e-mail goes (`smtp://host:port` plain, for a local relay
+    /// or a test sink; `smtps://user:pass@host[:port]` TLS). Unset: `BOXOFFICE_MAIL_DIR`.
+    pub smtp_url: Option<String>,
+    /// `BOXOFFICE_MAIL_DIR`: without SMTP, messages are written here as `.eml` files (unset
+    /// too: no e-mail is sent).
+    pub mail_dir: Option<String>,
+    /// `BOXOFFICE_MAIL_FROM`: the sender (default `boxoffice <tickets@boxoffice.invalid>`).
+    pub mail_from: String,
+    /// `BOXOFFICE_PUBLIC_URL`: the site's address in messages (default `http://localhost:8080`).
+    pub public_url: String,
     /// `BOXOFFICE_TRUSTED_PROXIES`: comma-separated addresses or networks (`10.0.0.0/8`,
     /// `::1`) of proxies whose `X-Forwarded-For` names the client (default: none).
     pub trusted_proxies: Vec<IpNet>,
@@ -368,6 +378,14 @@ impl Settings {
                     })
                 }
             },
+            smtp_url: get("BOXOFFICE_SMTP_URL").filter(|u| !u.trim().is_empty()),
+            mail_dir: get("BOXOFFICE_MAIL_DIR").filter(|d| !d.trim().is_empty()),
+            mail_from: get("BOXOFFICE_MAIL_FROM")
+                .filter(|f| !f.trim().is_empty())
+                .unwrap_or_else(|| "boxoffice <tickets@boxoffice.invalid>".into()),
+            public_url: get("BOXOFFICE_PUBLIC_URL")
+                .filter(|u| !u.trim().is_empty())
+                .unwrap_or_else(|| "http://localhost:8080".into()),
             operator_token: match get("BOXOFFICE_OPERATOR_TOKEN") {
                 Some(token) if token.trim().len() < 16 => {
                     return Err(ConfigError {

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod domain;
 pub mod doors;
 pub mod http;
+pub mod mail;
 pub mod payments;
 pub mod persistence;
 pub mod pow;

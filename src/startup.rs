@@ -209,10 +209,22 @@ impl Application {
             settings.payment_timeout,
         ));
         spawn_background(engine.clone(), rooms.clone(), refunds.clone(), &settings);
+        let mailer = crate::mail::Mailer::from_settings(
+            settings.smtp_url.as_deref(),
+            settings.mail_dir.as_deref(),
+            &settings.mail_from,
+            &settings.public_url,
+            pool.clone(),
+            doors.clone(),
+        )?;
+        if mailer.is_none() {
+            tracing::info!("no BOXOFFICE_SMTP_URL or BOXOFFICE_MAIL_DIR: e-mail is off");
+        }
         let relay = Arc::new(crate::webhooks::Relay::new(
             pool.clone(),
             engine.clock().clone(),
             settings.webhook_allow_private,
+            mailer,
         )?);
         spawn_relay(relay.clone());
         let server = run(

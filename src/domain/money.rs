@@ -76,3 +76,20 @@ mod tests {
         }
     }
 }
+
+/// `cents` of `currency` as a person reads it: `EUR 80.00`, `USD 0.05`, `EUR -1.20`.
+pub fn format_cents(cents: i64, currency: &str) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{currency} {sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+#[cfg(test)]
+mod format_tests {
+    #[test]
+    fn minor_units_read_as_money() {
+        assert_eq!(super::format_cents(8000, "EUR"), "EUR 80.00");
+        assert_eq!(super::format_cents(5, "USD"), "USD 0.05");
+        assert_eq!(super::format_cents(-120, "EUR"), "EUR -1.20");
+    }
+}

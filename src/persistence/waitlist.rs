@@ -166,17 +166,23 @@ pub async fn live(db: impl sqlx::PgExecutor<'_>, event_id: Uuid) -> anyhow::Resu
     .context("loading the waitlist")
 }
 
-/// An offer was made (the owner's record of it).
+/// An offer was made (the owner's record of it), and the buyer's notice in the outbox.
 pub async fn offered(pool: &PgPool, offer: &Offer, now: DateTime<Utc>) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE waitlist_entries SET status = 'OFFERED', hold_id = $2, offer_seats = $3, \
-         offered_at = $4, offer_expires_at = $5, updated_at = $4 WHERE entry_id = $1 AND status = 'WAITING'",
+        "WITH made AS (UPDATE waitlist_entries SET status = 'OFFERED', hold_id = $2, offer_seats = $3, \
+           offered_at = $4, offer_expires_at = $5, updated_at = $4 WHERE entry_id = $1 AND status = 'WAITING' \
+           RETURNING entry_id, event_id, user_id, tier_id, section_id) \
+         INSERT INTO outbox (aggregate_type, aggregate_id, kind, payload, created_at) \
+         SELECT 'waitlist', entry_id, 'waitlist.offered', jsonb_build_object('event_id', event_id, 'entry_id', entry_id, \
+                'buyer_id', user_id, 'hold_id', $2::uuid, 'quantity', $6::int, 'tier_id', tier_id, 'section_id', section_id, \
+                'expires_at', $5::timestamptz), $4 FROM made",
     )
     .bind(offer.entry_id)
     .bind(offer.hold_id)
     .bind(&offer.seat_ids)
     .bind(now)
     .bind(offer.expires_at)
+    .bind(i32::try_from(offer.quantity).unwrap_or(1))
     .execute(pool)
     .await
     .context("recording a waitlist offer")?;

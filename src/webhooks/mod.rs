@@ -8,9 +8,11 @@
 //! secret, as the well-known providers do) and a 10 s timeout; failures are retried with
 //! backoff for a day; a 410 disables the subscription.
 //!
-//! Sent twice? Only when a node dies between a receiver's answer and the delivery's record:
-//! the claim lapses and another node sends it again, with the same `id` in the body (and
-//! in `Boxoffice-Delivery`) for the receiver to drop.
+//! Rows also go out as e-mail (`crate::mail`), sent before the row is marked.
+//!
+//! Sent twice? Only when a node dies between a receiver's answer (or the SMTP server's)
+//! and the record of it: the claim lapses and another node sends it again — with the same
+//! `id` in the body (and in `Boxoffice-Delivery`) for a webhook receiver to drop.
 //!
 //! Receivers on loopback, private or link-local addresses are refused (at subscription
 //! and before every send) unless `BOXOFFICE_WEBHOOK_ALLOW_PRIVATE` allows them.
@@ -33,6 +35,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "order.refunded",
     "ticket.transferred",
     "event.cancelled",
+    "waitlist.offered",
 ];
 /// How long a relay has the rows it claimed.
 const CLAIM_FOR: i64 = 30;
@@ -175,6 +178,8 @@ pub struct Relay {
     clock: Arc<dyn Clock>,
     client: reqwest::Client,
     allow_private: bool,
+    /// E-mail, when it is on.
+    mail: Option<crate::mail::Mailer>,
     pub metrics: RelayMetrics,
 }
 
@@ -183,6 +188,7 @@ impl Relay {
         pool: sqlx::PgPool,
         clock: Arc<dyn Clock>,
         allow_private: bool,
+        mail: Option<crate::mail::Mailer>,
     ) -> anyhow::Result<Relay> {
         let client = reqwest::Client::builder()
             .timeout(SEND_TIMEOUT)
@@ -194,6 +200,7 @@ impl Relay {
             clock,
             client,
             allow_private,
+            mail,
             metrics: RelayMetrics::new()?,
         })
     }
@@ -209,7 +216,17 @@ impl Relay {
         let rows = store::claim_outbox(&self.pool, now, Duration::seconds(CLAIM_FOR), 200).await?;
         let count = rows.len();
         for row in rows {
-            if let Err(error) = store::fan_out(&self.pool, &row, now).await {
+            // The e-mail first, then the webhooks' deliveries and the mark in one
+            // transaction: a failure retries both (the fan-out queues nothing twice).
+            let relayed = match &self.mail {
+                Some(mail) => mail.deliver(&row.kind, &row.payload).await,
+                None => Ok(()),
+            };
+            let relayed = match relayed {
+                Ok(()) => store::fan_out(&self.pool, &row, now).await.map(|_| ()),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = relayed {
                 let retry = (row.attempts + 1 < OUTBOX_TRIES).then(|| now + backoff(row.attempts));
                 let outcome = if retry.is_none() { "dead" } else { "retried" };
                 self.metrics.rows.with_label_values(&[outcome]).inc();

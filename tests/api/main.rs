@@ -17,6 +17,7 @@ mod flash_sale;
 mod helpers;
 mod holds;
 mod live;
+mod mail;
 mod operations;
 mod process;
 mod queue;

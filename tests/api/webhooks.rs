@@ -240,7 +240,11 @@ async fn a_receiver_that_answers_410_ends_its_subscription() {
         .text()
         .await
         .unwrap_or_default();
-    for name in ["outbox_rows_total", "webhook_deliveries_total", "outbox_lag_seconds"] {
+    for name in [
+        "outbox_rows_total",
+        "webhook_deliveries_total",
+        "outbox_lag_seconds",
+    ] {
         assert!(metrics.contains(name), "{name} on /metrics");
     }
 }

@@ -1,0 +1,177 @@
+//! E-mail over SMTP to a sink on loopback: a checkout sends one confirmation with every
+//! ticket (an inline QR image each and a PDF of the e-tickets that parses); a refund sends
+//! its notice.
+
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::helpers::{spawn_app_with, string, TestApp};
+
+/// The messages an SMTP sink took: (recipients, raw message).
+type Inbox = Arc<Mutex<Vec<(Vec<String>, String)>>>;
+
+/// A minimal SMTP server on loopback that accepts every message; its port and inbox.
+async fn smtp_sink() -> (u16, Inbox) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("binding the sink: {e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let inbox: Inbox = Arc::default();
+    let kept = inbox.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let inbox = kept.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 sink ESMTP\r\n").await;
+                let mut to = Vec::new();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_ascii_uppercase();
+                    let answer: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250-sink\r\n250 8BITMIME\r\n",
+                        "RCPT" => {
+                            to.push(line.trim().to_owned());
+                            b"250 ok\r\n"
+                        }
+                        "DATA" => {
+                            let _ = write.write_all(b"354 go on\r\n").await;
+                            let mut message = String::new();
+                            while let Ok(Some(data)) = lines.next_line().await {
+                                if data == "." {
+                                    break;
+                                }
+                                message.push_str(
+                                    data.strip_prefix('.')
+                                        .filter(|_| data.starts_with(".."))
+                                        .unwrap_or(&data),
+                                );
+                                message.push_str("\r\n");
+                            }
+                            inbox
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push((std::mem::take(&mut to), message));
+                            b"250 queued\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            break;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = write.write_all(answer).await;
+                }
+            });
+        }
+    });
+    (port, inbox)
+}
+
+fn messages(inbox: &Inbox) -> Vec<(Vec<String>, String)> {
+    inbox
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+/// The base64 body of the MIME part whose headers contain `content_type`.
+fn parts(message: &str, content_type: &str) -> Vec<Vec<u8>> {
+    message
+        .split("\r\n\r\n")
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| {
+            w[0].to_ascii_lowercase().contains(content_type)
+                && w[0].to_ascii_lowercase().contains("base64")
+        })
+        .filter_map(|w| {
+            let body: String = w[1]
+                .split("\r\n--")
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect();
+            base64::engine::general_purpose::STANDARD.decode(body).ok()
+        })
+        .collect()
+}
+
+async fn app_with_sink() -> (TestApp, Inbox) {
+    let (port, inbox) = smtp_sink().await;
+    let app = spawn_app_with(move |s| s.smtp_url = Some(format!("smtp://127.0.0.1:{port}"))).await;
+    (app, inbox)
+}
+
+#[actix_web::test]
+async fn a_checkout_sends_one_confirmation_with_every_ticket_and_a_pdf() {
+    let (app, inbox) = app_with_sink().await;
+    let organizer = app.organizer().await;
+    let (_, event_id) = app.on_sale_event(&organizer.token).await;
+    let buyer = app.buyer().await;
+    let order = app.order_of(&buyer, event_id, 2).await;
+    app.eventually("the confirmation reaches the sink", || async {
+        !messages(&inbox).is_empty()
+    })
+    .await;
+    // Nothing else comes for this order.
+    app.eventually("the outbox is relayed", || async {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE processed_at IS NULL")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap_or(-1);
+        left == 0
+    })
+    .await;
+    let got = messages(&inbox);
+    assert_eq!(got.len(), 1, "one confirmation");
+    let (to, message) = &got[0];
+    assert!(to.iter().any(|r| r.contains(&buyer.email)), "{to:?}");
+    assert!(
+        message.contains("Subject: Your tickets: Test Night"),
+        "{message}"
+    );
+    assert!(message.contains("text/plain") && message.contains("text/html"));
+    let pngs = parts(message, "image/png");
+    assert_eq!(pngs.len(), 2, "one QR image per ticket");
+    assert!(pngs.iter().all(|p| p.starts_with(b"\x89PNG")));
+    let pdfs = parts(message, "application/pdf");
+    assert_eq!(pdfs.len(), 1, "one PDF");
+    let pdf = lopdf::Document::load_mem(&pdfs[0])
+        .unwrap_or_else(|e| panic!("the PDF does not parse: {e}"));
+    assert_eq!(pdf.get_pages().len(), 2, "a page per ticket");
+    let text = pdf.extract_text(&[1]).unwrap_or_default();
+    assert!(text.contains("Test Night"), "{text}");
+    let label = string(&order["tickets"][0]["label"]);
+    assert!(message.contains(&label), "the plain text names {label}");
+
+    // A refund sends its notice.
+    let (status, body) = app
+        .refund(
+            &organizer.token,
+            &string(&order["order_id"]),
+            None,
+            &json!({"reason": "Sorry"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.eventually("the refund notice reaches the sink", || async {
+        messages(&inbox).len() >= 2
+    })
+    .await;
+    let refund = &messages(&inbox)[1].1;
+    assert!(
+        refund.contains("Subject: Your refund: Test Night"),
+        "{refund}"
+    );
+    assert!(refund.contains("EUR 160.00"), "{refund}");
+}
