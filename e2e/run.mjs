@@ -265,6 +265,12 @@ async function organizerJourney(browser) {
   await page.getByText(/is published/).waitFor();
   await shoot(page, 'organizer');
 
+  step = 'a webhook';
+  await page.locator('#hook-url').fill('http://127.0.0.1:9/boxoffice');
+  await page.getByRole('button', { name: 'Subscribe' }).click();
+  await page.getByText(/signing secret \(shown once\): whsec_/).waitFor();
+  await page.locator('#hooks li[data-webhook]').first().waitFor();
+
   step = 'the live dashboard';
   await page.getByRole('link', { name: 'Dashboard' }).first().click();
   await page.waitForFunction(() => document.getElementById('phase').textContent !== '–');

@@ -68,6 +68,7 @@ const MESSAGES = {
   refund_in_progress: () => 'A refund of these tickets is already under way: reload in a moment.',
   refund_failed: () => 'The payment provider refused the refund; nothing was refunded. Please try again later.',
   already_waiting: () => 'You are on this waitlist already.',
+  resent_recently: (e) => e.message || 'The tickets were just sent: check your inbox.',
   not_sold_out: (e) => e.message || 'There are tickets on sale: get them now instead.',
 };
 

@@ -50,9 +50,21 @@ function orderCard(order) {
       ? el('p', {}, el('button', { type: 'button', class: 'secondary', onclick: () => cancel(order, policy, status) }, 'Cancel my order'),
         el('span', { class: 'meta' }, ` (until ${when(policy.buyers_may_cancel_until)}${policy.fee_cents || policy.fee_percent ? `; a fee of ${money(policy.fee_cents, order.currency)}${policy.fee_percent ? ` and ${policy.fee_percent} %` : ''} is kept` : ''})`))
       : null,
+    ['CONFIRMED', 'PARTIALLY_REFUNDED'].includes(order.status)
+      ? el('p', {}, el('button', { type: 'button', class: 'link', onclick: () => resend(order, status) }, 'E-mail me these tickets again'))
+      : null,
     status,
     el('ul', { class: 'tickets' }, order.tickets.filter((t) => t.status === 'VALID' || t.status === 'USED').map((t) => ticketCard(t, order.event_title))),
   );
+}
+
+async function resend(order, status) {
+  try {
+    await api(`/orders/${order.order_id}/resend`, { method: 'POST', body: {} });
+    say(status, 'On its way: check your inbox in a minute.', 'info');
+  } catch (error) {
+    say(status, error.message, 'error');
+  }
 }
 
 async function cancel(order, policy, status) {

@@ -2,6 +2,7 @@
 // prices, the on-sale and its waiting room, publishing.
 import { api, el, header, money, say, session, when } from '/app.js';
 import { drawSeatMap } from '/seatmap.js';
+import { webhooksPanel } from '/webhooks.js';
 
 const $ = (id) => document.getElementById(id);
 const message = $('message');
@@ -26,6 +27,7 @@ if (!me || me.role !== 'organizer') {
   $('preview').onclick = preview;
   $('new-venue').onsubmit = createVenue;
   $('new-event').onsubmit = createEvent;
+  webhooksPanel(fail);
   const start = new Date(Date.now() + 30 * 86400e3);
   start.setHours(20, 0, 0, 0);
   $('new-event').start_time.value = local(start);

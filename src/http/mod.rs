@@ -224,6 +224,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 // Orders and tickets (buyer)
                 .route("/orders/{order_id}", web::get().to(orders::get))
+                .route("/orders/{order_id}/resend", web::post().to(orders::resend))
                 .route("/me/orders", web::get().to(orders::mine))
                 .route("/me/tickets", web::get().to(tickets::mine))
                 .route("/tickets/{ticket_id}/qr.svg", web::get().to(tickets::qr))

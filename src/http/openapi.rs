@@ -23,7 +23,7 @@ use super::{
         queue::new_visitor, queue::visitor_challenge, queue::join_challenge, queue::join, queue::leave, queue::status, queue::claim, queue::live, queue::stats,
         queue::control,
         holds::create, holds::get, holds::release, holds::checkout,
-        orders::get, orders::mine, tickets::mine, tickets::qr, tickets::transfer, tickets::history,
+        orders::get, orders::mine, orders::resend, tickets::mine, tickets::qr, tickets::transfer, tickets::history,
         doors::create_scanner, doors::list_scanners, doors::revoke_scanner, doors::set_door, doors::checkin, doors::sync, doors::bundle, doors::stats,
         refunds::refund, refunds::set_policy, refunds::get_policy, refunds::cancellation,
         waitlist::join, waitlist::place, waitlist::leave, waitlist::offers,

@@ -156,7 +156,7 @@ impl Mailer {
     /// Sends what an outbox row of `kind` sends (nothing for kinds without a message).
     pub async fn deliver(&self, kind: &str, payload: &Value) -> anyhow::Result<()> {
         let letter = match kind {
-            "order.confirmed" => self.order_confirmed(payload).await?,
+            "order.confirmed" | "order.resend" => self.order_confirmed(payload).await?,
             "order.refunded" => self.order_refunded(payload).await?,
             "ticket.transferred" => self.ticket_transferred(payload).await?,
             "waitlist.offered" => self.waitlist_offered(payload).await?,

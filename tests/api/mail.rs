@@ -154,6 +154,21 @@ async fn a_checkout_sends_one_confirmation_with_every_ticket_and_a_pdf() {
     let label = string(&order["tickets"][0]["label"]);
     assert!(message.contains(&label), "the plain text names {label}");
 
+    // "Send my tickets again": once, then not again within five minutes.
+    let resend = format!("/api/v1/orders/{}/resend", string(&order["order_id"]));
+    let (status, _) = app.post(&resend, Some(&buyer.token), &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, body) = app.post(&resend, Some(&buyer.token), &json!({})).await;
+    crate::helpers::assert_error(status, &body, StatusCode::CONFLICT, "resent_recently");
+    let stranger = app.buyer().await;
+    let (status, _) = app.post(&resend, Some(&stranger.token), &json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    app.eventually("the tickets come again", || async {
+        messages(&inbox).len() >= 2
+    })
+    .await;
+    assert_eq!(parts(&messages(&inbox)[1].1, "application/pdf").len(), 1);
+
     // A refund sends its notice.
     let (status, body) = app
         .refund(
@@ -165,10 +180,10 @@ async fn a_checkout_sends_one_confirmation_with_every_ticket_and_a_pdf() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     app.eventually("the refund notice reaches the sink", || async {
-        messages(&inbox).len() >= 2
+        messages(&inbox).len() >= 3
     })
     .await;
-    let refund = &messages(&inbox)[1].1;
+    let refund = &messages(&inbox)[2].1;
     assert!(
         refund.contains("Subject: Your refund: Test Night"),
         "{refund}"
