@@ -26,6 +26,7 @@ pub mod invariants;
 pub mod raw_socket;
 pub mod report;
 pub mod server;
+pub mod smtp_sink;
 pub mod viewers;
 pub mod waiting_room;
 

@@ -2,85 +2,20 @@
 //! ticket (an inline QR image each and a PDF of the e-tickets that parses); a refund sends
 //! its notice.
 
-use std::sync::{Arc, Mutex};
-
 use base64::Engine as _;
+use boxoffice_loadtest::smtp_sink::{self, Inbox};
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::helpers::{spawn_app_with, string, TestApp};
-
-/// The messages an SMTP sink took: (recipients, raw message).
-type Inbox = Arc<Mutex<Vec<(Vec<String>, String)>>>;
-
-/// A minimal SMTP server on loopback that accepts every message; its port and inbox.
-async fn smtp_sink() -> (u16, Inbox) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("binding the sink: {e}"));
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-    let inbox: Inbox = Arc::default();
-    let kept = inbox.clone();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let inbox = kept.clone();
-            tokio::spawn(async move {
-                let (read, mut write) = socket.into_split();
-                let mut lines = BufReader::new(read).lines();
-                let _ = write.write_all(b"220 sink ESMTP\r\n").await;
-                let mut to = Vec::new();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let verb = line
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_ascii_uppercase();
-                    let answer: &[u8] = match verb.as_str() {
-                        "EHLO" | "HELO" => b"250-sink\r\n250 8BITMIME\r\n",
-                        "RCPT" => {
-                            to.push(line.trim().to_owned());
-                            b"250 ok\r\n"
-                        }
-                        "DATA" => {
-                            let _ = write.write_all(b"354 go on\r\n").await;
-                            let mut message = String::new();
-                            while let Ok(Some(data)) = lines.next_line().await {
-                                if data == "." {
-                                    break;
-                                }
-                                message.push_str(
-                                    data.strip_prefix('.')
-                                        .filter(|_| data.starts_with(".."))
-                                        .unwrap_or(&data),
-                                );
-                                message.push_str("\r\n");
-                            }
-                            inbox
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .push((std::mem::take(&mut to), message));
-                            b"250 queued\r\n"
-                        }
-                        "QUIT" => {
-                            let _ = write.write_all(b"221 bye\r\n").await;
-                            break;
-                        }
-                        _ => b"250 ok\r\n",
-                    };
-                    let _ = write.write_all(answer).await;
-                }
-            });
-        }
-    });
-    (port, inbox)
-}
 
 fn messages(inbox: &Inbox) -> Vec<(Vec<String>, String)> {
     inbox
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone()
+        .iter()
+        .map(|(_, to, m)| (to.clone(), m.clone()))
+        .collect()
 }
 
 /// The base64 body of the MIME part whose headers contain `content_type`.
@@ -106,7 +41,7 @@ fn parts(message: &str, content_type: &str) -> Vec<Vec<u8>> {
 }
 
 async fn app_with_sink() -> (TestApp, Inbox) {
-    let (port, inbox) = smtp_sink().await;
+    let (port, inbox) = smtp_sink::start().await;
     let app = spawn_app_with(move |s| s.smtp_url = Some(format!("smtp://127.0.0.1:{port}"))).await;
     (app, inbox)
 }

@@ -282,6 +282,7 @@ struct SetUp {
     event_id: String,
     venue: Arc<Venue>,
     capacity: usize,
+    inbox: crate::smtp_sink::Inbox,
 }
 
 /// Starts (or finds) the server and puts a seated event on sale with a waiting room that
@@ -293,8 +294,17 @@ async fn set_up(common: &Common, plan: &Plan) -> anyhow::Result<SetUp> {
     // Shoppers who leave without buying keep their place in the shop until their window
     // closes; a short window keeps the tail of a run from waiting on them.
     let window = plan.admission_window_minutes.to_string();
-    let server =
-        crate::start_with(common, &[("BOXOFFICE_ADMISSION_WINDOW_MINUTES", &window)]).await?;
+    // The server's e-mail (a confirmation with a PDF per order) goes to a sink on loopback.
+    let (smtp_port, inbox) = crate::smtp_sink::start().await;
+    let smtp = format!("smtp://127.0.0.1:{smtp_port}");
+    let server = crate::start_with(
+        common,
+        &[
+            ("BOXOFFICE_ADMISSION_WINDOW_MINUTES", &window),
+            ("BOXOFFICE_SMTP_URL", &smtp),
+        ],
+    )
+    .await?;
     let api = Api::new(&server.url);
     let organizer = api.signup("organizer").await?;
     let sections: Vec<Value> = (0..plan.sections)
@@ -343,6 +353,7 @@ async fn set_up(common: &Common, plan: &Plan) -> anyhow::Result<SetUp> {
         event_id,
         venue: Arc::new(Venue::new(seat_ids, popular)),
         capacity,
+        inbox,
     })
 }
 
@@ -407,6 +418,7 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
         api: sale.api,
         server: sale.server,
         deadline: at.deadline,
+        inbox: sale.inbox,
     })
 }
 

@@ -137,9 +137,59 @@ pub struct Sale {
     pub server: Server,
     /// When the run's time limit ends.
     pub deadline: Instant,
+    /// What the server's e-mail sent (a started server sends to this sink).
+    pub inbox: crate::smtp_sink::Inbox,
 }
 
 impl Sale {
+    /// Once the relay caught up (30 s at most): the confirmations' outbox lag (commit to
+    /// relay) and how fast their e-mail reached the sink.
+    pub async fn outbox(&self) -> anyhow::Result<Option<serde_json::Value>> {
+        let Some(pool) = self.server.pool().await? else {
+            return Ok(None);
+        };
+        let pending =
+            "SELECT count(*) FROM outbox WHERE kind = 'order.confirmed' AND processed_at IS NULL \
+                       AND payload->>'event_id' = $1";
+        let until = Instant::now() + std::time::Duration::from_secs(30);
+        while sqlx::query_scalar::<_, i64>(pending)
+            .bind(&self.event_id)
+            .fetch_one(&pool)
+            .await?
+            > 0
+            && Instant::now() < until
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let (rows, p50, p99, max): (i64, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
+            "SELECT count(*), \
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM processed_at - created_at)), \
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM processed_at - created_at)), \
+                    max(EXTRACT(EPOCH FROM processed_at - created_at))::float8 \
+             FROM outbox WHERE kind = 'order.confirmed' AND processed_at IS NOT NULL AND payload->>'event_id' = $1",
+        )
+        .bind(&self.event_id)
+        .fetch_one(&pool)
+        .await?;
+        let seen: Vec<Instant> = self
+            .inbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(at, _, _)| *at)
+            .collect();
+        let span = match (seen.iter().min(), seen.iter().max()) {
+            (Some(first), Some(last)) => last.duration_since(*first).as_secs_f64(),
+            _ => 0.0,
+        };
+        Ok(Some(json!({
+            "confirmations_relayed": rows,
+            "lag_p50_seconds": p50, "lag_p99_seconds": p99, "lag_max_seconds": max,
+            "messages_at_sink": seen.len(),
+            "messages_per_second": if span > 0.0 { seen.len() as f64 / span } else { 0.0 },
+        })))
+    }
+
     /// Checks the invariants (none without access to the server's database), as of the
     /// server's time `now`.
     pub async fn verify(&self, now: DateTime<Utc>) -> anyhow::Result<Option<Verdict>> {
@@ -176,6 +226,10 @@ pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
             }
         }
         None => println!("invariants: not checked (no access to the server's database)"),
+    }
+    if let Some(figures) = sale.outbox().await? {
+        println!("outbox: {figures}");
+        sale.report.extra.insert("outbox".into(), figures);
     }
     let mut report = sale.report;
     drop(sale.server);
