@@ -37,6 +37,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "event.cancelled",
     "waitlist.offered",
 ];
+/// Outbox rows a relay sends at once (their e-mail is most of the work).
+const RELAY_PARALLEL: usize = 8;
 /// How long a relay has the rows it claimed.
 const CLAIM_FOR: i64 = 30;
 /// Tries of an outbox row before it is dead-lettered.
@@ -215,32 +217,46 @@ impl Relay {
         let now = self.clock.now();
         let rows = store::claim_outbox(&self.pool, now, Duration::seconds(CLAIM_FOR), 200).await?;
         let count = rows.len();
-        for row in rows {
-            // The e-mail first, then the webhooks' deliveries and the mark in one
-            // transaction: a failure retries both (the fan-out queues nothing twice).
-            let relayed = match &self.mail {
-                Some(mail) => mail.deliver(&row.kind, &row.payload).await,
-                None => Ok(()),
-            };
-            let relayed = match relayed {
-                Ok(()) => store::fan_out(&self.pool, &row, now).await.map(|_| ()),
-                Err(error) => Err(error),
-            };
-            if let Err(error) = relayed {
-                let retry = (row.attempts + 1 < OUTBOX_TRIES).then(|| now + backoff(row.attempts));
-                let outcome = if retry.is_none() { "dead" } else { "retried" };
-                self.metrics.rows.with_label_values(&[outcome]).inc();
-                if retry.is_none() {
-                    tracing::error!(outbox_id = row.id, kind = %row.kind, ?error, "an outbox row was dead-lettered");
+        use futures_util::StreamExt;
+        futures_util::stream::iter(rows)
+            .for_each_concurrent(RELAY_PARALLEL, |row| async move {
+                if let Err(error) = self.relay_row(&row, now).await {
+                    tracing::warn!(outbox_id = row.id, ?error, "could not record an outbox row");
                 }
-                store::outbox_failed(&self.pool, row.id, &format!("{error:#}"), retry, now).await?;
-            } else {
-                self.metrics.rows.with_label_values(&["relayed"]).inc();
-                let lag = (now - row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
-                self.metrics.lag.observe(lag);
-            }
-        }
+            })
+            .await;
         Ok(count)
+    }
+
+    /// Sends one row's e-mail, queues its deliveries and marks it; a failure is retried
+    /// with backoff, or dead-lettered after its last try.
+    async fn relay_row(&self, row: &store::OutboxRow, now: DateTime<Utc>) -> anyhow::Result<()> {
+        // The e-mail first, then the webhooks' deliveries and the mark in one
+        // transaction: a failure retries both (the fan-out queues nothing twice).
+        let relayed = match &self.mail {
+            Some(mail) => mail.deliver(&row.kind, &row.payload).await,
+            None => Ok(()),
+        };
+        let relayed = match relayed {
+            Ok(()) => store::fan_out(&self.pool, row, self.clock.now())
+                .await
+                .map(|_| ()),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = relayed {
+            let retry = (row.attempts + 1 < OUTBOX_TRIES).then(|| now + backoff(row.attempts));
+            let outcome = if retry.is_none() { "dead" } else { "retried" };
+            self.metrics.rows.with_label_values(&[outcome]).inc();
+            if retry.is_none() {
+                tracing::error!(outbox_id = row.id, kind = %row.kind, ?error, "an outbox row was dead-lettered");
+            }
+            store::outbox_failed(&self.pool, row.id, &format!("{error:#}"), retry, now).await?;
+        } else {
+            self.metrics.rows.with_label_values(&["relayed"]).inc();
+            let lag = (now - row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+            self.metrics.lag.observe(lag);
+        }
+        Ok(())
     }
 
     /// Sends up to 100 due deliveries, 16 at a time.
