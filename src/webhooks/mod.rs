@@ -95,6 +95,16 @@ fn private(ip: IpAddr) -> bool {
 /// Whether `url` may receive deliveries: http(s), a host, and (unless `allow_private`)
 /// no address of it on loopback, private or link-local ranges. Why not, if not.
 pub async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
+    vetted(url, allow_private).await.map(|_| ())
+}
+
+/// [`check_url`], and for a host name the address it was checked at: the send connects
+/// there and nowhere else, so a name that resolves differently a moment later (DNS
+/// rebinding) cannot point the request at a private address.
+async fn vetted(
+    url: &str,
+    allow_private: bool,
+) -> Result<Option<(String, std::net::SocketAddr)>, String> {
     let parsed =
         reqwest::Url::parse(url).map_err(|_| "must be an absolute http or https URL".to_owned())?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -106,24 +116,34 @@ pub async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
     let host = parsed.host_str().ok_or("must name a host")?.to_owned();
     let port = parsed.port_or_known_default().unwrap_or(443);
     if allow_private {
-        return Ok(());
+        return Ok(None);
     }
     let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|_| "its host does not resolve".to_owned())?
-            .map(|a| a.ip())
-            .collect(),
+    let (named, addresses): (bool, Vec<IpAddr>) = match host.parse::<IpAddr>() {
+        Ok(ip) => (false, vec![ip]),
+        Err(_) => (
+            true,
+            tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map_err(|_| "its host does not resolve".to_owned())?
+                .map(|a| a.ip())
+                .collect(),
+        ),
     };
-    if addresses.is_empty() || addresses.into_iter().any(private) {
+    if addresses.is_empty() || addresses.iter().copied().any(private) {
         return Err("must not point at a loopback, private or link-local address".into());
     }
-    Ok(())
+    Ok(named.then(|| (host, std::net::SocketAddr::new(addresses[0], port))))
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(SEND_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent("boxoffice-webhooks/1")
 }
 
 /// The relay's figures on `/metrics`.
@@ -192,11 +212,7 @@ impl Relay {
         allow_private: bool,
         mail: Option<crate::mail::Mailer>,
     ) -> anyhow::Result<Relay> {
-        let client = reqwest::Client::builder()
-            .timeout(SEND_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent("boxoffice-webhooks/1")
-            .build()?;
+        let client = client_builder().build()?;
         Ok(Relay {
             pool,
             clock,
@@ -279,11 +295,22 @@ impl Relay {
     async fn send(&self, delivery: &DueDelivery) -> anyhow::Result<()> {
         let now = self.clock.now();
         let t = now.timestamp();
-        let outcome = match check_url(&delivery.url, self.allow_private).await {
-            Err(why) => Err((None, format!("the receiver's URL {why}"))),
-            Ok(()) => {
-                let answer = self
-                    .client
+        // A named host is reached at the address it was checked at (see `vetted`).
+        let client = match vetted(&delivery.url, self.allow_private).await {
+            Err(why) => Err(format!("the receiver's URL {why}")),
+            Ok(None) => Ok(None),
+            Ok(Some((host, address))) => client_builder()
+                .resolve(&host, address)
+                .build()
+                .map(Some)
+                .map_err(|e| format!("could not prepare the request: {e}")),
+        };
+        let outcome = match client {
+            Err(why) => Err((None, why)),
+            Ok(pinned) => {
+                let answer = pinned
+                    .as_ref()
+                    .unwrap_or(&self.client)
                     .post(&delivery.url)
                     .header("Content-Type", "application/json")
                     .header(
