@@ -1,0 +1,70 @@
+//! The settings as the environment gives them.
+use super::*;
+use std::collections::HashMap;
+
+fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Settings::from_lookup(|name| map.get(name).cloned())
+}
+
+#[test]
+fn defaults_apply_when_nothing_is_set() {
+    let s = settings(&[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.bind.port(), 8080);
+    assert_eq!(s.default_hold_minutes, 10);
+    assert!(s.redis_url.is_none());
+    assert!(s.jwt_secret_generated && s.jwt_secret.len() == 32);
+}
+
+#[test]
+fn malformed_values_name_their_variable() {
+    for (name, value) in [
+        ("BOXOFFICE_BIND", "nowhere"),
+        ("DATABASE_URL", "mysql://x"),
+        ("REDIS_URL", "http://x"),
+        ("BOXOFFICE_JWT_SECRET", "short"),
+        ("BOXOFFICE_HOLD_MINUTES", "0"),
+        ("BOXOFFICE_HOLD_MINUTES", "ten"),
+        ("BOXOFFICE_LOG_FORMAT", "xml"),
+        ("BOXOFFICE_WORKERS", "-1"),
+        ("BOXOFFICE_NODE_ID", "a b"),
+        ("BOXOFFICE_INTERNAL_URL", "10.0.0.5:8080"),
+        ("BOXOFFICE_LEASE_MS", "10"),
+        ("BOXOFFICE_OPERATOR_TOKEN", "short"),
+        ("BOXOFFICE_TRUSTED_PROXIES", "10.0.0.0/99"),
+        ("BOXOFFICE_TRUSTED_PROXIES", "nginx"),
+    ] {
+        let error = settings(&[(name, value)]).err();
+        assert_eq!(error.map(|e| e.name), Some(name), "{name}={value}");
+    }
+}
+
+#[test]
+fn networks_contain_their_addresses_only() {
+    let parse = |s: &str| IpNet::parse(s).unwrap_or_else(|| panic!("{s}"));
+    let ip = |s: &str| {
+        s.parse::<std::net::IpAddr>()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert!(parse("10.0.0.0/8").contains(ip("10.200.3.4")));
+    assert!(!parse("10.0.0.0/8").contains(ip("11.0.0.1")));
+    assert!(parse("127.0.0.1").contains(ip("127.0.0.1")));
+    assert!(!parse("127.0.0.1").contains(ip("127.0.0.2")));
+    assert!(parse("fd00::/8").contains(ip("fd12::1")));
+    assert!(!parse("fd00::/8").contains(ip("10.0.0.1")));
+    assert!(parse("0.0.0.0/0").contains(ip("8.8.8.8")));
+    assert_eq!(IpNet::parse("10.0.0.0/33"), None);
+}
+
+#[test]
+fn another_database_on_the_same_server() {
+    let s =
+        settings(&[("DATABASE_URL", "postgres://u:p@h:1/main")]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.with_database("other").database_url,
+        "postgres://u:p@h:1/other"
+    );
+}
