@@ -124,4 +124,5 @@ async fn a_checkout_sends_one_confirmation_with_every_ticket_and_a_pdf() {
         "{refund}"
     );
     assert!(refund.contains("EUR 160.00"), "{refund}");
+    app.relay_settled().await;
 }

@@ -195,6 +195,7 @@ async fn an_order_is_delivered_signed_retried_and_redelivered() {
     let stranger = app.organizer().await;
     let (status, _) = app.get(&deliveries, Some(&stranger.token)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    app.relay_settled().await;
 }
 
 #[actix_web::test]
@@ -247,6 +248,7 @@ async fn a_receiver_that_answers_410_ends_its_subscription() {
     ] {
         assert!(metrics.contains(name), "{name} on /metrics");
     }
+    app.relay_settled().await;
 }
 
 #[actix_web::test]
@@ -358,4 +360,26 @@ async fn two_nodes_relaying_one_outbox_send_each_row_once_and_a_dead_claim_is_ta
         (11, 11),
         "each row sent once, at the sink"
     );
+    app.relay_settled().await;
+}
+
+impl TestApp {
+    /// Waits until the relay has nothing in hand: every outbox row marked and no delivery
+    /// claimed. A test that ends while the relay is mid-transaction would drop it with the
+    /// runtime.
+    pub async fn relay_settled(&self) {
+        self.eventually("the relay has nothing in hand", || async {
+            let busy: i64 = sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM outbox WHERE processed_at IS NULL AND dead_at IS NULL) \
+                      + (SELECT count(*) FROM webhook_deliveries WHERE claimed_until IS NOT NULL)",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or(-1);
+            busy == 0
+        })
+        .await;
+        // The pass that marked the last of them may still be closing its transaction.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
 }
