@@ -22,6 +22,10 @@ try {
   await page.click('#camera');
   await page.waitForSelector('#result[data-result="ADMIT"]', { timeout: 30000 });
   results.camera = await page.textContent('#result');
+  // The code stays in front of the camera: past the 3 s a code is remembered, the gate
+  // must still say ADMIT (not flip to ALREADY IN for the same person).
+  await page.waitForTimeout(3500);
+  results.camera_held = await page.getAttribute('#result', 'data-result');
   await context.setOffline(true);
   await page.fill('#code', OFFLINE_CODE);
   await page.click('#manual button[type="submit"]');

@@ -127,12 +127,20 @@ function show(answer, offline) {
   beep(answer.result === 'ADMIT');
 }
 
-async function check(code) {
+// The camera sees a code many times a second while it is held up: it is checked once, and
+// again only after it has been out of sight for 3 s (else the gate would flash ADMIT, then
+// ALREADY IN, for the same person). A typed code is always checked.
+function seenByCamera(code) {
+  const now = Date.now();
+  const again = code === state.last.code && now - state.last.at < 3000;
+  state.last = { code, at: now };
+  return again;
+}
+
+async function check(code, fromCamera = false) {
   code = code.trim();
   if (!code) return;
-  const now = Date.now();
-  if (code === state.last.code && now - state.last.at < 3000) return;
-  state.last = { code, at: now };
+  if (fromCamera && seenByCamera(code)) return;
   const gate = $('gate').value.trim() || 'Main';
   const nonce = crypto.randomUUID();
   const scannedAt = new Date().toISOString();
@@ -191,7 +199,7 @@ async function camera() {
       context.drawImage(video, 0, 0);
       const image = context.getImageData(0, 0, canvas.width, canvas.height);
       const found = window.jsQR(image.data, image.width, image.height, { inversionAttempts: 'dontInvert' });
-      if (found?.data) check(found.data);
+      if (found?.data) check(found.data, true);
     }
     setTimeout(tick, 150);
   };

@@ -107,6 +107,7 @@ async fn the_scanner_page_reads_a_ticket_from_the_camera_and_keeps_working_offli
     assert!(results["failure"].is_null(), "{results}");
     assert_eq!(results["token_kept_out_of_the_address"], true, "{results}");
     assert!(string(&results["camera"]).starts_with("ADMIT"), "{results}");
+    assert_eq!(results["camera_held"], "ADMIT", "{results}");
     assert_eq!(results["offline"], "ADMIT", "{results}");
     assert!(
         string(&results["offline_text"]).contains("offline"),
