@@ -224,9 +224,14 @@ impl Application {
             pool.clone(),
             engine.clock().clone(),
             settings.webhook_allow_private,
+            settings.outbox_claim,
             mailer,
         )?);
-        spawn_relay(relay.clone());
+        if settings.relay {
+            spawn_relay(relay.clone());
+        } else {
+            tracing::info!("BOXOFFICE_RELAY=false: this node does not relay the outbox");
+        }
         let server = run(
             listener,
             pool.clone(),

@@ -1,6 +1,7 @@
 //! A minimal SMTP server on loopback that accepts every message and keeps it: the sink the
 //! tests and the flash-sale scenario send the server's e-mail to.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -11,6 +12,12 @@ pub type Inbox = Arc<Mutex<Vec<(Instant, Vec<String>, String)>>>;
 
 /// A minimal SMTP server on loopback that accepts every message; its port and inbox.
 pub async fn start() -> (u16, Inbox) {
+    start_stalling(Arc::default()).await
+}
+
+/// [`start`], but while `stall` is set a message is kept and never answered: the sender
+/// waits for the server's 250 as it would for a server that died mid-reply.
+pub async fn start_stalling(stall: Arc<AtomicBool>) -> (u16, Inbox) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("binding the sink: {e}"));
@@ -19,7 +26,7 @@ pub async fn start() -> (u16, Inbox) {
     let kept = inbox.clone();
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
-            let inbox = kept.clone();
+            let (inbox, stall) = (kept.clone(), stall.clone());
             tokio::spawn(async move {
                 let (read, mut write) = socket.into_split();
                 let mut lines = BufReader::new(read).lines();
@@ -55,6 +62,10 @@ pub async fn start() -> (u16, Inbox) {
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                                 .push((Instant::now(), std::mem::take(&mut to), message));
+                            if stall.load(Ordering::SeqCst) {
+                                while let Ok(Some(_)) = lines.next_line().await {}
+                                break;
+                            }
                             b"250 queued\r\n"
                         }
                         "QUIT" => {

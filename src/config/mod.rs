@@ -113,6 +113,12 @@ pub struct Settings {
     /// `BOXOFFICE_WEBHOOK_ALLOW_PRIVATE`: let webhooks reach loopback and private addresses
     /// (tests and local set-ups; default `false`).
     pub webhook_allow_private: bool,
+    /// `BOXOFFICE_RELAY`: whether this node relays the outbox (e-mail, webhooks; default
+    /// `true`). Every node may: rows are claimed, so each is sent by one at a time.
+    pub relay: bool,
+    /// `BOXOFFICE_OUTBOX_CLAIM_SECONDS`: how long a relay has a claimed outbox row before
+    /// another node may take it (default 30; longer than an SMTP send may take, 20 s).
+    pub outbox_claim: Duration,
     /// `BOXOFFICE_SMTP_URL`: where e-mail goes (`smtp://host:port` plain, for a local relay
     /// or a test sink; `smtps://user:pass@host[:port]` TLS). Unset: `BOXOFFICE_MAIL_DIR`.
     pub smtp_url: Option<String>,
@@ -378,6 +384,14 @@ impl Settings {
                     })
                 }
             },
+            relay: parse_or(&get, "BOXOFFICE_RELAY", Some(true), "must be true or false")?,
+            outbox_claim: Duration::from_secs(bounded(
+                &get,
+                "BOXOFFICE_OUTBOX_CLAIM_SECONDS",
+                30,
+                2,
+                3600,
+            )?),
             smtp_url: get("BOXOFFICE_SMTP_URL").filter(|u| !u.trim().is_empty()),
             mail_dir: get("BOXOFFICE_MAIL_DIR").filter(|d| !d.trim().is_empty()),
             mail_from: get("BOXOFFICE_MAIL_FROM")

@@ -17,6 +17,7 @@ fn defaults_apply_when_nothing_is_set() {
     assert_eq!(s.default_hold_minutes, 10);
     assert!(s.redis_url.is_none());
     assert!(s.jwt_secret_generated && s.jwt_secret.len() == 32);
+    assert!(s.relay && s.outbox_claim == Duration::from_secs(30));
 }
 
 #[test]
@@ -36,6 +37,8 @@ fn malformed_values_name_their_variable() {
         ("BOXOFFICE_OPERATOR_TOKEN", "short"),
         ("BOXOFFICE_TRUSTED_PROXIES", "10.0.0.0/99"),
         ("BOXOFFICE_TRUSTED_PROXIES", "nginx"),
+        ("BOXOFFICE_RELAY", "sometimes"),
+        ("BOXOFFICE_OUTBOX_CLAIM_SECONDS", "1"),
     ] {
         let error = settings(&[(name, value)]).err();
         assert_eq!(error.map(|e| e.name), Some(name), "{name}={value}");

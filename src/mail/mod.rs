@@ -25,6 +25,10 @@ use crate::domain::money::format_cents;
 use crate::doors::{Doors, SignedFor};
 use crate::persistence::{orders, venues};
 
+/// How long an SMTP exchange may take: shorter than the relay's claim of the row (30 s by
+/// default), so the row is still this node's when the server answers.
+const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// How messages leave.
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
@@ -135,6 +139,7 @@ impl Mailer {
             (Some(url), _) => Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .context("BOXOFFICE_SMTP_URL")?
+                    .timeout(Some(SMTP_TIMEOUT))
                     .build(),
             ),
             (None, Some(dir)) => {
@@ -154,7 +159,11 @@ impl Mailer {
     }
 
     /// Sends what an outbox row of `kind` sends (nothing for kinds without a message).
-    pub async fn deliver(&self, kind: &str, payload: &Value) -> anyhow::Result<()> {
+    ///
+    /// Its `Message-ID` is made of the outbox row's id: the one way a message goes out twice
+    /// (a node dying between the server's answer and the row's mark) sends the same id, which
+    /// mail systems use to drop the copy.
+    pub async fn deliver(&self, outbox_id: i64, kind: &str, payload: &Value) -> anyhow::Result<()> {
         let letter = match kind {
             "order.confirmed" | "order.resend" => self.order_confirmed(payload).await?,
             "order.refunded" => self.order_refunded(payload).await?,
@@ -163,7 +172,7 @@ impl Mailer {
             _ => None,
         };
         match letter {
-            Some(letter) => self.send(letter).await,
+            Some(letter) => self.send(letter, self.message_id(outbox_id, kind)).await,
             None => Ok(()),
         }
     }
@@ -180,7 +189,16 @@ impl Mailer {
         Ok((text, html))
     }
 
-    async fn send(&self, letter: Letter) -> anyhow::Result<()> {
+    /// `<outbox-<id>.<kind>@<the site's host>>`.
+    fn message_id(&self, outbox_id: i64, kind: &str) -> String {
+        let host = reqwest::Url::parse(&self.base_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "boxoffice.invalid".into());
+        format!("<outbox-{outbox_id}.{kind}@{host}>")
+    }
+
+    async fn send(&self, letter: Letter, message_id: String) -> anyhow::Result<()> {
         let mut related = MultiPart::related().singlepart(SinglePart::html(letter.html));
         for (cid, png) in letter.inline {
             related = related.singlepart(
@@ -200,6 +218,7 @@ impl Mailer {
             .from(self.from.clone())
             .to(letter.to)
             .subject(letter.subject)
+            .message_id(Some(message_id))
             .multipart(body)
             .context("building a message")?;
         match &self.transport {

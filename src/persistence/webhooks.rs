@@ -73,6 +73,8 @@ pub struct OutboxRow {
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub attempts: i32,
+    /// Until when this relay has it: also the claim's identity (see [`renew_claim`]).
+    pub claimed_until: DateTime<Utc>,
 }
 
 /// Claims up to `limit` due outbox rows for `hold_for`: no other relay takes them
@@ -87,7 +89,7 @@ pub async fn claim_outbox(
         "UPDATE outbox o SET claimed_until = $2 FROM (\
            SELECT id FROM outbox WHERE processed_at IS NULL AND dead_at IS NULL AND available_at <= $1 \
            AND (claimed_until IS NULL OR claimed_until < $1) ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) x \
-         WHERE o.id = x.id RETURNING o.id, o.kind, o.payload, o.created_at, o.attempts",
+         WHERE o.id = x.id RETURNING o.id, o.kind, o.payload, o.created_at, o.attempts, o.claimed_until",
     )
     .bind(now)
     .bind(now + hold_for)
@@ -95,6 +97,32 @@ pub async fn claim_outbox(
     .fetch_all(pool)
     .await
     .context("claiming outbox rows")
+}
+
+/// Extends this relay's claim of `row` to `until` just before it is sent, so a row that
+/// waited in a batch still has a whole claim for its send; `false` when the claim lapsed and
+/// another relay has it (or it is done): then it is not sent here.
+pub async fn renew_claim(
+    pool: &PgPool,
+    row: &mut OutboxRow,
+    until: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let renewed = sqlx::query(
+        "UPDATE outbox SET claimed_until = $3 WHERE id = $1 AND claimed_until = $2 \
+         AND processed_at IS NULL AND dead_at IS NULL",
+    )
+    .bind(row.id)
+    .bind(row.claimed_until)
+    .bind(until)
+    .execute(pool)
+    .await
+    .context("renewing an outbox claim")?
+    .rows_affected()
+        == 1;
+    if renewed {
+        row.claimed_until = until;
+    }
+    Ok(renewed)
 }
 
 /// Hands an outbox row to the organizer's subscriptions to its kind (once each, however

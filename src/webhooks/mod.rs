@@ -39,7 +39,7 @@ pub const EVENT_TYPES: &[&str] = &[
 ];
 /// Outbox rows a relay sends at once (their e-mail is most of the work).
 const RELAY_PARALLEL: usize = 8;
-/// How long a relay has the rows it claimed.
+/// How long a relay has the deliveries it claimed (a send times out after 10 s).
 const CLAIM_FOR: i64 = 30;
 /// Tries of an outbox row before it is dead-lettered.
 const OUTBOX_TRIES: i32 = 10;
@@ -200,6 +200,8 @@ pub struct Relay {
     clock: Arc<dyn Clock>,
     client: reqwest::Client,
     allow_private: bool,
+    /// How long the relay has an outbox row it claimed (`BOXOFFICE_OUTBOX_CLAIM_SECONDS`).
+    claim: Duration,
     /// E-mail, when it is on.
     mail: Option<crate::mail::Mailer>,
     pub metrics: RelayMetrics,
@@ -210,6 +212,7 @@ impl Relay {
         pool: sqlx::PgPool,
         clock: Arc<dyn Clock>,
         allow_private: bool,
+        claim: StdDuration,
         mail: Option<crate::mail::Mailer>,
     ) -> anyhow::Result<Relay> {
         let client = client_builder().build()?;
@@ -218,6 +221,7 @@ impl Relay {
             clock,
             client,
             allow_private,
+            claim: Duration::from_std(claim)?,
             mail,
             metrics: RelayMetrics::new()?,
         })
@@ -231,12 +235,12 @@ impl Relay {
     /// Relays up to 200 due outbox rows.
     pub async fn relay(&self) -> anyhow::Result<usize> {
         let now = self.clock.now();
-        let rows = store::claim_outbox(&self.pool, now, Duration::seconds(CLAIM_FOR), 200).await?;
+        let rows = store::claim_outbox(&self.pool, now, self.claim, 200).await?;
         let count = rows.len();
         use futures_util::StreamExt;
         futures_util::stream::iter(rows)
-            .for_each_concurrent(RELAY_PARALLEL, |row| async move {
-                if let Err(error) = self.relay_row(&row, now).await {
+            .for_each_concurrent(RELAY_PARALLEL, |mut row| async move {
+                if let Err(error) = self.relay_row(&mut row).await {
                     tracing::warn!(outbox_id = row.id, ?error, "could not record an outbox row");
                 }
             })
@@ -246,11 +250,17 @@ impl Relay {
 
     /// Sends one row's e-mail, queues its deliveries and marks it; a failure is retried
     /// with backoff, or dead-lettered after its last try.
-    async fn relay_row(&self, row: &store::OutboxRow, now: DateTime<Utc>) -> anyhow::Result<()> {
+    async fn relay_row(&self, row: &mut store::OutboxRow) -> anyhow::Result<()> {
+        // A whole claim for this send, however long the row waited in its batch (or none:
+        // the claim lapsed and another relay has it).
+        let now = self.clock.now();
+        if !store::renew_claim(&self.pool, row, now + self.claim).await? {
+            return Ok(());
+        }
         // The e-mail first, then the webhooks' deliveries and the mark in one
         // transaction: a failure retries both (the fan-out queues nothing twice).
         let relayed = match &self.mail {
-            Some(mail) => mail.deliver(&row.kind, &row.payload).await,
+            Some(mail) => mail.deliver(row.id, &row.kind, &row.payload).await,
             None => Ok(()),
         };
         let relayed = match relayed {

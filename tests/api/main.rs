@@ -24,6 +24,7 @@ mod queue;
 mod races;
 mod redis;
 mod refunds;
+mod relay_crash;
 mod scanner_page;
 mod security;
 mod transfer;

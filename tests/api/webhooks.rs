@@ -14,11 +14,11 @@ use sha2::Sha256;
 use crate::helpers::{assert_error, spawn_app_with, string, TestApp};
 
 /// What a receiver was sent: its signature header, delivery id header and body.
-type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+pub(crate) type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
 
 /// A webhook receiver on loopback answering the statuses it is given (200 once they run
 /// out); its URL and what it saw.
-async fn receiver(answers: Vec<u16>) -> (String, Seen) {
+pub(crate) async fn receiver(answers: Vec<u16>) -> (String, Seen) {
     let seen: Seen = Arc::default();
     let answers = Arc::new(Mutex::new(VecDeque::from(answers)));
     let (s, a) = (seen.clone(), answers.clone());
@@ -61,7 +61,7 @@ async fn receiver(answers: Vec<u16>) -> (String, Seen) {
     (format!("http://127.0.0.1:{port}/hooks"), seen)
 }
 
-fn seen_count(seen: &Seen) -> usize {
+pub(crate) fn seen_count(seen: &Seen) -> usize {
     seen.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .len()
@@ -90,7 +90,12 @@ fn verifies(secret: &str, header: &str, body: &str) -> bool {
     !t.is_empty() && expected == v1
 }
 
-async fn subscribe(app: &TestApp, token: &str, url: &str, events: Value) -> (StatusCode, Value) {
+pub(crate) async fn subscribe(
+    app: &TestApp,
+    token: &str,
+    url: &str,
+    events: Value,
+) -> (StatusCode, Value) {
     app.post(
         "/api/v1/webhooks",
         Some(token),
