@@ -4,7 +4,7 @@
 import { api, el, say, when } from '/app.js';
 
 const $ = (id) => document.getElementById(id);
-const TYPES = ['order.confirmed', 'order.refunded', 'ticket.transferred', 'event.cancelled', 'waitlist.offered'];
+const TYPES = ['order.confirmed', 'order.refunded', 'ticket.transferred', 'ticket.checked_in', 'event.sold_out', 'event.cancelled', 'waitlist.offered'];
 
 export function webhooksPanel(fail) {
   $('hook-types').replaceChildren(...TYPES.map((t) => el('label', {},

@@ -181,12 +181,22 @@ impl EventActor {
     /// Starts the task that writes status changes to Postgres, one after the other.
     fn start_status_writer(&mut self) {
         let (sender, mut changes) = mpsc::unbounded_channel::<(EventStatus, EventStatus)>();
-        let (pool, event_id, epoch) = (self.pool.clone(), self.event_id, self.lease.epoch);
+        let (pool, clock, event_id, epoch) = (
+            self.pool.clone(),
+            self.clock.clone(),
+            self.event_id,
+            self.lease.epoch,
+        );
         actix::spawn(async move {
             while let Some((from, to)) = changes.recv().await {
-                match leases::fenced_status(&pool, event_id, epoch, &[from.as_str()], to.as_str())
-                    .await
-                {
+                let change = leases::StatusChange {
+                    event_id,
+                    epoch,
+                    from: &[from.as_str()],
+                    to: to.as_str(),
+                    at: clock.now(),
+                };
+                match leases::fenced_status(&pool, change).await {
                     Ok(FencedOutcome::Fenced) => {
                         tracing::warn!(%event_id, epoch, "a status write was refused: this node's lease epoch is stale")
                     }

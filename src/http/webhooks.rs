@@ -23,7 +23,7 @@ pub struct CreateWebhook {
     /// Where deliveries are POSTed: an http(s) URL, not on a private network.
     #[schema(min_length = 8, max_length = 2000, format = "uri")]
     pub url: String,
-    /// Event types: `order.confirmed`, `order.refunded`, `ticket.transferred`, `event.cancelled`, `waitlist.offered`.
+    /// Event types: `order.confirmed`, `order.refunded`, `ticket.transferred`, `ticket.checked_in`, `event.sold_out`, `event.cancelled`, `waitlist.offered`.
     #[schema(min_items = 1, max_items = 32)]
     pub events: Vec<String>,
 }

@@ -211,14 +211,28 @@ pub async fn event_with_prefix(pool: &PgPool, prefix: [u8; 8]) -> anyhow::Result
     })
 }
 
+/// A status change of an on-sale's owner: `from` one of these `to` that, `at` that time.
+pub struct StatusChange<'a> {
+    pub event_id: Uuid,
+    pub epoch: i64,
+    pub from: &'a [&'a str],
+    pub to: &'a str,
+    pub at: DateTime<Utc>,
+}
+
 /// Event status written by an on-sale's owner: only while `epoch` is still the lease's.
+/// Selling out writes an `event.sold_out` outbox row in the same transaction.
 pub async fn fenced_status(
     pool: &PgPool,
-    event_id: Uuid,
-    epoch: i64,
-    from: &[&str],
-    to: &str,
+    change: StatusChange<'_>,
 ) -> anyhow::Result<FencedOutcome> {
+    let StatusChange {
+        event_id,
+        epoch,
+        from,
+        to,
+        at,
+    } = change;
     let mut tx = pool.begin().await.context("starting a status change")?;
     let current: Option<i64> =
         sqlx::query_scalar("SELECT epoch FROM onsale_leases WHERE event_id = $1 FOR SHARE")
@@ -239,6 +253,19 @@ pub async fn fenced_status(
     .await
     .context("changing an event's status")?
     .rows_affected();
+    if moved == 1 && to == "SOLD_OUT" {
+        sqlx::query(
+            "INSERT INTO outbox (aggregate_type, aggregate_id, kind, payload, created_at) \
+             SELECT 'event', event_id, 'event.sold_out', \
+                    jsonb_build_object('event_id', event_id, 'title', title, 'sold_out_at', $2::timestamptz), $2 \
+             FROM events WHERE event_id = $1",
+        )
+        .bind(event_id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .context("writing the sold-out notice")?;
+    }
     tx.commit().await.context("committing a status change")?;
     Ok(if moved == 1 {
         FencedOutcome::Written

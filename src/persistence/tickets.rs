@@ -405,6 +405,23 @@ pub async fn admit(
     )
     .await?;
     insert_scan(&mut tx, scan, answer).await?;
+    // Only written for an organizer who asked for it: doors make many of these.
+    sqlx::query(
+        "INSERT INTO outbox (aggregate_type, aggregate_id, kind, payload, created_at) \
+         SELECT 'ticket', $1, 'ticket.checked_in', \
+                jsonb_build_object('event_id', $2::uuid, 'ticket_id', $1::uuid, 'gate', $3::text, \
+                                   'checked_in_at', $4::timestamptz, 'offline', $5::bool), $4 \
+         WHERE EXISTS (SELECT 1 FROM webhooks w JOIN events e ON e.organizer_id = w.organizer_id \
+                       WHERE e.event_id = $2 AND w.disabled_at IS NULL AND 'ticket.checked_in' = ANY(w.events))",
+    )
+    .bind(ticket_id)
+    .bind(scan.event_id)
+    .bind(scan.gate)
+    .bind(scan.scanned_at)
+    .bind(scan.offline)
+    .execute(&mut *tx)
+    .await
+    .context("writing the check-in notice")?;
     tx.commit().await?;
     Ok(true)
 }

@@ -34,6 +34,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "order.confirmed",
     "order.refunded",
     "ticket.transferred",
+    "ticket.checked_in",
+    "event.sold_out",
     "event.cancelled",
     "waitlist.offered",
 ];

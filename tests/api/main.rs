@@ -18,6 +18,7 @@ mod helpers;
 mod holds;
 mod live;
 mod mail;
+mod notices;
 mod operations;
 mod process;
 mod queue;
