@@ -47,7 +47,7 @@ pub struct LeaseView {
     pub lease_age_ms: i64,
 }
 
-fn operator(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+pub(super) fn operator(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     let Some(expected) = &state.settings.operator_token else {
         return Err(ApiError::NotFound(
             "no such endpoint (set BOXOFFICE_OPERATOR_TOKEN to enable it)".into(),

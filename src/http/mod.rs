@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
+pub mod outbox;
 pub mod queue;
 pub mod ratelimit;
 pub mod seatmap;
@@ -99,6 +100,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/auth/login", web::post().to(accounts::login))
                 // Operator
                 .route("/cluster", web::get().to(cluster::view))
+                .route("/outbox", web::get().to(outbox::view))
+                .route("/outbox/{id}/retry", web::post().to(outbox::retry))
                 // Organizer: venues
                 .route("/venues", web::post().to(venues::create))
                 .route("/venues", web::get().to(venues::list))

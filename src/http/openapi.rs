@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    accounts, blocked, catalog, cluster, doors, events, holds, live, ops, orders, queue, refunds,
-    seatmap, tickets, venues, waitlist, webhooks,
+    accounts, blocked, catalog, cluster, doors, events, holds, live, ops, orders, outbox, queue,
+    refunds, seatmap, tickets, venues, waitlist, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -14,7 +14,7 @@ use super::{
     info(title = "boxoffice", description = "Ticketing for high-demand on-sales. Errors are always \
         `{\"error\": {\"code\", \"message\", ...}}`; see API.md for the codes clients rely on."),
     paths(
-        ops::healthz, ops::readyz, cluster::view,
+        ops::healthz, ops::readyz, cluster::view, outbox::view, outbox::retry,
         accounts::signup, accounts::login,
         venues::create, venues::preview, venues::list, venues::get, venues::update, venues::deactivate, venues::activate,
         events::create, events::list_own, events::update, events::set_pricing, events::set_onsale,

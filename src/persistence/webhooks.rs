@@ -376,3 +376,53 @@ pub async fn redeliver(
     .rows_affected()
         == 1)
 }
+
+/// A dead-lettered outbox row, for the operator.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeadRow {
+    pub id: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub dead_at: DateTime<Utc>,
+}
+
+/// How many rows wait to be relayed, and how many were dead-lettered.
+pub async fn outbox_counts(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE processed_at IS NULL AND dead_at IS NULL), \
+                count(*) FILTER (WHERE dead_at IS NOT NULL) FROM outbox",
+    )
+    .fetch_one(pool)
+    .await
+    .context("counting outbox rows")
+}
+
+/// The last 100 dead-lettered rows, newest first.
+pub async fn dead_rows(pool: &PgPool) -> anyhow::Result<Vec<DeadRow>> {
+    sqlx::query_as(
+        "SELECT id, kind, payload, attempts, last_error, created_at, dead_at FROM outbox \
+         WHERE dead_at IS NOT NULL ORDER BY dead_at DESC, id DESC LIMIT 100",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading dead outbox rows")
+}
+
+/// Puts a dead-lettered row back in line with its tries counted afresh; `false` when
+/// there is no such dead row.
+pub async fn retry_dead(pool: &PgPool, id: i64, now: DateTime<Utc>) -> anyhow::Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE outbox SET dead_at = NULL, attempts = 0, available_at = $2, claimed_until = NULL \
+         WHERE id = $1 AND dead_at IS NOT NULL",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(pool)
+    .await
+    .context("retrying a dead outbox row")?
+    .rows_affected()
+        == 1)
+}

@@ -103,3 +103,80 @@ async fn selling_out_and_letting_in_reach_the_organizers_webhook() {
     assert_eq!(outbox_count(&app, "ticket.checked_in").await, 1);
     app.relay_settled().await;
 }
+
+#[actix_web::test]
+async fn a_dead_lettered_row_is_shown_to_the_operator_and_can_be_put_back_in_line() {
+    const OPERATOR: &str = "operator-token-for-the-tests";
+    // Nothing listens on this port: every e-mail fails.
+    let closed = crate::process::free_port();
+    let app = spawn_app_with(move |s| {
+        s.operator_token = Some(OPERATOR.into());
+        s.smtp_url = Some(format!("smtp://127.0.0.1:{closed}"));
+    })
+    .await;
+    let organizer = app.organizer().await;
+    let (_, event_id) = app.on_sale_event(&organizer.token).await;
+    let buyer = app.buyer().await;
+    app.bought(&buyer, event_id, 1).await;
+    // The row has failed nine times already (as if over the last hours): its tenth is due.
+    let row: i64 = sqlx::query_scalar(
+        "UPDATE outbox SET attempts = 9, available_at = now() - interval '1 second' \
+         WHERE kind = 'order.confirmed' RETURNING id",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    app.eventually("the row is dead-lettered", || async {
+        let (_, view) = app.get("/api/v1/outbox", Some(OPERATOR)).await;
+        view["dead"] == 1
+    })
+    .await;
+    let (status, view) = app.get("/api/v1/outbox", Some(OPERATOR)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let dead = &view["dead_rows"][0];
+    assert_eq!(
+        (dead["id"].as_i64(), dead["attempts"].as_i64()),
+        (Some(row), Some(10)),
+        "{view}"
+    );
+    assert_eq!(dead["kind"], "order.confirmed");
+    assert!(string(&dead["last_error"]).contains("SMTP"), "{view}");
+
+    // Only the operator sees it or puts it back.
+    let (status, _) = app.get("/api/v1/outbox", Some(&organizer.token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app.get("/api/v1/outbox", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/outbox/{}/retry", row + 1000),
+            Some(OPERATOR),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/outbox/{row}/retry"),
+            Some(OPERATOR),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (dead_at, attempts): (Option<chrono::DateTime<chrono::Utc>>, i32) =
+        sqlx::query_as("SELECT dead_at, attempts FROM outbox WHERE id = $1")
+            .bind(row)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    // Back in line: tried again at once (and, the server still down, due again later).
+    assert!(dead_at.is_none() && attempts <= 1, "{attempts}");
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/outbox/{row}/retry"),
+            Some(OPERATOR),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not dead any more: {body}");
+}
