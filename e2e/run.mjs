@@ -85,6 +85,11 @@ async function buyerJourney(browser) {
   await page.goto(`${BASE}/`);
   const link = page.getByRole('link', { name: process.env.ROOM_EVENT });
   await link.waitFor();
+  // Results as you type: nothing for nonsense, the event for its unfinished name.
+  await page.fill('input[name=q]', 'zzqxw');
+  await page.getByText('No events match.').waitFor();
+  await page.fill('input[name=q]', process.env.ROOM_EVENT.slice(0, -2));
+  await link.waitFor();
   await shoot(page, 'events');
   await link.click();
 

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod availability;
+pub mod discovery;
 pub mod event;
 pub mod frames;
 pub mod hold_id;

@@ -1,203 +1,21 @@
-//! Public catalog: the event list with filters, an event's details with prices and counts,
-//! and the seat map.
+//! Public catalog: an event's details with prices and counts, and the seat map (the list
+//! and search are in `discovery`).
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::MaybeCaller;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::domain::availability::{self, SectionStock, TierStock};
-use crate::domain::event::{Category, EventStatus};
+use crate::domain::event::EventStatus;
 use crate::domain::venue::SectionKind;
-use crate::domain::FieldErrors;
-use crate::persistence::catalog::{self as store, CatalogFilter};
+use crate::persistence::catalog as store;
 use crate::persistence::events::{self, EventRow, OnSaleRow};
 use crate::persistence::venues;
-
-const DEFAULT_PER_PAGE: i64 = 20;
-const MAX_PER_PAGE: i64 = 100;
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct CatalogQuery {
-    /// Words in the title, a performer or the venue's name.
-    #[param(format = "search", max_length = 200)]
-    pub q: Option<String>,
-    /// CONCERT, CONFERENCE, SPORTS, FESTIVAL, THEATER, COMEDY or OTHER (any case).
-    #[param(value_type = Option<Category>)]
-    pub category: Option<String>,
-    #[param(format = "line", max_length = 100)]
-    pub city: Option<String>,
-    /// Events still running at or after this time (RFC 3339). Default: now.
-    #[param(value_type = Option<DateTime<Utc>>)]
-    pub from: Option<String>,
-    /// Events starting before this time (RFC 3339).
-    #[param(value_type = Option<DateTime<Utc>>)]
-    pub to: Option<String>,
-    /// 1-based.
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
-    pub page: Option<String>,
-    /// 1 to 100; default 20.
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
-    pub per_page: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct VenueBrief {
-    pub venue_id: Uuid,
-    pub name: String,
-    pub city: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct EventSummary {
-    pub event_id: Uuid,
-    pub title: String,
-    pub category: String,
-    pub status: EventStatus,
-    pub performers: Vec<String>,
-    pub start_time: DateTime<Utc>,
-    pub end_time: DateTime<Utc>,
-    pub venue: VenueBrief,
-    pub currency: String,
-    pub min_price_cents: Option<i64>,
-    /// Tickets left, as far as confirmed sales go (holds in progress are not counted).
-    pub available: i64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct EventPage {
-    pub events: Vec<EventSummary>,
-    pub next_page: Option<i64>,
-}
-
-fn parse_time(field: &str, value: Option<&str>, errors: &mut FieldErrors) -> Option<DateTime<Utc>> {
-    let value = value?;
-    errors.take(
-        field,
-        DateTime::parse_from_rfc3339(value.trim())
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| "must be an RFC 3339 time such as 2026-05-01T20:00:00Z".to_owned()),
-    )
-}
-
-fn parse_number(
-    field: &str,
-    value: Option<&str>,
-    range: std::ops::RangeInclusive<i64>,
-    errors: &mut FieldErrors,
-) -> Option<i64> {
-    let value = value?;
-    let parsed = value
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| range.contains(n));
-    errors.take(
-        field,
-        parsed.ok_or_else(|| {
-            format!(
-                "must be a whole number from {} to {}",
-                range.start(),
-                range.end()
-            )
-        }),
-    )
-}
-
-/// Published events, soonest first, with filters and pages.
-#[utoipa::path(get, path = "/api/v1/events", tag = "catalog", params(CatalogQuery),
-    responses((status = 200, body = EventPage), (status = 400, body = ErrorBody)))]
-#[tracing::instrument(skip(state, query))]
-pub async fn list(
-    state: web::Data<AppState>,
-    query: web::Query<CatalogQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    let mut errors = FieldErrors::new();
-    let category = query
-        .category
-        .as_deref()
-        .and_then(|c| errors.take("category", Category::parse(c)));
-    let from = parse_time("from", query.from.as_deref(), &mut errors);
-    let to = parse_time("to", query.to.as_deref(), &mut errors);
-    let page = parse_number("page", query.page.as_deref(), 1..=100_000, &mut errors).unwrap_or(1);
-    let per_page = parse_number(
-        "per_page",
-        query.per_page.as_deref(),
-        1..=MAX_PER_PAGE,
-        &mut errors,
-    )
-    .unwrap_or(DEFAULT_PER_PAGE);
-    if query.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
-        errors.add("q", "must be at most 200 characters");
-    }
-    let keyword = query
-        .q
-        .map(|q| q.trim().to_owned())
-        .filter(|q| !q.is_empty());
-    if keyword
-        .as_ref()
-        .is_some_and(|k| k.chars().any(char::is_control))
-    {
-        errors.add("q", "must not contain control characters");
-    }
-    if query
-        .city
-        .as_ref()
-        .is_some_and(|c| c.chars().count() > 100 || c.chars().any(char::is_control))
-    {
-        errors.add(
-            "city",
-            "must be at most 100 characters, without control characters",
-        );
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::malformed(
-            "some query parameters are invalid",
-            errors.into_inner(),
-        ));
-    }
-    let filter = CatalogFilter {
-        keyword,
-        category,
-        city: query
-            .city
-            .map(|c| c.trim().to_owned())
-            .filter(|c| !c.is_empty()),
-        from: Some(from.unwrap_or_else(|| state.now())),
-        to,
-    };
-    let mut rows =
-        store::list_events(&state.pool, &filter, per_page, (page - 1) * per_page).await?;
-    let next_page = (rows.len() as i64 > per_page).then_some(page + 1);
-    rows.truncate(usize::try_from(per_page).unwrap_or(0));
-    let events = rows
-        .into_iter()
-        .map(|row| EventSummary {
-            event_id: row.event_id,
-            title: row.title,
-            category: row.category,
-            status: row.status,
-            performers: row.performers,
-            start_time: row.start_time,
-            end_time: row.end_time,
-            venue: VenueBrief {
-                venue_id: row.venue_id,
-                name: row.venue_name,
-                city: row.venue_city,
-            },
-            currency: row.currency,
-            min_price_cents: row.min_price_cents,
-            available: row.available.max(0),
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(EventPage { events, next_page }))
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct VenueInfo {

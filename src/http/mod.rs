@@ -7,6 +7,7 @@ pub mod auth;
 pub mod blocked;
 pub mod catalog;
 pub mod cluster;
+pub mod discovery;
 pub mod doors;
 pub mod error;
 pub mod events;
@@ -134,7 +135,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/events/{event_id}/cancel", web::post().to(events::cancel))
                 // Catalog (public)
-                .route("/events", web::get().to(catalog::list))
+                .route("/events", web::get().to(discovery::list))
+                .route("/search", web::get().to(discovery::search))
+                .route("/trending", web::get().to(discovery::trending))
                 .route("/events/{event_id}", web::get().to(catalog::get))
                 .route(
                     "/events/{event_id}/seatmap",

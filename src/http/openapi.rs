@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    accounts, blocked, catalog, cluster, doors, events, holds, live, ops, orders, outbox, queue,
-    refunds, seatmap, tickets, venues, waitlist, webhooks,
+    accounts, blocked, catalog, cluster, discovery, doors, events, holds, live, ops, orders,
+    outbox, queue, refunds, seatmap, tickets, venues, waitlist, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -19,7 +19,7 @@ use super::{
         venues::create, venues::preview, venues::list, venues::get, venues::update, venues::deactivate, venues::activate,
         events::create, events::list_own, events::update, events::set_pricing, events::set_onsale,
         events::publish, events::cancel,
-        catalog::list, catalog::get, seatmap::seatmap, live::live,
+        discovery::list, discovery::search, discovery::trending, catalog::get, seatmap::seatmap, live::live,
         queue::new_visitor, queue::visitor_challenge, queue::join_challenge, queue::join, queue::leave, queue::status, queue::claim, queue::live, queue::stats,
         queue::control,
         holds::create, holds::get, holds::release, holds::checkout,

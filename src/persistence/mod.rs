@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod blocked;
 pub mod cancellations;
 pub mod catalog;
+pub mod discovery;
 pub mod events;
 pub mod inbox;
 pub mod layouts;

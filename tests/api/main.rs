@@ -10,6 +10,7 @@ mod checkout;
 mod cluster;
 mod contract;
 mod crash;
+mod discovery;
 mod door;
 mod errors;
 mod events;
