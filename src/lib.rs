@@ -22,5 +22,6 @@ pub mod sale;
 pub mod security;
 pub mod startup;
 pub mod telemetry;
+pub mod trending;
 pub mod views;
 pub mod webhooks;

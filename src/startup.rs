@@ -220,13 +220,26 @@ impl Application {
         if mailer.is_none() {
             tracing::info!("no BOXOFFICE_SMTP_URL or BOXOFFICE_MAIL_DIR: e-mail is off");
         }
-        let relay = Arc::new(crate::webhooks::Relay::new(
-            pool.clone(),
-            engine.clock().clone(),
-            settings.webhook_allow_private,
-            settings.outbox_claim,
-            mailer,
-        )?);
+        let trending = Arc::new(
+            crate::trending::Trending::new(
+                pool.clone(),
+                settings
+                    .redis_url
+                    .as_deref()
+                    .map(|url| (url, settings.redis_prefix.as_str())),
+            )
+            .await?,
+        );
+        let relay = Arc::new(
+            crate::webhooks::Relay::new(
+                pool.clone(),
+                engine.clock().clone(),
+                settings.webhook_allow_private,
+                settings.outbox_claim,
+                mailer,
+            )?
+            .counting_sales(trending.clone()),
+        );
         if settings.relay {
             spawn_relay(relay.clone());
         } else {
@@ -236,7 +249,7 @@ impl Application {
             listener,
             pool.clone(),
             (engine.clone(), rooms.clone(), relay),
-            (doors, refunds),
+            (doors, refunds, trending),
             pow,
             settings,
         )?;
@@ -416,7 +429,11 @@ fn run(
     listener: TcpListener,
     pool: PgPool,
     (engine, rooms, relay): (Arc<Engine>, Arc<WaitingRooms>, Arc<crate::webhooks::Relay>),
-    (doors, refunds): (Arc<crate::doors::Doors>, Arc<crate::refunds::Refunds>),
+    (doors, refunds, trending): (
+        Arc<crate::doors::Doors>,
+        Arc<crate::refunds::Refunds>,
+        Arc<crate::trending::Trending>,
+    ),
     pow: Arc<crate::pow::ProofOfWork>,
     settings: Settings,
 ) -> anyhow::Result<Server> {
@@ -446,6 +463,7 @@ fn run(
         pow,
         doors,
         refunds,
+        trending,
         pool,
         settings: settings.clone(),
     });

@@ -4,7 +4,7 @@
 //! queries in `persistence::discovery`.
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -380,7 +380,7 @@ pub struct TrendingEvent {
     pub event_id: Uuid,
     pub title: String,
     pub city: String,
-    /// Tickets sold in the last 24 hours.
+    /// Tickets sold in the last day (this hour and the 23 before).
     pub sold_24h: i64,
 }
 
@@ -389,7 +389,7 @@ pub struct Trending {
     pub events: Vec<TrendingEvent>,
 }
 
-/// The ten events that sold most in the last 24 hours (in a city, if given).
+/// The ten events that sold most in the last day, by the hour (in a city, if given).
 #[utoipa::path(get, path = "/api/v1/trending", tag = "catalog", params(TrendingQuery),
     responses((status = 200, body = Trending), (status = 400, body = ErrorBody)))]
 #[tracing::instrument(skip(state, query))]
@@ -405,8 +405,7 @@ pub async fn trending(
             errors.into_inner(),
         ));
     }
-    let since = state.now() - Duration::hours(24);
-    let rows = store::sold_since(&state.pool, since, city.as_deref(), 10).await?;
+    let rows = state.trending.top(city.as_deref(), state.now()).await?;
     let events = rows
         .into_iter()
         .map(|r| TrendingEvent {

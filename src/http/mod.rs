@@ -65,6 +65,8 @@ pub struct AppState {
     pub doors: Arc<crate::doors::Doors>,
     /// Refunds and event cancellations.
     pub refunds: Arc<crate::refunds::Refunds>,
+    /// What sold most lately.
+    pub trending: Arc<crate::trending::Trending>,
 }
 
 impl AppState {

@@ -324,3 +324,23 @@ pub async fn sold_since(
     .await
     .context("reading what sold lately")
 }
+
+/// Title and city of each of `ids` that is listed and not over (cancelled, completed and
+/// draft events drop out of what is trending).
+pub async fn listed_titles(
+    pool: &PgPool,
+    ids: &[Uuid],
+) -> anyhow::Result<HashMap<Uuid, (String, String)>> {
+    let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT e.event_id, e.title, v.city FROM events e JOIN venues v ON v.venue_id = e.venue_id \
+         WHERE e.event_id = ANY($1) AND e.status IN ('PUBLISHED', 'ON_SALE', 'SOLD_OUT')",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+    .context("reading trending events")?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, title, city)| (id, (title, city)))
+        .collect())
+}

@@ -206,6 +206,8 @@ pub struct Relay {
     claim: Duration,
     /// E-mail, when it is on.
     mail: Option<crate::mail::Mailer>,
+    /// Where confirmed orders are counted for what is trending.
+    trending: Option<Arc<crate::trending::Trending>>,
     pub metrics: RelayMetrics,
 }
 
@@ -225,8 +227,15 @@ impl Relay {
             allow_private,
             claim: Duration::from_std(claim)?,
             mail,
+            trending: None,
             metrics: RelayMetrics::new()?,
         })
+    }
+
+    /// Counts each confirmed order's tickets for what is trending as it is relayed.
+    pub fn counting_sales(mut self, trending: Arc<crate::trending::Trending>) -> Relay {
+        self.trending = Some(trending);
+        self
     }
 
     /// One pass: relays due outbox rows, then sends due deliveries; how many of each.
@@ -280,6 +289,16 @@ impl Relay {
             }
             store::outbox_failed(&self.pool, row.id, &format!("{error:#}"), retry, now).await?;
         } else {
+            if let (Some(trending), "order.confirmed") = (&self.trending, row.kind.as_str()) {
+                // Counted once per row by the script, however often the row is relayed.
+                if let Err(error) = trending.record(row.id, &row.payload, row.created_at).await {
+                    tracing::warn!(
+                        outbox_id = row.id,
+                        ?error,
+                        "could not count a sale for trending"
+                    );
+                }
+            }
             self.metrics.rows.with_label_values(&["relayed"]).inc();
             let lag = (now - row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
             self.metrics.lag.observe(lag);

@@ -465,3 +465,73 @@ async fn odd_search_inputs_are_400_naming_the_parameter() {
         assert!(app.found(&format!("q={q}"), None).await.is_empty(), "{q}");
     }
 }
+
+/// Deletes every Redis key under `prefix`: as a flush would, and at the end of a test.
+fn forget(prefix: &str) {
+    let Ok(client) = redis::Client::open(crate::helpers::redis_url()) else {
+        return;
+    };
+    if let Ok(mut conn) = client.get_connection() {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
+    }
+}
+
+#[actix_web::test]
+async fn trending_in_redis_is_counted_once_per_order_and_rebuilt_after_a_flush() {
+    let prefix = format!("test-{}", Uuid::new_v4().simple());
+    let keys = prefix.clone();
+    let app = crate::helpers::spawn_app_with(move |s| {
+        s.redis_url = Some(crate::helpers::redis_url());
+        s.redis_prefix = keys;
+    })
+    .await;
+    let organizer = app.organizer().await;
+    let lyon = app.venue_at(&organizer, "Lyon", LYON, "Europe/Paris").await;
+    let paris = app
+        .venue_at(&organizer, "Paris", PARIS, "Europe/Paris")
+        .await;
+    let small = app.listed(&organizer, &lyon, Listing::default()).await;
+    let big = app.listed(&organizer, &paris, Listing::default()).await;
+    let buyer = app.buyer().await;
+    app.buy_tier(&buyer, big, 4).await;
+    app.buy_tier(&buyer, big, 1).await;
+    app.buy_tier(&buyer, small, 2).await;
+    let top = || async {
+        let (status, body) = app.get("/api/v1/trending", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["events"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| (uuid(&e["event_id"]), e["sold_24h"].as_i64().unwrap_or(-1)))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    // The relay counts each order as it relays it.
+    app.relay_settled().await;
+    assert_eq!(top().await, vec![(big, 5), (small, 2)]);
+    // The same rows relayed again (as after a crash between send and mark) count nothing.
+    sqlx::query("UPDATE outbox SET processed_at = NULL, claimed_until = NULL WHERE kind = 'order.confirmed'")
+        .execute(&app.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    app.relay_settled().await;
+    assert_eq!(top().await, vec![(big, 5), (small, 2)]);
+    // Redis loses everything: the next read rebuilds the day from Postgres, and a sale
+    // after it is counted once.
+    forget(&prefix);
+    assert_eq!(top().await, vec![(big, 5), (small, 2)]);
+    app.buy_tier(&buyer, small, 6).await;
+    app.relay_settled().await;
+    assert_eq!(top().await, vec![(small, 8), (big, 5)]);
+    let (_, in_paris) = app.get("/api/v1/trending?city=PARIS", None).await;
+    assert_eq!(ids(&in_paris), vec![big]);
+    forget(&prefix);
+}
