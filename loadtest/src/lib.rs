@@ -25,6 +25,7 @@ pub mod html;
 pub mod invariants;
 pub mod raw_socket;
 pub mod report;
+pub mod search;
 pub mod server;
 pub mod smtp_sink;
 pub mod viewers;

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use boxoffice_loadtest::{
-    cancellation, cluster, doors, flash_sale, hot, viewers, waiting_room, Common,
+    cancellation, cluster, doors, flash_sale, hot, search, viewers, waiting_room, Common,
 };
 
 #[derive(Parser)]
@@ -65,6 +65,15 @@ enum Scenario {
         common: Common,
         #[command(flatten)]
         plan: cancellation::Plan,
+    },
+    /// Finding events in a big catalog (`--events` in `--venues`): words, typos, prefixes,
+    /// a category in a city, dates, distance, prices, tickets left, trending, mixed at
+    /// `--clients`; latency by kind. Baseline: the same mix the unindexed way.
+    Search {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        plan: search::Plan,
     },
     /// Buyers hold one general-admission tier as fast as they can (quantity 1 each).
     HotTier(Common),
@@ -155,6 +164,9 @@ async fn main() -> anyhow::Result<()> {
             (cluster::run(&common, &plan).await?, common.out.clone())
         }
         Scenario::Doors { common, plan } => (doors::run(&common, &plan).await?, common.out.clone()),
+        Scenario::Search { common, plan } => {
+            (search::run(&common, &plan).await?, common.out.clone())
+        }
         Scenario::Cancellation { common, plan } => {
             (cancellation::run(&common, &plan).await?, common.out.clone())
         }

@@ -13,14 +13,6 @@ use uuid::Uuid;
 use crate::domain::discovery::{Cursor, CursorKey, DateBound, Point, Sort};
 use crate::domain::event::{Category, EventStatus};
 
-/// Statuses shown in the public list.
-pub const LISTED: [EventStatus; 4] = [
-    EventStatus::Published,
-    EventStatus::OnSale,
-    EventStatus::SoldOut,
-    EventStatus::Completed,
-];
-
 /// What a buyer bought before: their events' categories and performers.
 #[derive(Debug, Clone, Default)]
 pub struct Tastes {
@@ -125,112 +117,83 @@ pub async fn tastes(pool: &PgPool, buyer: Uuid) -> anyhow::Result<Tastes> {
     })
 }
 
+/// How many of the soonest matches of a search text are ranked: a word in thousands of
+/// events ranks the first thousand of them (the ones still to come soonest), so that one
+/// common word costs what a rare one does.
+pub const RANKED: i64 = 1000;
+
 /// One page of events (`limit + 1` rows, so the caller knows whether another follows).
+///
+/// The shape: candidates (`c`: the filters, with the venue and, from a point, each venue's
+/// distance worked out once), then their rank (`x`), then the page after the cursor.
 #[tracing::instrument(skip(pool, search), fields(sort = ?search.sort))]
 pub async fn search(pool: &PgPool, search: &Search) -> anyhow::Result<Vec<FoundRow>> {
-    let statuses: Vec<&str> = LISTED.iter().map(|s| s.as_str()).collect();
-    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM (SELECT e.event_id, e.title, e.category, e.status, e.performers, \
-         e.start_time, e.end_time, e.currency, v.venue_id, v.name AS venue_name, v.city AS venue_city, \
-         e.min_price_cents, ");
-    // Relevance: the text's weighted match (title 1.0, performers 0.4, venue 0.2,
-    // description 0.1), times the buyer's tastes: ×1.5 for a category they bought, +1.0
-    // more for a performer they bought.
-    if search.tsquery.is_some() {
-        sql.push("ts_rank_cd('{0.1,0.2,0.4,1.0}', e.search_doc, q.tsq)::float8 * ");
-    }
-    sql.push("(1.0::float8 + CASE WHEN e.category = ANY(")
-        .push_bind(&search.tastes.categories)
-        .push(") THEN 0.5 ELSE 0 END + CASE WHEN e.performers && ")
-        .push_bind(&search.tastes.performers)
-        .push(" THEN 1.0 ELSE 0 END) AS rank, ");
-    match search.near {
-        Some(p) => {
-            sql.push("earth_distance(ll_to_earth(v.latitude, v.longitude), ll_to_earth(")
+    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new("");
+    if let Some(p) = search.near {
+        // Distance per venue, once (not per event), and only venues in the box when a
+        // radius is given (the GiST index on their position).
+        sql.push("WITH near AS MATERIALIZED (SELECT venue_id, earth_distance(ll_to_earth(latitude, longitude), ll_to_earth(")
+            .push_bind(p.lat)
+            .push(", ")
+            .push_bind(p.lng)
+            .push(")) AS distance_m FROM venues");
+        if let Some(km) = search.within_km {
+            sql.push(" WHERE earth_box(ll_to_earth(")
                 .push_bind(p.lat)
                 .push(", ")
                 .push_bind(p.lng)
-                .push(")) AS distance_m");
+                .push("), ")
+                .push_bind(km * 1000.0)
+                .push(") @> ll_to_earth(latitude, longitude)");
         }
-        None => {
-            sql.push("NULL::float8 AS distance_m");
-        }
+        sql.push(") ");
     }
+    let ranked = search.sort == Sort::Relevance;
+    sql.push("SELECT * FROM (SELECT c.event_id, c.title, c.category, c.status, c.performers, c.start_time, \
+         c.end_time, c.currency, c.venue_id, c.venue_name, c.venue_city, c.min_price_cents, c.distance_m, ");
+    if ranked {
+        // Relevance: the text's weighted match (title 1.0, performers 0.4, venue 0.2,
+        // description 0.1), times the buyer's tastes: ×1.5 for a category they bought,
+        // +1.0 more for a performer they bought.
+        if search.tsquery.is_some() {
+            sql.push("ts_rank_cd('{0.1,0.2,0.4,1.0}', c.search_doc, q.tsq)::float8 * ");
+        }
+        sql.push("(1.0::float8 + CASE WHEN c.category = ANY(")
+            .push_bind(&search.tastes.categories)
+            .push(") THEN 0.5 ELSE 0 END + CASE WHEN c.performers && ")
+            .push_bind(&search.tastes.performers)
+            .push(" THEN 1.0 ELSE 0 END) AS rank");
+    } else {
+        sql.push("0::float8 AS rank");
+    }
+    sql.push(" FROM (SELECT e.event_id, e.title, e.category, e.status, e.performers, e.start_time, e.end_time, \
+         e.currency, e.search_doc, v.venue_id, v.name AS venue_name, v.city AS venue_city, e.min_price_cents, ");
+    sql.push(if search.near.is_some() {
+        "n.distance_m"
+    } else {
+        "NULL::float8 AS distance_m"
+    });
     sql.push(" FROM events e JOIN venues v ON v.venue_id = e.venue_id");
+    if search.near.is_some() {
+        sql.push(" JOIN near n ON n.venue_id = e.venue_id");
+    }
     if let Some(tsquery) = &search.tsquery {
         sql.push(" CROSS JOIN (SELECT to_tsquery('english', ")
             .push_bind(tsquery)
             .push(") AS tsq) q");
     }
-    sql.push(" WHERE e.status = ANY(")
-        .push_bind(statuses)
-        .push(")");
-    if search.tsquery.is_some() {
-        sql.push(" AND e.search_doc @@ q.tsq");
+    // Literal, so the partial indexes on listed events apply.
+    sql.push(" WHERE e.status IN ('PUBLISHED', 'ON_SALE', 'SOLD_OUT', 'COMPLETED')");
+    push_filters(&mut sql, search);
+    if ranked && search.tsquery.is_some() {
+        sql.push(" ORDER BY e.start_time, e.event_id LIMIT ")
+            .push_bind(RANKED);
     }
-    if let Some(category) = search.category {
-        sql.push(" AND e.category = ").push_bind(category.as_str());
-    }
-    if let Some(city) = &search.city {
-        sql.push(" AND lower(v.city) = lower(")
-            .push_bind(city)
-            .push(")");
-    }
-    if let Some(performer) = &search.performer {
-        sql.push(
-            " AND EXISTS (SELECT 1 FROM unnest(e.performers) p WHERE search_fold(p) = search_fold(",
-        )
-        .push_bind(performer)
-        .push("))");
-    }
-    match search.from {
-        DateBound::Instant(t) => sql.push(" AND e.end_time >= ").push_bind(t),
-        DateBound::LocalDay(d) => sql
-            .push(" AND e.start_time >= (")
-            .push_bind(d)
-            .push("::date::timestamp AT TIME ZONE v.timezone)"),
-    };
-    match search.to {
-        Some(DateBound::Instant(t)) => {
-            sql.push(" AND e.start_time < ").push_bind(t);
-        }
-        Some(DateBound::LocalDay(d)) => {
-            sql.push(" AND e.start_time < ((")
-                .push_bind(d)
-                .push("::date + 1)::timestamp AT TIME ZONE v.timezone)");
-        }
-        None => {}
-    }
-    if let (Some(p), Some(km)) = (search.near, search.within_km) {
-        let meters = km * 1000.0;
-        sql.push(" AND earth_box(ll_to_earth(")
-            .push_bind(p.lat)
-            .push(", ")
-            .push_bind(p.lng)
-            .push("), ")
-            .push_bind(meters)
-            .push(") @> ll_to_earth(v.latitude, v.longitude) AND earth_distance(ll_to_earth(v.latitude, v.longitude), ll_to_earth(")
-            .push_bind(p.lat)
-            .push(", ")
-            .push_bind(p.lng)
-            .push(")) <= ")
-            .push_bind(meters);
-    }
-    if let Some(min) = search.min_price_cents {
-        sql.push(" AND e.max_price_cents >= ").push_bind(min);
-    }
-    if let Some(max) = search.max_price_cents {
-        sql.push(" AND e.min_price_cents <= ").push_bind(max);
-    }
-    if search.sort == Sort::Price {
-        sql.push(" AND e.min_price_cents IS NOT NULL");
-    }
-    if search.available {
-        // What the engines write the moment the last ticket goes: SOLD_OUT.
-        sql.push(" AND e.status IN ('PUBLISHED', 'ON_SALE') AND e.start_time > ")
-            .push_bind(search.now)
-            .push(" AND EXISTS (SELECT 1 FROM onsales o WHERE o.event_id = e.event_id AND o.sale_ends_at > ")
-            .push_bind(search.now)
-            .push(")");
+    sql.push(") c");
+    if let Some(tsquery) = &search.tsquery {
+        sql.push(" CROSS JOIN (SELECT to_tsquery('english', ")
+            .push_bind(tsquery)
+            .push(") AS tsq) q");
     }
     sql.push(") x");
     let (key, direction) = match search.sort {
@@ -255,6 +218,79 @@ pub async fn search(pool: &PgPool, search: &Search) -> anyhow::Result<Vec<FoundR
         .fetch_all(pool)
         .await
         .context("searching events")
+}
+
+/// The search's filters, as conditions on `e` (events), `v` (venues), `n` (distances).
+fn push_filters(sql: &mut QueryBuilder<'_, Postgres>, search: &Search) {
+    if search.tsquery.is_some() {
+        sql.push(" AND e.search_doc @@ q.tsq");
+    }
+    if let Some(category) = search.category {
+        sql.push(" AND e.category = ").push_bind(category.as_str());
+    }
+    if let Some(city) = &search.city {
+        // The city's venues first, then their events (an index on each).
+        sql.push(
+            " AND e.venue_id = ANY(ARRAY(SELECT venue_id FROM venues WHERE lower(city) = lower(",
+        )
+        .push_bind(city.clone())
+        .push(")))");
+    }
+    if let Some(performer) = &search.performer {
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM unnest(e.performers) p WHERE search_fold(p) = search_fold(",
+        )
+        .push_bind(performer.clone())
+        .push("))");
+    }
+    // A day is the venue's: the UTC bounds widened by the largest offsets (±14 h) let the
+    // index on start times narrow it first.
+    let day_start = |d: chrono::NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+    match search.from {
+        DateBound::Instant(t) => {
+            sql.push(" AND e.end_time >= ").push_bind(t);
+        }
+        DateBound::LocalDay(d) => {
+            sql.push(" AND e.start_time >= ")
+                .push_bind(day_start(d) - chrono::Duration::hours(14))
+                .push(" AND e.start_time >= (")
+                .push_bind(d)
+                .push("::date::timestamp AT TIME ZONE v.timezone)");
+        }
+    }
+    match search.to {
+        Some(DateBound::Instant(t)) => {
+            sql.push(" AND e.start_time < ").push_bind(t);
+        }
+        Some(DateBound::LocalDay(d)) => {
+            sql.push(" AND e.start_time < ")
+                .push_bind(day_start(d) + chrono::Duration::hours(24 + 14))
+                .push(" AND e.start_time < ((")
+                .push_bind(d)
+                .push("::date + 1)::timestamp AT TIME ZONE v.timezone)");
+        }
+        None => {}
+    }
+    if let Some(km) = search.within_km {
+        sql.push(" AND n.distance_m <= ").push_bind(km * 1000.0);
+    }
+    if let Some(min) = search.min_price_cents {
+        sql.push(" AND e.max_price_cents >= ").push_bind(min);
+    }
+    if let Some(max) = search.max_price_cents {
+        sql.push(" AND e.min_price_cents <= ").push_bind(max);
+    }
+    if search.sort == Sort::Price {
+        sql.push(" AND e.min_price_cents IS NOT NULL");
+    }
+    if search.available {
+        // What the engines write the moment the last ticket goes: SOLD_OUT.
+        sql.push(" AND e.status IN ('PUBLISHED', 'ON_SALE') AND e.start_time > ")
+            .push_bind(search.now)
+            .push(" AND EXISTS (SELECT 1 FROM onsales o WHERE o.event_id = e.event_id AND o.sale_ends_at > ")
+            .push_bind(search.now)
+            .push(")");
+    }
 }
 
 fn push_key(sql: &mut QueryBuilder<'_, Postgres>, key: &CursorKey, sort: Sort) {
