@@ -446,6 +446,13 @@ fn run(
         settings.lease,
     )?;
     let clock = engine.clock().clone();
+    let catalog = Arc::new(http::catalog_cache::CatalogCache::default());
+    let dropped = catalog.clone();
+    crate::cluster::invalidate::spawn_channel_listener(
+        pool.clone(),
+        http::catalog_cache::CHANNEL,
+        Arc::new(move |_| dropped.changed()),
+    );
     let state = web::Data::new(AppState {
         forwarder,
         tokens: TokenKeys::new(&settings.jwt_secret, settings.token_ttl).with_clock(clock.clone()),
@@ -464,6 +471,7 @@ fn run(
         doors,
         refunds,
         trending,
+        catalog: catalog.clone(),
         pool,
         settings: settings.clone(),
     });

@@ -65,12 +65,31 @@ fn parse(payload: &str) -> Option<(Uuid, Change)> {
 
 /// Listens for changes until the actix system stops, reconnecting after failures.
 pub fn spawn_listener(pool: PgPool, on_change: OnChange) {
+    spawn_channel_listener(
+        pool,
+        CHANNEL,
+        Arc::new(move |payload: Option<&str>| match payload {
+            None => on_change(None),
+            Some(payload) => match parse(payload) {
+                Some(change) => on_change(Some(change)),
+                None => tracing::warn!(payload, "an unreadable settings change"),
+            },
+        }),
+    );
+}
+
+/// What a node does with a notice's payload (`None`: notices may have been missed).
+pub type OnNotice = Arc<dyn Fn(Option<&str>) + Send + Sync>;
+
+/// Listens on `channel` until the actix system stops, reconnecting after failures; each
+/// reconnection is told as `None`.
+pub fn spawn_channel_listener(pool: PgPool, channel: &'static str, on_notice: OnNotice) {
     actix_web::rt::spawn(async move {
         loop {
-            if let Err(error) = listen(&pool, &on_change).await {
-                tracing::warn!(%error, "the settings-change listener broke; reconnecting");
+            if let Err(error) = listen(&pool, channel, &on_notice).await {
+                tracing::warn!(%error, channel, "a change listener broke; reconnecting");
             }
-            on_change(None);
+            on_notice(None);
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
@@ -91,31 +110,24 @@ impl Drop for Listening {
     }
 }
 
-async fn listen(pool: &PgPool, on_change: &OnChange) -> anyhow::Result<()> {
+async fn listen(pool: &PgPool, channel: &str, on_notice: &OnNotice) -> anyhow::Result<()> {
     let mut listening = Listening(Some(
         PgListener::connect_with(pool)
             .await
-            .context("connecting the settings-change listener")?,
+            .context("connecting a change listener")?,
     ));
     let Some(listener) = listening.0.as_mut() else {
         anyhow::bail!("the listener vanished");
     };
     listener
-        .listen(CHANNEL)
+        .listen(channel)
         .await
-        .context("listening for settings changes")?;
+        .context("listening for changes")?;
     // Whatever changed before the listener was up may have been missed.
-    on_change(None);
+    on_notice(None);
     loop {
-        match listener
-            .try_recv()
-            .await
-            .context("receiving a settings change")?
-        {
-            Some(notice) => match parse(notice.payload()) {
-                Some(change) => on_change(Some(change)),
-                None => tracing::warn!(payload = notice.payload(), "an unreadable settings change"),
-            },
+        match listener.try_recv().await.context("receiving a change")? {
+            Some(notice) => on_notice(Some(notice.payload())),
             None => anyhow::bail!("the listening connection was lost"),
         }
     }

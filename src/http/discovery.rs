@@ -3,13 +3,15 @@
 //! in the last day (`GET /api/v1/trending`). The rules are in `domain::discovery`, the
 //! queries in `persistence::discovery`.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::auth::MaybeCaller;
+use super::catalog_cache::Page;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::domain::discovery::{self, Cursor, DateBound, Point, Sort, MAX_WITHIN_KM};
@@ -20,7 +22,7 @@ use crate::persistence::discovery::{self as store, Search, Tastes};
 const DEFAULT_PER_PAGE: i64 = 20;
 const MAX_PER_PAGE: i64 = 100;
 
-#[derive(Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogQuery {
     /// Words in the title, a performer, the venue's name or the description; typos and
@@ -148,7 +150,9 @@ fn line(
 }
 
 /// The query's parts, checked; every problem named.
-fn read(query: CatalogQuery, now: DateTime<Utc>) -> Result<(Search, Option<String>), ApiError> {
+fn read(query: CatalogQuery, now: DateTime<Utc>) -> Result<Asked, ApiError> {
+    // The query as asked is the page's key in the cache (a default `from` is "now").
+    let key = format!("{query:?}");
     let mut errors = FieldErrors::new();
     let text = line("q", query.q, 200, &mut errors);
     let category = query
@@ -254,41 +258,50 @@ fn read(query: CatalogQuery, now: DateTime<Utc>) -> Result<(Search, Option<Strin
         now,
         limit: per_page,
     };
-    Ok((search, text))
+    Ok(Asked { search, text, key })
 }
 
-/// Runs a search: spellings of its words, the buyer's tastes, the page, its counts.
-async fn run(
-    state: &AppState,
-    caller: MaybeCaller,
-    mut search: Search,
+/// A search as asked: checked, its text, its key in the cache.
+struct Asked {
+    search: Search,
     text: Option<String>,
-) -> Result<EventPage, ApiError> {
-    if let Some(text) = text {
-        let words = discovery::words(&text);
-        let spelled = store::spellings(&state.pool, &words).await?;
-        search.tsquery = discovery::tsquery(&spelled);
-        if search.tsquery.is_none() {
-            // Nothing searchable in it (only punctuation): nothing matches.
-            return Ok(EventPage {
-                events: Vec::new(),
-                next_cursor: None,
-            });
-        }
-    }
+    key: String,
+}
+
+/// Runs a search (or finds its page in the cache): spellings of its words, the buyer's
+/// tastes, the page, its counts.
+async fn run(state: &AppState, caller: MaybeCaller, asked: Asked) -> Result<EventPage, ApiError> {
+    let Asked {
+        mut search,
+        text,
+        key,
+    } = asked;
     if let Some(caller) = caller.0 {
         search.tastes = store::tastes(&state.pool, caller.user_id).await?;
     }
-    let mut rows = store::search(&state.pool, &search).await?;
-    let more = rows.len() as i64 > search.limit;
-    rows.truncate(usize::try_from(search.limit).unwrap_or(0));
-    let next_cursor = more
-        .then(|| rows.last().map(|r| r.cursor(search.sort).encode()))
-        .flatten();
+    let key = format!(
+        "{key}|{:?}|{:?}",
+        search.tastes.categories, search.tastes.performers
+    );
+    let page = match state.catalog.page(&key) {
+        Some(page) => page,
+        None => {
+            let generation = state.catalog.generation();
+            let page: Page = std::sync::Arc::new(find(state, search, text).await?);
+            state.catalog.keep(key, generation, page.clone());
+            page
+        }
+    };
+    let (rows, next_cursor) = (&page.0, page.1.clone());
     let ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
-    let counts = store::available_counts(&state.pool, &ids).await?;
+    let (mut counts, missing) = state.catalog.counts(&ids);
+    if !missing.is_empty() {
+        let fresh = store::available_counts(&state.pool, &missing).await?;
+        state.catalog.keep_counts(&fresh);
+        counts.extend(fresh);
+    }
     let mut events = Vec::with_capacity(rows.len());
-    for row in rows {
+    for row in rows.iter().cloned() {
         let live = state.engine.counts(row.event_id).await;
         let available = match live {
             Some(live) => {
@@ -325,25 +338,85 @@ async fn run(
     })
 }
 
+/// The page's events from Postgres, and where the next page starts.
+async fn find(
+    state: &AppState,
+    mut search: Search,
+    text: Option<String>,
+) -> Result<(Vec<store::FoundRow>, Option<String>), ApiError> {
+    if let Some(text) = text {
+        let words = discovery::words(&text);
+        let spelled = store::spellings(&state.pool, &words).await?;
+        search.tsquery = discovery::tsquery(&spelled);
+        if search.tsquery.is_none() {
+            // Nothing searchable in it (only punctuation): nothing matches.
+            return Ok((Vec::new(), None));
+        }
+    }
+    let mut rows = store::search(&state.pool, &search).await?;
+    let more = rows.len() as i64 > search.limit;
+    rows.truncate(usize::try_from(search.limit).unwrap_or(0));
+    let next_cursor = more
+        .then(|| rows.last().map(|r| r.cursor(search.sort).encode()))
+        .flatten();
+    Ok((rows, next_cursor))
+}
+
+/// The page with an ETag of its bytes (304 when the client has them) and a short public
+/// life for browsers and a CDN (private when it was ranked for a signed-in buyer).
+fn answer(request: &HttpRequest, page: &EventPage) -> Result<HttpResponse, ApiError> {
+    let body = serde_json::to_vec(page).map_err(|e| ApiError::Unexpected(e.into()))?;
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&body, &mut hasher);
+    let tag = format!("\"{:016x}\"", std::hash::Hasher::finish(&hasher));
+    let personal = request.headers().contains_key(header::AUTHORIZATION);
+    let cache = if personal {
+        "private, max-age=5"
+    } else {
+        "public, max-age=5"
+    };
+    let unchanged = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|given| given.split(',').any(|t| t.trim() == tag));
+    let mut answer = if unchanged {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    answer
+        .insert_header((header::ETAG, tag))
+        .insert_header((header::CACHE_CONTROL, cache))
+        .insert_header((header::VARY, "Authorization"));
+    Ok(if unchanged {
+        answer.finish()
+    } else {
+        answer.content_type("application/json").body(body)
+    })
+}
+
 /// Published events: search, filters, sorts, cursor pages.
 #[utoipa::path(get, path = "/api/v1/events", tag = "catalog", params(CatalogQuery),
     responses((status = 200, body = EventPage), (status = 400, body = ErrorBody)))]
-#[tracing::instrument(skip(state, caller, query))]
+#[tracing::instrument(skip(state, request, caller, query))]
 pub async fn list(
     state: web::Data<AppState>,
+    request: HttpRequest,
     caller: MaybeCaller,
     query: web::Query<CatalogQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (search, text) = read(query.into_inner(), state.now())?;
-    Ok(HttpResponse::Ok().json(run(&state, caller, search, text).await?))
+    let asked = read(query.into_inner(), state.now())?;
+    answer(&request, &run(&state, caller, asked).await?)
 }
 
 /// The same search by text alone, best match first (seed 003's path).
 #[utoipa::path(get, path = "/api/v1/search", tag = "catalog", params(SearchQuery),
     responses((status = 200, body = EventPage), (status = 400, body = ErrorBody)))]
-#[tracing::instrument(skip(state, caller, query))]
+#[tracing::instrument(skip(state, request, caller, query))]
 pub async fn search(
     state: web::Data<AppState>,
+    request: HttpRequest,
     caller: MaybeCaller,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -364,8 +437,8 @@ pub async fn search(
         cursor: query.cursor,
         per_page: query.per_page,
     };
-    let (search, text) = read(catalog, state.now())?;
-    Ok(HttpResponse::Ok().json(run(&state, caller, search, text).await?))
+    let asked = read(catalog, state.now())?;
+    answer(&request, &run(&state, caller, asked).await?)
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod auth;
 pub mod blocked;
 pub mod catalog;
+pub mod catalog_cache;
 pub mod cluster;
 pub mod discovery;
 pub mod doors;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub refunds: Arc<crate::refunds::Refunds>,
     /// What sold most lately.
     pub trending: Arc<crate::trending::Trending>,
+    /// The event list's pages and counts (see `catalog_cache`).
+    pub catalog: Arc<catalog_cache::CatalogCache>,
 }
 
 impl AppState {

@@ -118,9 +118,9 @@ pub async fn tastes(pool: &PgPool, buyer: Uuid) -> anyhow::Result<Tastes> {
 }
 
 /// How many of the soonest matches of a search text are ranked: a word in thousands of
-/// events ranks the first thousand of them (the ones still to come soonest), so that one
+/// events ranks the first 500 of them (the ones still to come soonest), so that one
 /// common word costs what a rare one does.
-pub const RANKED: i64 = 1000;
+pub const RANKED: i64 = 500;
 
 /// One page of events (`limit + 1` rows, so the caller knows whether another follows).
 ///
@@ -129,10 +129,20 @@ pub const RANKED: i64 = 1000;
 #[tracing::instrument(skip(pool, search), fields(sort = ?search.sort))]
 pub async fn search(pool: &PgPool, search: &Search) -> anyhow::Result<Vec<FoundRow>> {
     let mut sql: QueryBuilder<Postgres> = QueryBuilder::new("");
+    let mut with = "WITH";
+    if let Some(tsquery) = &search.tsquery {
+        // The matches from the text index first, whatever else the planner would prefer:
+        // walking events in date order and testing each against the text is ruinous for a
+        // rare word.
+        sql.push("WITH hits AS MATERIALIZED (SELECT event_id FROM events WHERE search_doc @@ to_tsquery('english', ")
+            .push_bind(tsquery)
+            .push(")) ");
+        with = ",";
+    }
     if let Some(p) = search.near {
         // Distance per venue, once (not per event), and only venues in the box when a
         // radius is given (the GiST index on their position).
-        sql.push("WITH near AS MATERIALIZED (SELECT venue_id, earth_distance(ll_to_earth(latitude, longitude), ll_to_earth(")
+        sql.push(with).push(" near AS MATERIALIZED (SELECT venue_id, earth_distance(ll_to_earth(latitude, longitude), ll_to_earth(")
             .push_bind(p.lat)
             .push(", ")
             .push_bind(p.lng)
@@ -177,10 +187,8 @@ pub async fn search(pool: &PgPool, search: &Search) -> anyhow::Result<Vec<FoundR
     if search.near.is_some() {
         sql.push(" JOIN near n ON n.venue_id = e.venue_id");
     }
-    if let Some(tsquery) = &search.tsquery {
-        sql.push(" CROSS JOIN (SELECT to_tsquery('english', ")
-            .push_bind(tsquery)
-            .push(") AS tsq) q");
+    if search.tsquery.is_some() {
+        sql.push(" JOIN hits h ON h.event_id = e.event_id");
     }
     // Literal, so the partial indexes on listed events apply.
     sql.push(" WHERE e.status IN ('PUBLISHED', 'ON_SALE', 'SOLD_OUT', 'COMPLETED')");
@@ -220,11 +228,9 @@ pub async fn search(pool: &PgPool, search: &Search) -> anyhow::Result<Vec<FoundR
         .context("searching events")
 }
 
-/// The search's filters, as conditions on `e` (events), `v` (venues), `n` (distances).
+/// The search's filters, as conditions on `e` (events), `v` (venues), `n` (distances); the
+/// text's matches are joined as `hits`.
 fn push_filters(sql: &mut QueryBuilder<'_, Postgres>, search: &Search) {
-    if search.tsquery.is_some() {
-        sql.push(" AND e.search_doc @@ q.tsq");
-    }
     if let Some(category) = search.category {
         sql.push(" AND e.category = ").push_bind(category.as_str());
     }

@@ -535,3 +535,88 @@ async fn trending_in_redis_is_counted_once_per_order_and_rebuilt_after_a_flush()
     assert_eq!(ids(&in_paris), vec![big]);
     forget(&prefix);
 }
+
+#[actix_web::test]
+async fn pages_are_cached_until_the_catalog_changes_and_revalidated_by_etag() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let place = app.venue_at(&organizer, "Lyon", LYON, "Europe/Paris").await;
+    let event = app
+        .listed(
+            &organizer,
+            &place,
+            Listing {
+                title: "Old Tunes",
+                ..Listing::default()
+            },
+        )
+        .await;
+    let titles = || async {
+        let (_, body) = app.get("/api/v1/events", None).await;
+        body["events"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["title"].as_str().unwrap_or_default().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(titles().await, ["Old Tunes"]);
+    // A change nobody announces (the notice switched off) is not seen: the page is cached.
+    let rename = |title: &'static str| {
+        sqlx::query("UPDATE events SET title = $2 WHERE event_id = $1")
+            .bind(event)
+            .bind(title)
+    };
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_catalog_changed")
+        .execute(&app.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    rename("Quiet Change")
+        .execute(&app.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(titles().await, ["Old Tunes"]);
+    // Announced, every node drops its pages.
+    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_catalog_changed")
+        .execute(&app.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    rename("New Tunes")
+        .execute(&app.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    app.eventually("the edit shows", || async {
+        titles().await == ["New Tunes"]
+    })
+    .await;
+    assert_eq!(app.found("q=new%20tunes", None).await, vec![event]);
+
+    // The browser's copy is revalidated by its ETag.
+    let url = app.url("/api/v1/events");
+    let client = reqwest::Client::new();
+    let first = client
+        .get(&url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tag = first
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(tag.starts_with('"'), "{:?}", first.headers());
+    assert!(first
+        .headers()
+        .get("cache-control")
+        .is_some_and(|v| v == "public, max-age=5"));
+    let again = client
+        .get(&url)
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+}
