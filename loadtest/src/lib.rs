@@ -12,6 +12,7 @@
 //! ./target/release/loadtest flash-sale    # 20,000 browsers, 10,000 seats, invariants checked
 //! ./target/release/loadtest cluster       # 3 nodes behind nginx beside 1: throughput, forwarding, failover
 //! ./target/release/loadtest doors         # 50,000 tickets, 20 gates, each ticket shown twice: one ADMIT each
+//! ./target/release/loadtest search        # 100,000 events in 2,000 venues: search, filters, distance, trending
 //! ```
 //! Traffic goes to 127.0.0.1 only, unless `--url` names another server.
 
