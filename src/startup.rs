@@ -447,12 +447,6 @@ fn run(
     )?;
     let clock = engine.clock().clone();
     let catalog = Arc::new(http::catalog_cache::CatalogCache::default());
-    let dropped = catalog.clone();
-    crate::cluster::invalidate::spawn_channel_listener(
-        pool.clone(),
-        http::catalog_cache::CHANNEL,
-        Arc::new(move |_| dropped.changed()),
-    );
     let state = web::Data::new(AppState {
         forwarder,
         tokens: TokenKeys::new(&settings.jwt_secret, settings.token_ttl).with_clock(clock.clone()),

@@ -83,7 +83,7 @@ pub type OnNotice = Arc<dyn Fn(Option<&str>) + Send + Sync>;
 
 /// Listens on `channel` until the actix system stops, reconnecting after failures; each
 /// reconnection is told as `None`.
-pub fn spawn_channel_listener(pool: PgPool, channel: &'static str, on_notice: OnNotice) {
+fn spawn_channel_listener(pool: PgPool, channel: &'static str, on_notice: OnNotice) {
     actix_web::rt::spawn(async move {
         loop {
             if let Err(error) = listen(&pool, channel, &on_notice).await {

@@ -1,11 +1,11 @@
 //! The event list's answers, cached on each node: a page by its query (and the buyer's
-//! tastes), kept until the catalog changes — a trigger on `events` and `venues` notifies
-//! every node (`boxoffice_catalog`) of any change: an event published, edited, repriced,
-//! sold out, cancelled — and for a minute at most besides. Tickets left are cached for
-//! two seconds an event (an engine running on this node gives its live count instead).
+//! tastes) under the catalog's version, which each request reads (one row): any change to
+//! what the list shows moves it when its transaction commits (a trigger on events and
+//! venues, see the migration `20261207000002_catalog_version.sql`), so no node serves a
+//! page older than a change already committed — a minute at most besides. Tickets left are
+//! cached for two seconds an event (an engine running on this node gives its live count).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -13,8 +13,6 @@ use uuid::Uuid;
 
 use crate::persistence::discovery::FoundRow;
 
-/// The notices' channel (see the migration `20261207000002_catalog_notify.sql`).
-pub const CHANNEL: &str = "boxoffice_catalog";
 const PAGE_TTL: Duration = Duration::from_secs(60);
 const COUNT_TTL: Duration = Duration::from_secs(2);
 /// Pages kept at most (then the cache starts again empty).
@@ -27,42 +25,36 @@ type Pages = HashMap<String, (u64, Instant, Page)>;
 
 #[derive(Default)]
 pub struct CatalogCache {
-    generation: AtomicU64,
     pages: Mutex<Pages>,
     counts: Mutex<HashMap<Uuid, (Instant, i64)>>,
 }
 
+/// The catalog's version now.
+pub async fn version(pool: &sqlx::PgPool) -> anyhow::Result<u64> {
+    use anyhow::Context;
+    let version: i64 = sqlx::query_scalar("SELECT version FROM catalog_version")
+        .fetch_one(pool)
+        .await
+        .context("reading the catalog's version")?;
+    Ok(version as u64)
+}
+
 impl CatalogCache {
-    /// The catalog changed (or notices may have been missed): nothing cached holds.
-    pub fn changed(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.pages
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-
-    /// The generation a page read now belongs to: take it before reading Postgres, so a
-    /// change during the read leaves the page stale rather than kept.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
-    }
-
-    pub fn page(&self, key: &str) -> Option<Page> {
+    /// The page of `key` read at `version`, if it is not older than a minute.
+    pub fn page(&self, key: &str, version: u64) -> Option<Page> {
         let pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
-        let (generation, at, page) = pages.get(key)?;
-        (*generation == self.generation() && at.elapsed() < PAGE_TTL).then(|| page.clone())
+        let (read_at, at, page) = pages.get(key)?;
+        (*read_at == version && at.elapsed() < PAGE_TTL).then(|| page.clone())
     }
 
-    pub fn keep(&self, key: String, generation: u64, page: Page) {
-        if generation != self.generation() {
-            return;
-        }
+    /// Keeps a page read at `version` (read before the page, so a change during the read
+    /// leaves the page under the older version).
+    pub fn keep(&self, key: String, version: u64, page: Page) {
         let mut pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
         if pages.len() >= MAX_PAGES {
             pages.clear();
         }
-        pages.insert(key, (generation, Instant::now(), page));
+        pages.insert(key, (version, Instant::now(), page));
     }
 
     /// Cached counts of `ids`, and the ids without a fresh one.
@@ -98,17 +90,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_change_drops_pages_even_those_read_while_it_happened() {
+    fn a_page_is_good_for_its_version_only() {
         let cache = CatalogCache::default();
         let page: Page = Arc::new((Vec::new(), None));
-        let before = cache.generation();
-        cache.keep("a".into(), before, page.clone());
-        assert!(cache.page("a").is_some());
-        cache.changed();
-        assert!(cache.page("a").is_none());
-        // Read before the change, kept after it: not kept.
-        cache.keep("b".into(), before, page.clone());
-        assert!(cache.page("b").is_none());
+        cache.keep("a".into(), 4, page.clone());
+        assert!(cache.page("a", 4).is_some());
+        assert!(cache.page("a", 5).is_none(), "the catalog changed");
+        assert!(cache.page("b", 4).is_none());
         let id = Uuid::new_v4();
         cache.keep_counts(&HashMap::from([(id, 7)]));
         assert_eq!(cache.counts(&[id]).0.get(&id), Some(&7));

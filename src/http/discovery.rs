@@ -283,12 +283,12 @@ async fn run(state: &AppState, caller: MaybeCaller, asked: Asked) -> Result<Even
         "{key}|{:?}|{:?}",
         search.tastes.categories, search.tastes.performers
     );
-    let page = match state.catalog.page(&key) {
+    let version = super::catalog_cache::version(&state.pool).await?;
+    let page = match state.catalog.page(&key, version) {
         Some(page) => page,
         None => {
-            let generation = state.catalog.generation();
             let page: Page = std::sync::Arc::new(find(state, search, text).await?);
-            state.catalog.keep(key, generation, page.clone());
+            state.catalog.keep(key, version, page.clone());
             page
         }
     };

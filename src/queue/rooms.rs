@@ -429,14 +429,31 @@ impl WaitingRooms {
 
     /// Runs an admission pass at once; how many were let in.
     pub async fn admit_now(&self, event_id: Uuid) -> Result<u64, QueueError> {
-        let (addr, _) = self.open_room(event_id).await?;
-        Ok(addr.send(AdmitNow).await?)
+        self.ask(event_id, AdmitNow).await
     }
 
     /// The room's figures.
     pub async fn stats(&self, event_id: Uuid) -> Result<RoomStats, QueueError> {
+        self.ask(event_id, Stats).await
+    }
+
+    /// Sends `message` to the event's room; a room that closed between being found and
+    /// being asked (its settings changed, and it is being reopened with them) is found
+    /// again, once.
+    async fn ask<M>(&self, event_id: Uuid, message: M) -> Result<M::Result, QueueError>
+    where
+        M: Message + Clone + Send + 'static,
+        M::Result: Send,
+        QueueActor: Handler<M>,
+    {
         let (addr, _) = self.open_room(event_id).await?;
-        Ok(addr.send(Stats).await?)
+        match addr.send(message.clone()).await {
+            Err(MailboxError::Closed) => {
+                let (addr, _) = self.open_room(event_id).await?;
+                Ok(addr.send(message).await?)
+            }
+            answer => Ok(answer?),
+        }
     }
 
     /// Pauses, resumes or re-rates admission, or changes the door: checked against the

@@ -14,7 +14,7 @@ use crate::views::RoomStats;
 
 /// Runs an admission pass now and answers how many were let in (operators, and tests
 /// that move the clock instead of waiting for the tick).
-#[derive(Message)]
+#[derive(Message, Clone, Copy)]
 #[rtype(result = "u64")]
 pub struct AdmitNow;
 
@@ -229,7 +229,7 @@ impl Handler<Unwatch> for QueueActor {
 }
 
 /// The room's figures.
-#[derive(Message)]
+#[derive(Message, Clone, Copy)]
 #[rtype(result = "RoomStats")]
 pub struct Stats;
 
