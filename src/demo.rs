@@ -169,12 +169,14 @@ async fn venue(pool: &PgPool, organizer_id: Uuid) -> anyhow::Result<Uuid> {
     {
         return Ok(v.venue_id);
     }
+    // Wheelchair spaces at both ends of each lower section's back row.
+    let access = json!(["T-1", "T-2", "T-3", "T-4", "T-47", "T-48", "T-49", "T-50"]);
     let layout: LayoutSpec = serde_json::from_value(json!({"sections": [
-        {"name": "101", "kind": "seated", "rows": 20, "seats_per_row": 50},
-        {"name": "102", "kind": "seated", "rows": 20, "seats_per_row": 50},
+        {"name": "101", "kind": "seated", "rows": 20, "seats_per_row": 50, "accessible_seats": access},
+        {"name": "102", "kind": "seated", "rows": 20, "seats_per_row": 50, "accessible_seats": access},
         {"name": "Floor", "kind": "general_admission", "capacity": 2000},
-        {"name": "103", "kind": "seated", "rows": 20, "seats_per_row": 50},
-        {"name": "104", "kind": "seated", "rows": 20, "seats_per_row": 50},
+        {"name": "103", "kind": "seated", "rows": 20, "seats_per_row": 50, "accessible_seats": access},
+        {"name": "104", "kind": "seated", "rows": 20, "seats_per_row": 50, "accessible_seats": access},
         {"name": "201", "kind": "seated", "rows": 25, "seats_per_row": 40, "origin": {"x": 0.0, "y": 30.0}},
         {"name": "202", "kind": "seated", "rows": 25, "seats_per_row": 40, "origin": {"x": 44.0, "y": 30.0}},
         {"name": "203", "kind": "seated", "rows": 25, "seats_per_row": 40, "origin": {"x": 88.0, "y": 30.0}},

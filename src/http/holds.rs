@@ -19,6 +19,9 @@ use crate::views::{HoldView, OrderView};
 pub struct BestAvailableRequest {
     /// A seated section; any section on sale (dearest first) when absent.
     pub section_id: Option<Uuid>,
+    /// Only sections at this price (the seat map's price levels).
+    #[schema(minimum = 0)]
+    pub price_cents: Option<i64>,
     #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub quantity: i64,
 }
@@ -61,6 +64,7 @@ fn request(body: HoldBody) -> Result<HoldRequest, ApiError> {
         (Some(seat_ids), None, None, None) => Ok(HoldRequest::Seats(seat_ids)),
         (None, Some(best), None, None) => Ok(HoldRequest::BestAvailable {
             section_id: best.section_id,
+            price_cents: best.price_cents,
             quantity: count("best_available.quantity", best.quantity)?,
         }),
         (None, None, Some(tier_id), Some(quantity)) => Ok(HoldRequest::Tier {

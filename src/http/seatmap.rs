@@ -44,6 +44,8 @@ pub struct MapSeat<'a> {
     pub x: f32,
     pub y: f32,
     pub price_cents: Option<i64>,
+    /// A wheelchair space.
+    pub accessible: bool,
     /// Live while the event's on-sale engine runs; as of the last confirmed sale otherwise.
     pub state: SeatState,
 }
@@ -182,7 +184,7 @@ fn entity_tag(
 ) -> String {
     let mut hasher = std::hash::DefaultHasher::new();
     // The answer's shape: a new one here must not match tags given out for the old one.
-    2u8.hash(&mut hasher);
+    3u8.hash(&mut hasher);
     event_id.hash(&mut hasher);
     for section in sections {
         (section.section_id, &section.name, &section.kind).hash(&mut hasher);
@@ -226,6 +228,7 @@ fn map_sections<'a>(
                             x: seat.x,
                             y: seat.y,
                             price_cents: s.price_cents,
+                            accessible: seat.accessible,
                             state: states.next().unwrap_or(SeatState::Available),
                         })
                         .collect(),

@@ -225,6 +225,7 @@ pub struct PreviewSeat {
     pub label: String,
     pub x: f32,
     pub y: f32,
+    pub accessible: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -285,6 +286,7 @@ pub async fn preview(
                         label: venue::seat_label(&seat.row_label, seat.seat_number),
                         x: seat.x,
                         y: seat.y,
+                        accessible: seat.accessible,
                     })
                     .collect(),
             })

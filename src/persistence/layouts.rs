@@ -29,6 +29,8 @@ pub struct LayoutSeat {
     pub label: String,
     pub x: f32,
     pub y: f32,
+    /// A wheelchair space.
+    pub accessible: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,13 +77,14 @@ struct SeatLine {
     seat_number: Option<i32>,
     x: Option<f32>,
     y: Option<f32>,
+    accessible: Option<bool>,
 }
 
 /// Reads the event's seating from Postgres (`None`: no such event).
 #[tracing::instrument(skip(pool))]
 pub async fn load(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Option<EventLayout>> {
     let lines: Vec<SeatLine> = sqlx::query_as(
-        "SELECT s.section_id, st.seat_id, st.row_label, st.seat_number, st.x, st.y \
+        "SELECT s.section_id, st.seat_id, st.row_label, st.seat_number, st.x, st.y, st.accessible \
          FROM events e JOIN sections s ON s.venue_id = e.venue_id \
          LEFT JOIN seats st ON st.section_id = s.section_id \
          WHERE e.event_id = $1 ORDER BY s.position, st.position",
@@ -119,6 +122,7 @@ pub async fn load(pool: &PgPool, event_id: Uuid) -> anyhow::Result<Option<EventL
             label: seat_label(&row_label, number),
             x: line.x.unwrap_or_default(),
             y: line.y.unwrap_or_default(),
+            accessible: line.accessible.unwrap_or_default(),
         };
         match section.rows.last_mut() {
             Some(row) if row.label == row_label => row.seats.push(seat),
@@ -287,6 +291,7 @@ mod tests {
                 label: format!("A-{}", i + 1),
                 x: i as f32,
                 y: 0.0,
+                accessible: false,
             })
             .collect();
         Arc::new(EventLayout {

@@ -114,10 +114,11 @@ async fn insert_layout(
         let positions: Vec<i32> = section.seats.iter().map(|s| s.position).collect();
         let xs: Vec<f32> = section.seats.iter().map(|s| s.x).collect();
         let ys: Vec<f32> = section.seats.iter().map(|s| s.y).collect();
+        let accessible: Vec<bool> = section.seats.iter().map(|s| s.accessible).collect();
         sqlx::query(
-            "INSERT INTO seats (seat_id, section_id, row_label, seat_number, position, x, y) \
-             SELECT id, $2, r, n, p, x, y \
-             FROM UNNEST($1::uuid[], $3::text[], $4::int4[], $5::int4[], $6::float4[], $7::float4[]) AS t(id, r, n, p, x, y)",
+            "INSERT INTO seats (seat_id, section_id, row_label, seat_number, position, x, y, accessible) \
+             SELECT id, $2, r, n, p, x, y, a \
+             FROM UNNEST($1::uuid[], $3::text[], $4::int4[], $5::int4[], $6::float4[], $7::float4[], $8::bool[]) AS t(id, r, n, p, x, y, a)",
         )
         .bind(&ids)
         .bind(section_id)
@@ -126,6 +127,7 @@ async fn insert_layout(
         .bind(&positions)
         .bind(&xs)
         .bind(&ys)
+        .bind(&accessible)
         .execute(&mut **tx)
         .await
         .context("inserting seats")?;

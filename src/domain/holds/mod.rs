@@ -314,8 +314,9 @@ impl HoldBook {
             HoldRequest::Seats(seat_ids) => self.plan_seats(hold_id, seat_ids)?,
             HoldRequest::BestAvailable {
                 section_id,
+                price_cents,
                 quantity,
-            } => self.plan_best(hold_id, section_id, quantity)?,
+            } => self.plan_best(hold_id, section_id, price_cents, quantity)?,
         };
         if !matches!(reservation, Reservation::Held(_)) {
             let pending = Pending {

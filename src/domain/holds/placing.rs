@@ -68,6 +68,7 @@ impl HoldBook {
         &self,
         hold_id: Uuid,
         section_id: Option<Uuid>,
+        price_cents: Option<i64>,
         quantity: u32,
     ) -> Result<Reservation, HoldError> {
         if quantity == 0 {
@@ -102,6 +103,15 @@ impl HoldBook {
                 all
             }
         };
+        if let Some(price) = price_cents {
+            candidates.retain(|&i| self.sections[i].price_cents == Some(price));
+            if candidates.is_empty() {
+                return Err(HoldError::Invalid(FieldErrors::single(
+                    "best_available.price_cents",
+                    "no seated section on sale here at this price",
+                )));
+            }
+        }
         candidates.retain(|&i| self.sections[i].free >= quantity);
         if candidates.is_empty() {
             return Err(HoldError::SoldOut);

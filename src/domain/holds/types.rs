@@ -20,9 +20,11 @@ pub const ENDED_MEMORY: usize = 200_000;
 pub enum HoldRequest {
     /// These exact seats, possibly across sections.
     Seats(Vec<Uuid>),
-    /// The best `quantity` seats together, in one section or in any.
+    /// The best `quantity` seats together, in one section or in any (at one price, when
+    /// `price_cents` is given).
     BestAvailable {
         section_id: Option<Uuid>,
+        price_cents: Option<i64>,
         quantity: u32,
     },
     /// A quantity of a general-admission tier.

@@ -62,6 +62,9 @@ pub struct SeatSpec {
     /// Map coordinates; give them for every seat of the section or for none.
     pub x: Option<f64>,
     pub y: Option<f64>,
+    /// A wheelchair space (or a seat kept for access needs).
+    #[serde(default)]
+    pub accessible: bool,
 }
 
 /// A section as the organizer describes it. A `seated` section gives either `rows` and
@@ -87,6 +90,10 @@ pub struct SectionSpec {
     /// Standing places of a general-admission section.
     #[schema(minimum = 1, maximum = 200000)]
     pub capacity: Option<i64>,
+    /// Seats (by label, e.g. `T-1`) that are wheelchair spaces, for a section of rows ×
+    /// seats; an explicit `seats` list marks them seat by seat instead.
+    #[schema(max_items = 20000)]
+    pub accessible_seats: Option<Vec<String>>,
 }
 
 /// A venue's whole layout as the organizer describes it.
@@ -105,6 +112,7 @@ pub struct PlannedSeat {
     pub position: i32,
     pub x: f32,
     pub y: f32,
+    pub accessible: bool,
 }
 
 /// A validated section.
@@ -196,6 +204,7 @@ fn plan_general_admission(
         ("rows", spec.rows.is_some()),
         ("seats_per_row", spec.seats_per_row.is_some()),
         ("seats", spec.seats.is_some()),
+        ("accessible_seats", spec.accessible_seats.is_some()),
     ] {
         errors.check(
             !given,
@@ -235,9 +244,18 @@ fn plan_seated(
     );
     let planned = match (spec.rows, spec.seats_per_row, spec.seats.as_deref()) {
         (Some(rows), Some(per_row), None) => {
-            generate_grid(rows, per_row, spec.row_labels, origin, at, errors)
+            generate_grid(rows, per_row, spec.row_labels, origin, at, errors).and_then(|seats| {
+                mark_accessible(seats, spec.accessible_seats.as_deref(), at, errors)
+            })
         }
-        (None, None, Some(seats)) => explicit_seats(seats, origin, at, errors),
+        (None, None, Some(seats)) => {
+            errors.check(
+                spec.accessible_seats.is_none(),
+                format!("{at}.accessible_seats"),
+                "a seats list marks its wheelchair spaces seat by seat (accessible: true)",
+            );
+            explicit_seats(seats, origin, at, errors)
+        }
         _ => {
             errors.add(
                 at.to_owned(),
@@ -296,10 +314,50 @@ fn generate_grid(
                 position,
                 x: origin.0 + (number - 1) as f32 * SEAT_PITCH,
                 y: origin.1 + row as f32 * ROW_PITCH,
+                accessible: false,
             });
         }
     }
     Some(seats)
+}
+
+/// Marks the seats named in `labels` (e.g. `T-1`) as wheelchair spaces; a label that
+/// names no seat of the section is an error.
+fn mark_accessible(
+    mut seats: Vec<PlannedSeat>,
+    labels: Option<&[String]>,
+    at: &str,
+    errors: &mut FieldErrors,
+) -> Option<Vec<PlannedSeat>> {
+    let Some(labels) = labels else {
+        return Some(seats);
+    };
+    if labels.len() > seats.len() {
+        errors.add(
+            format!("{at}.accessible_seats"),
+            "lists more seats than the section has",
+        );
+        return None;
+    }
+    let by_label: std::collections::HashMap<String, usize> = seats
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (seat_label(&s.row_label, s.seat_number), i))
+        .collect();
+    let mut ok = true;
+    for (index, label) in labels.iter().enumerate() {
+        match by_label.get(label.trim()) {
+            Some(&i) => seats[i].accessible = true,
+            None => {
+                errors.add(
+                    format!("{at}.accessible_seats[{index}]"),
+                    "names no seat of this section (labels look like A-1)",
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(seats)
 }
 
 fn explicit_seats(
@@ -375,6 +433,7 @@ fn explicit_seats(
             position: 0,
             x,
             y,
+            accessible: spec.accessible,
         });
     }
     if !ok {
@@ -387,139 +446,4 @@ fn explicit_seats(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn layout(json: serde_json::Value) -> LayoutSpec {
-        serde_json::from_value(json).unwrap_or_else(|e| panic!("bad test layout: {e}"))
-    }
-
-    #[test]
-    fn row_letters_continue_past_z() {
-        let labels: Vec<_> = [0, 1, 25, 26, 27, 51, 52, 701, 702]
-            .iter()
-            .map(|&i| RowLabels::Letters.label(i))
-            .collect();
-        assert_eq!(labels, ["A", "B", "Z", "AA", "AB", "AZ", "BA", "ZZ", "AAA"]);
-        assert_eq!(RowLabels::Numbers.label(0), "1");
-    }
-
-    #[test]
-    fn a_grid_section_has_rows_times_seats() {
-        let spec = layout(serde_json::json!({"sections": [
-            {"name": "Floor", "kind": "general_admission", "capacity": 500},
-            {"name": "101", "kind": "seated", "rows": 3, "seats_per_row": 4},
-        ]}));
-        let plan = SeatingPlan::parse(&spec, "layout").unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(plan.capacity(), 512);
-        let seated = &plan.sections[1];
-        assert_eq!(seated.seats.len(), 12);
-        assert_eq!(
-            seat_label(&seated.seats[11].row_label, seated.seats[11].seat_number),
-            "C-4"
-        );
-        let positions: Vec<_> = seated.seats.iter().map(|s| s.position).collect();
-        assert_eq!(positions, (0..12).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn sections_are_placed_side_by_side() {
-        let spec = layout(serde_json::json!({"sections": [
-            {"name": "A", "kind": "seated", "rows": 1, "seats_per_row": 10},
-            {"name": "B", "kind": "seated", "rows": 1, "seats_per_row": 10},
-        ]}));
-        let plan = SeatingPlan::parse(&spec, "layout").unwrap_or_else(|e| panic!("{e:?}"));
-        let right_of_a = plan.sections[0]
-            .seats
-            .iter()
-            .map(|s| s.x)
-            .fold(f32::MIN, f32::max);
-        let left_of_b = plan.sections[1]
-            .seats
-            .iter()
-            .map(|s| s.x)
-            .fold(f32::MAX, f32::min);
-        assert!(left_of_b > right_of_a);
-    }
-
-    #[test]
-    fn explicit_seats_keep_their_order_and_refuse_duplicates() {
-        let ok = layout(
-            serde_json::json!({"sections": [{"name": "Box", "kind": "seated",
-            "seats": [{"row": "A", "number": 2}, {"row": "A", "number": 1}, {"row": "B", "number": 1}]}]}),
-        );
-        let plan = SeatingPlan::parse(&ok, "layout").unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(plan.sections[0].seats[0].seat_number, 2);
-        assert_eq!(plan.sections[0].seats[2].y, ROW_PITCH);
-
-        let dup = layout(
-            serde_json::json!({"sections": [{"name": "Box", "kind": "seated",
-            "seats": [{"row": "A", "number": 1}, {"row": "A", "number": 1}]}]}),
-        );
-        let errors = SeatingPlan::parse(&dup, "layout")
-            .err()
-            .map(FieldErrors::into_inner)
-            .unwrap_or_default();
-        assert!(
-            errors.contains_key("layout.sections[0].seats[1]"),
-            "{errors:?}"
-        );
-    }
-
-    #[test]
-    fn bad_sections_name_their_field() {
-        let spec = layout(serde_json::json!({"sections": [
-            {"name": "A", "kind": "seated", "rows": 0, "seats_per_row": 10},
-            {"name": "B", "kind": "general_admission", "capacity": -5},
-            {"name": "a", "kind": "seated", "rows": 2},
-            {"name": "", "kind": "seated", "rows": 1, "seats_per_row": 1},
-        ]}));
-        let errors = SeatingPlan::parse(&spec, "layout")
-            .err()
-            .map(FieldErrors::into_inner)
-            .unwrap_or_default();
-        for field in [
-            "layout.sections[0].rows",
-            "layout.sections[1].capacity",
-            "layout.sections[2]",
-            "layout.sections[3].name",
-        ] {
-            assert!(
-                errors.contains_key(field),
-                "{field} missing from {errors:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn an_empty_layout_is_refused() {
-        assert!(SeatingPlan::parse(&LayoutSpec { sections: vec![] }, "layout").is_err());
-    }
-
-    #[test]
-    fn section_names_are_unique_regardless_of_case() {
-        let spec = layout(serde_json::json!({"sections": [
-            {"name": "Floor", "kind": "general_admission", "capacity": 5},
-            {"name": "FLOOR", "kind": "general_admission", "capacity": 5},
-        ]}));
-        assert!(SeatingPlan::parse(&spec, "layout").is_err());
-    }
-
-    proptest! {
-        #[test]
-        fn generated_grids_have_unique_seats_and_dense_positions(rows in 1i64..40, per_row in 1i64..40) {
-            let spec = LayoutSpec { sections: vec![SectionSpec {
-                name: "S".into(), kind: SectionKind::Seated, rows: Some(rows), seats_per_row: Some(per_row),
-                row_labels: RowLabels::Letters, seats: None, origin: None, capacity: None }] };
-            let plan = SeatingPlan::parse(&spec, "layout").map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
-            let seats = &plan.sections[0].seats;
-            prop_assert_eq!(seats.len() as i64, rows * per_row);
-            let unique: HashSet<_> = seats.iter().map(|s| (s.row_label.clone(), s.seat_number)).collect();
-            prop_assert_eq!(unique.len(), seats.len());
-            for (i, seat) in seats.iter().enumerate() {
-                prop_assert_eq!(seat.position as usize, i);
-            }
-        }
-    }
-}
+mod tests;

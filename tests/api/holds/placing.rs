@@ -200,3 +200,46 @@ async fn tier_holds_count_down_the_tier_until_it_is_sold_out() {
     assert_eq!(detail["tiers"][1]["available"], 0);
     assert_eq!(detail["tiers"][0]["available"], 80);
 }
+
+#[actix_web::test]
+async fn best_available_at_a_price_level_stays_at_that_price() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let (venue, event_id) = app.on_sale_event(&organizer.token).await;
+    let buyer = app.buyer().await;
+    // Section A is €80, B €50: the best seats at €50 are in B, although A is better.
+    let (status, hold) = app
+        .hold(
+            &buyer.token,
+            event_id,
+            &json!({"best_available": {"quantity": 2, "price_cents": 5000}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    assert_eq!(hold["total_cents"], 10_000, "{hold}");
+    assert!(
+        hold["seats"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|s| s["label"].as_str().is_some_and(|l| l.starts_with("B "))),
+        "{hold}"
+    );
+    // A price nobody sells at, or a section at another price, names the field.
+    for body in [
+        json!({"best_available": {"quantity": 1, "price_cents": 1234}}),
+        json!({"best_available": {"quantity": 1, "price_cents": 5000, "section_id": venue.seated[0]}}),
+    ] {
+        let (status, refused) = app.hold(&buyer.token, event_id, &body).await;
+        assert_error(
+            status,
+            &refused,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+        assert!(
+            refused["error"]["fields"]["best_available.price_cents"].is_string(),
+            "{refused}"
+        );
+    }
+}

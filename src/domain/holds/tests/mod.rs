@@ -47,6 +47,27 @@ fn best_available_goes_to_the_dearest_section_first() {
 }
 
 #[test]
+fn best_available_at_a_price_stays_at_that_price() {
+    let mut sale = Sale::new();
+    let at = |price| HoldRequest::BestAvailable {
+        section_id: None,
+        price_cents: Some(price),
+        quantity: 2,
+    };
+    let view = sale
+        .hold(Uuid::new_v4(), at(1_000), open())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(view.seats.iter().all(|s| s.section_id == ids().sections[0]));
+    assert_eq!(view.total_cents, 2_000);
+    let refused = sale.hold(Uuid::new_v4(), at(1_500), open());
+    assert!(
+        matches!(&refused, Err(HoldError::Invalid(e)) if format!("{e:?}").contains("best_available.price_cents")),
+        "{refused:?}"
+    );
+    sale.assert_adds_up();
+}
+
+#[test]
 fn exact_seats_across_sections_are_all_or_nothing() {
     let mut sale = Sale::new();
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());

@@ -307,6 +307,7 @@ pub(super) fn tier(quantity: u32) -> HoldRequest {
 pub(super) fn best(quantity: u32) -> HoldRequest {
     HoldRequest::BestAvailable {
         section_id: None,
+        price_cents: None,
         quantity,
     }
 }
