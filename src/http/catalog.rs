@@ -1,7 +1,9 @@
 //! Public catalog: an event's details with prices and counts, and the seat map (the list
 //! and search are in `discovery`).
 
-use actix_web::{web, HttpResponse};
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -125,17 +127,47 @@ pub struct EventDetail {
     pub refund_policy: crate::http::refunds::PolicyView,
 }
 
-/// The event as the public sees it; a draft is shown to its organizer only.
+/// The event as the public sees it; a draft is shown to its organizer only. Cached on each
+/// node under the catalog's version (any change an organizer makes is seen by the next
+/// request) for two seconds at most, with tickets left live from the engine where it runs.
 #[utoipa::path(get, path = "/api/v1/events/{event_id}", tag = "catalog", params(("event_id" = Uuid, Path)),
-    responses((status = 200, body = EventDetail), (status = 404, body = ErrorBody)))]
-#[tracing::instrument(skip(state, caller))]
+    responses((status = 200, body = EventDetail, description = "with an ETag; send it back as If-None-Match"),
+              (status = 304, description = "unchanged since the ETag given"), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip(state, request, caller))]
 pub async fn get(
     state: web::Data<AppState>,
+    request: HttpRequest,
     caller: MaybeCaller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let event = visible_event(&state, caller, *path).await?;
-    Ok(HttpResponse::Ok().json(detail(&state, event).await?))
+    let event_id = *path;
+    let version = super::catalog_cache::version(&state.pool).await?;
+    let parts = match state.catalog.detail(event_id, version) {
+        Some(parts) => parts,
+        None => {
+            let event = events::find_event(&state.pool, event_id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))?;
+            let parts = Arc::new(load(&state, event).await?);
+            state.catalog.keep_detail(event_id, version, parts.clone());
+            parts
+        }
+    };
+    let listed = parts.event.status().is_listed();
+    if !listed
+        && caller
+            .0
+            .is_none_or(|c| c.user_id != parts.event.organizer_id)
+    {
+        return Err(ApiError::NotFound(format!("no event {event_id}")));
+    }
+    let detail = view(&state, &parts).await;
+    let cache = if listed {
+        "public, max-age=2"
+    } else {
+        "private, no-cache"
+    };
+    super::discovery::tagged(&request, &detail, cache)
 }
 
 /// Loads an event the caller may see: listed events for all, drafts for their organizer.
@@ -151,18 +183,49 @@ pub async fn visible_event(
         .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))
 }
 
+/// Everything an event's page is made of but tickets left: read together, cached together.
+pub struct DetailParts {
+    event: EventRow,
+    venue: venues::VenueRow,
+    onsale: Option<OnSaleRow>,
+    tiers: Vec<events::TierRow>,
+    sections: Vec<store::SectionAvailabilityRow>,
+}
+
 /// The full view of an event: venue, on-sale, sections and tiers with their counts.
 pub async fn detail(state: &AppState, event: EventRow) -> Result<EventDetail, ApiError> {
+    Ok(view(state, &load(state, event).await?).await)
+}
+
+async fn load(state: &AppState, event: EventRow) -> Result<DetailParts, ApiError> {
     let venue = venues::find_venue(&state.pool, event.venue_id)
         .await?
         .ok_or_else(|| {
             ApiError::Unexpected(anyhow::anyhow!("event {} has no venue", event.event_id))
         })?;
-    let onsale = events::find_onsale(&state.pool, event.event_id)
-        .await?
-        .map(OnSaleView::from);
-    let tier_rows = events::tiers(&state.pool, event.event_id).await?;
-    let section_rows = store::section_availability(&state.pool, event.event_id).await?;
+    let onsale = events::find_onsale(&state.pool, event.event_id).await?;
+    let tiers = events::tiers(&state.pool, event.event_id).await?;
+    let sections = store::section_availability(&state.pool, event.event_id).await?;
+    Ok(DetailParts {
+        event,
+        venue,
+        onsale,
+        tiers,
+        sections,
+    })
+}
+
+/// The parts with tickets left: the engine's live counts where it runs here, else what
+/// Postgres counted when the parts were read.
+async fn view(state: &AppState, parts: &DetailParts) -> EventDetail {
+    let DetailParts {
+        event,
+        venue,
+        onsale,
+        tiers: tier_rows,
+        sections: section_rows,
+    } = parts;
+    let onsale = onsale.clone().map(OnSaleView::from);
     let tier_stock: Vec<TierStock> = tier_rows
         .iter()
         .map(|t| TierStock {
@@ -188,12 +251,12 @@ pub async fn detail(state: &AppState, event: EventRow) -> Result<EventDetail, Ap
     let tiers_left = availability::tiers_left(&tier_stock, live.as_ref());
     let sections_left = availability::sections_left(&section_stock, &tier_stock, live.as_ref());
     let tiers: Vec<TierView> = tier_rows
-        .into_iter()
+        .iter()
         .zip(tiers_left)
         .map(|(t, available)| TierView {
             tier_id: t.tier_id,
             section_id: t.section_id,
-            name: t.name,
+            name: t.name.clone(),
             price_cents: t.price_cents,
             quantity: t.quantity,
             available,
@@ -203,11 +266,11 @@ pub async fn detail(state: &AppState, event: EventRow) -> Result<EventDetail, Ap
         })
         .collect();
     let sections: Vec<SectionView> = section_rows
-        .into_iter()
+        .iter()
         .zip(sections_left)
         .map(|(s, left)| SectionView {
             section_id: s.section_id,
-            name: s.name,
+            name: s.name.clone(),
             kind: s.kind,
             price_cents: left.price_cents,
             capacity: s.capacity,
@@ -218,34 +281,34 @@ pub async fn detail(state: &AppState, event: EventRow) -> Result<EventDetail, Ap
     let available = sections.iter().map(|s| s.available).sum();
     let refund_policy =
         crate::http::refunds::PolicyView::of(event.refund_policy(), event.start_time);
-    Ok(EventDetail {
+    EventDetail {
         refund_policy,
         event_id: event.event_id,
         status: event.status(),
-        title: event.title,
-        description: event.description,
-        category: event.category,
-        performers: event.performers,
+        title: event.title.clone(),
+        description: event.description.clone(),
+        category: event.category.clone(),
+        performers: event.performers.clone(),
         doors_open: event.doors_open,
         start_time: event.start_time,
         end_time: event.end_time,
         age_restriction: event.age_restriction,
-        cover_image_url: event.cover_image_url,
-        currency: event.currency,
+        cover_image_url: event.cover_image_url.clone(),
+        currency: event.currency.clone(),
         venue: VenueInfo {
             venue_id: venue.venue_id,
-            name: venue.name,
-            address: venue.address,
-            city: venue.city,
+            name: venue.name.clone(),
+            address: venue.address.clone(),
+            city: venue.city.clone(),
             latitude: venue.latitude,
             longitude: venue.longitude,
-            timezone: venue.timezone,
-            venue_type: venue.venue_type,
+            timezone: venue.timezone.clone(),
+            venue_type: venue.venue_type.clone(),
         },
         onsale,
         sections,
         tiers,
         min_price_cents,
         available,
-    })
+    }
 }

@@ -4,6 +4,7 @@
 //! venues, see the migration `20261207000002_catalog_version.sql`), so no node serves a
 //! page older than a change already committed — a minute at most besides. Tickets left are
 //! cached for two seconds an event (an engine running on this node gives its live count).
+//! An event's page is cached the same way, two seconds at most (`catalog::get`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,10 +12,14 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use super::catalog::DetailParts;
 use crate::persistence::discovery::FoundRow;
 
 const PAGE_TTL: Duration = Duration::from_secs(60);
 const COUNT_TTL: Duration = Duration::from_secs(2);
+/// An event page's parts: its counts from Postgres (when no engine runs here) are this old
+/// at most.
+const DETAIL_TTL: Duration = Duration::from_secs(2);
 /// Pages kept at most (then the cache starts again empty).
 const MAX_PAGES: usize = 5_000;
 
@@ -22,11 +27,14 @@ const MAX_PAGES: usize = 5_000;
 pub type Page = Arc<(Vec<FoundRow>, Option<String>)>;
 
 type Pages = HashMap<String, (u64, Instant, Page)>;
+/// An event page's parts by event: read at which version, when.
+type Details = HashMap<Uuid, (u64, Instant, Arc<DetailParts>)>;
 
 #[derive(Default)]
 pub struct CatalogCache {
     pages: Mutex<Pages>,
     counts: Mutex<HashMap<Uuid, (Instant, i64)>>,
+    details: Mutex<Details>,
 }
 
 /// The catalog's version now.
@@ -55,6 +63,25 @@ impl CatalogCache {
             pages.clear();
         }
         pages.insert(key, (version, Instant::now(), page));
+    }
+
+    /// An event page's parts read at `version`, if they are fresh.
+    pub fn detail(&self, event_id: Uuid, version: u64) -> Option<Arc<DetailParts>> {
+        let details = self.details.lock().unwrap_or_else(PoisonError::into_inner);
+        let (read_at, at, parts) = details.get(&event_id)?;
+        (*read_at == version && at.elapsed() < DETAIL_TTL).then(|| parts.clone())
+    }
+
+    /// Keeps an event page's parts read at `version` (read before them).
+    pub fn keep_detail(&self, event_id: Uuid, version: u64, parts: Arc<DetailParts>) {
+        let mut details = self.details.lock().unwrap_or_else(PoisonError::into_inner);
+        if details.len() >= MAX_PAGES {
+            details.retain(|_, (_, at, _)| at.elapsed() < DETAIL_TTL);
+            if details.len() >= MAX_PAGES {
+                details.clear();
+            }
+        }
+        details.insert(event_id, (version, Instant::now(), parts));
     }
 
     /// Cached counts of `ids`, and the ids without a fresh one.

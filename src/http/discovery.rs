@@ -365,16 +365,26 @@ async fn find(
 /// The page with an ETag of its bytes (304 when the client has them) and a short public
 /// life for browsers and a CDN (private when it was ranked for a signed-in buyer).
 fn answer(request: &HttpRequest, page: &EventPage) -> Result<HttpResponse, ApiError> {
-    let body = serde_json::to_vec(page).map_err(|e| ApiError::Unexpected(e.into()))?;
-    let mut hasher = std::hash::DefaultHasher::new();
-    std::hash::Hash::hash(&body, &mut hasher);
-    let tag = format!("\"{:016x}\"", std::hash::Hasher::finish(&hasher));
     let personal = request.headers().contains_key(header::AUTHORIZATION);
     let cache = if personal {
         "private, max-age=5"
     } else {
         "public, max-age=5"
     };
+    tagged(request, page, cache)
+}
+
+/// `value` as JSON with an ETag of its bytes (304 when the client has them) and `cache` as
+/// its Cache-Control.
+pub(super) fn tagged(
+    request: &HttpRequest,
+    value: &impl Serialize,
+    cache: &'static str,
+) -> Result<HttpResponse, ApiError> {
+    let body = serde_json::to_vec(value).map_err(|e| ApiError::Unexpected(e.into()))?;
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&body, &mut hasher);
+    let tag = format!("\"{:016x}\"", std::hash::Hasher::finish(&hasher));
     let unchanged = request
         .headers()
         .get(header::IF_NONE_MATCH)

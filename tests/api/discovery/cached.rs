@@ -174,3 +174,117 @@ async fn pages_are_cached_until_the_catalog_changes_and_revalidated_by_etag() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
 }
+
+/// The event page is cached under the catalog's version: a change that skips the version
+/// is not seen (so it is cached), any change an organizer makes is seen at once, tickets
+/// left come live from the engine, and a draft cached for its organizer stays hidden.
+#[actix_web::test]
+async fn the_event_page_is_cached_until_its_event_changes_and_counts_stay_live() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let (venue, event) = app.on_sale_event(&organizer.token).await;
+    let path = format!("/api/v1/events/{event}");
+    let (status, first) = app.get(&path, None).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let price_of_a = |detail: &serde_json::Value| {
+        detail["sections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["section_id"] == venue.seated[0].to_string())
+            .map(|s| s["price_cents"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(price_of_a(&first), 8000);
+
+    // Switched off, the trigger does not move the version: the old price is still served.
+    let reprice = |cents: i64| {
+        sqlx::query(
+            "UPDATE section_prices SET price_cents = $3 WHERE event_id = $1 AND section_id = $2",
+        )
+        .bind(event)
+        .bind(venue.seated[0])
+        .bind(cents)
+    };
+    let trigger = |on: &str| {
+        format!("ALTER TABLE section_prices {on} TRIGGER section_prices_catalog_changed")
+    };
+    let run = |sql: String| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query(&sql)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    run(trigger("DISABLE")).await;
+    reprice(7000)
+        .execute(&app.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, cached) = app.get(&path, None).await;
+    assert_eq!(price_of_a(&cached), 8000, "served from the cache");
+    run(trigger("ENABLE")).await;
+    reprice(6500)
+        .execute(&app.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, seen) = app.get(&path, None).await;
+    assert_eq!(price_of_a(&seen), 6500, "a repricing is seen at once");
+
+    // The refund policy through the API: seen by the next request.
+    let policy = json!({"buyer_cancel_until_hours": 24, "fee_cents": 0, "fee_percent": 5});
+    let (status, body) = app
+        .put(
+            &format!("{path}/refund-policy"),
+            Some(&organizer.token),
+            &policy,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, seen) = app.get(&path, None).await;
+    assert_eq!(seen["refund_policy"]["fee_percent"], 5.0, "{seen}");
+
+    // Tickets left are the engine's, not the cache's.
+    let before = seen["available"].as_i64().unwrap_or_default();
+    let buyer = app.buyer().await;
+    app.bought(&buyer, event, 2).await;
+    let (_, after) = app.get(&path, None).await;
+    assert_eq!(after["available"].as_i64(), Some(before - 2), "{after}");
+
+    // Browsers and a CDN revalidate by the ETag.
+    let client = reqwest::Client::new();
+    let answer = client
+        .get(app.url(&path))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(answer
+        .headers()
+        .get("cache-control")
+        .is_some_and(|v| v == "public, max-age=2"));
+    let tag = answer
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let again = client
+        .get(app.url(&path))
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+    // A draft read (and cached) by its organizer is still nobody else's to see.
+    let draft = app.draft_event(&organizer.token, venue.venue_id, 12).await;
+    let draft_path = format!("/api/v1/events/{draft}");
+    let (status, _) = app.get(&draft_path, Some(&organizer.token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app.get(&draft_path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) = app.get(&draft_path, Some(&buyer.token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
