@@ -57,6 +57,17 @@ async function signUp(page, role, name) {
   await page.waitForURL((url) => !url.pathname.startsWith('/account'));
 }
 
+/** The seat buttons of the `nth` seated section in the map's seat list, opened. */
+async function seatButtons(page, nth = 0) {
+  await page.waitForSelector('#map canvas');
+  const list = page.locator('#map details.seat-list');
+  if (!(await list.evaluate((d) => d.open))) await list.locator(':scope > summary').click();
+  const part = list.locator(':scope > details').nth(nth);
+  if (!(await part.evaluate((d) => d.open))) await part.locator(':scope > summary').click();
+  await part.locator('button[data-seat]').first().waitFor();
+  return part;
+}
+
 // The organizer moves the waiting room's sale (an hour away) to a few seconds from now,
 // as an organizer may before it starts: the buyer, already in the line, keeps their place
 // and is let in when it opens.
@@ -94,7 +105,7 @@ async function buyerJourney(browser) {
   await link.click();
 
   step = 'event page';
-  await page.waitForSelector('#map circle');
+  await page.waitForSelector('#map canvas');
   check(await page.locator('#sections tr').count() >= 2, 'the section overview lists the sections');
   await shoot(page, 'event');
 
@@ -115,11 +126,11 @@ async function buyerJourney(browser) {
   check(/shopping time/i.test(await page.locator('#window').textContent()), 'the shopping window counts down');
 
   step = 'choosing a seat';
-  const seat = page.locator('#map circle[data-state=available]').first();
+  const seat = (await seatButtons(page)).locator('button[data-state=available]').first();
   const seatId = await seat.getAttribute('data-seat');
   await seat.focus();
-  await page.keyboard.press('Enter'); // seats are keyboard usable
-  await page.waitForSelector(`#map circle[data-seat="${seatId}"].chosen`);
+  await page.keyboard.press('Enter'); // seats are keyboard usable, in the seat list
+  await page.waitForSelector(`#map button[data-seat="${seatId}"][aria-pressed=true]`);
   await page.getByRole('button', { name: 'Hold chosen seats' }).click();
   await page.locator('#hold').waitFor({ state: 'visible' });
   check(/left to pay/.test(await page.locator('#countdown').textContent()), 'the hold counts down');
@@ -161,17 +172,17 @@ async function twoBrowsers(browser) {
   const watcherContext = await browser.newContext({ viewport: PHONE });
   const watcher = await open(watcherContext);
   await Promise.all([holder.goto(eventUrl), watcher.goto(eventUrl)]);
-  await Promise.all([holder.waitForSelector('#map circle'), watcher.waitForSelector('#map circle')]);
+  const [holderSeats] = await Promise.all([seatButtons(holder), seatButtons(watcher)]);
   await watcher.waitForFunction(() => document.getElementById('live-state').textContent.includes('live'));
-  const seatId = await holder.locator('#map circle[data-state=available]').nth(3).getAttribute('data-seat');
-  await holder.click(`#map circle[data-seat="${seatId}"]`);
+  const seatId = await holderSeats.locator('button[data-state=available]').nth(3).getAttribute('data-seat');
+  await holder.click(`#map button[data-seat="${seatId}"]`);
 
   step = 'a seat held in one browser';
   const held = holder.waitForResponse((r) => r.url().endsWith('/holds') && r.request().method() === 'POST');
   await holder.getByRole('button', { name: 'Hold chosen seats' }).click();
   check((await held).status() === 201, 'the hold is made');
   const heldAt = Date.now();
-  await watcher.waitForSelector(`#map circle[data-seat="${seatId}"][data-state=held]`, { timeout: 1000 });
+  await watcher.waitForSelector(`#map button[data-seat="${seatId}"][data-state=held]`, { timeout: 1000 });
   const heldSeen = Date.now() - heldAt;
   await shoot(watcher, 'live-held');
 
@@ -180,12 +191,12 @@ async function twoBrowsers(browser) {
   await holder.getByRole('button', { name: 'Release the seats' }).click();
   check((await released).status() === 204, 'the hold is released');
   const releasedAt = Date.now();
-  await watcher.waitForSelector(`#map circle[data-seat="${seatId}"][data-state=available]`, { timeout: 1000 });
+  await watcher.waitForSelector(`#map button[data-seat="${seatId}"][data-state=available]`, { timeout: 1000 });
   results.live = { seat_id: seatId, held_seen_ms: heldSeen, released_seen_ms: Date.now() - releasedAt };
 
   step = 'a seat taken under the nose';
   // The watcher (signed out) cannot hold: the page says why instead of failing silently.
-  await watcher.click(`#map circle[data-seat="${seatId}"]`);
+  await watcher.click(`#map button[data-seat="${seatId}"]`);
   await watcher.getByRole('button', { name: 'Hold chosen seats' }).click();
   await watcher.locator('#message.error').waitFor();
   check(/sign in/i.test(await watcher.locator('#message').textContent()), 'a signed-out buyer is asked to sign in');
@@ -209,10 +220,10 @@ async function cancelling(browser) {
   await signUp(page, 'buyer', 'Canceller');
   step = 'buying a seat to cancel';
   await page.goto(`${BASE}/event.html?id=${process.env.OPEN_EVENT}`);
-  await page.waitForSelector('#map circle');
+  const seats = await seatButtons(page);
   check(/cancel your order until/i.test(await page.locator('#policy').textContent()), 'the event page states the policy');
-  const seatId = await page.locator('#map circle[data-state=available]').nth(5).getAttribute('data-seat');
-  await page.click(`#map circle[data-seat="${seatId}"]`);
+  const seatId = await seats.locator('button[data-state=available]').nth(5).getAttribute('data-seat');
+  await page.click(`#map button[data-seat="${seatId}"]`);
   await page.getByRole('button', { name: 'Hold chosen seats' }).click();
   await page.getByLabel('Card number').fill('4242 4242 4242 4242');
   await page.getByRole('button', { name: 'Pay' }).click();
@@ -242,8 +253,8 @@ async function organizerJourney(browser) {
   await venue.getByLabel('Name', { exact: true }).fill(`Hall ${stamp}`);
   await venue.getByLabel('City', { exact: true }).fill('Lyon');
   await page.getByRole('button', { name: 'Preview the seat map' }).click();
-  await page.waitForSelector('#preview-map circle');
-  const seats = await page.locator('#preview-map circle').count();
+  await page.waitForSelector('#preview-map canvas');
+  const seats = Number(await page.locator('#preview-map').getAttribute('data-seats'));
   check(seats === 96, `the preview draws the 8 x 12 seats (${seats})`);
   await shoot(page, 'organizer-venue-preview');
   await venue.getByRole('button', { name: 'Create the venue' }).click();

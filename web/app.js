@@ -117,10 +117,31 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-export const money = (cents, currency = 'USD') =>
-  cents == null ? '' : new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(cents / 100);
+// Formatters are made once: making one costs far more than using it (the live map formats
+// prices and counts many times a second).
+const currencies = new Map();
+export function money(cents, currency = 'USD') {
+  if (cents == null) return '';
+  let format = currencies.get(currency);
+  if (!format) currencies.set(currency, (format = new Intl.NumberFormat(undefined, { style: 'currency', currency })));
+  return format.format(cents / 100);
+}
 
 export const when = (time) => new Date(time).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+/** A time on the venue's clock, in the buyer's language, with the zone named ("20:00 CET"). */
+export function whenAt(time, timeZone) {
+  try {
+    return new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short', timeZone }).format(new Date(time))
+      + ` (${new Intl.DateTimeFormat(undefined, { timeZone, timeZoneName: 'short' }).formatToParts(new Date(time)).find((p) => p.type === 'timeZoneName')?.value ?? timeZone})`;
+  } catch {
+    return when(time);
+  }
+}
+
+const counting = new Intl.NumberFormat();
+/** A count in the buyer's language ("10,000", "10 000"). */
+export const count = (n) => counting.format(n);
 
 /** "4:05" for 245 seconds. */
 export function clock(seconds) {

@@ -1,6 +1,6 @@
 // The event page: details, the live seat map, the waiting room, holds, checkout and the
 // tickets. Every state the buyer sees comes from the API; every error gets a message.
-import { api, ApiError, clock, el, header, money, params, say, session, socketUrl, when } from '/app.js';
+import { api, ApiError, clock, count, el, header, money, params, say, session, socketUrl, when, whenAt } from '/app.js';
 import { drawSeatMap } from '/seatmap.js';
 import { ticketCard } from '/tickets.js';
 import { waitlist } from '/waitlist.js';
@@ -42,8 +42,9 @@ async function start() {
     ...s,
     seats: s.rows.flatMap((row) => row.seats.map((seat) => ({ ...seat, id: seat.seat_id }))),
   }));
-  map = drawSeatMap($('map'), sections, { onPick: pick, priceLabel: price });
-  $('map').hidden = false;
+  $('map').hidden = false; // shown first, so the map is drawn at its width
+  map = drawSeatMap($('map'), sections, { onPick: pick, onStanding: standing, priceLabel: price });
+  $('map').seatMap = map; // for the browser tests: where a seat is on the screen
   waiting = waitlist({
     eventId,
     event,
@@ -66,7 +67,7 @@ function showDetails() {
   $('details').hidden = false;
   $('title').textContent = event.title;
   document.title = `${event.title} — boxoffice`;
-  $('when').textContent = `${when(event.start_time)} · ${event.venue.name}, ${event.venue.city}`;
+  $('when').textContent = `${whenAt(event.start_time, event.venue.timezone)} · ${event.venue.name}, ${event.venue.city}`;
   $('description').textContent = event.description ?? '';
   const sale = event.onsale;
   $('sale').textContent = sale
@@ -79,28 +80,48 @@ function showDetails() {
   $('overview').hidden = false;
 }
 
+// The section table and the tier choice, built once and then only their counts changed:
+// this runs for every live-map frame, which must not cost a page layout each time.
+let leftCells = null;
 function showCounts(sectionCounts = [], tierCounts = []) {
-  for (const count of sectionCounts) {
-    const section = sections.find((s) => s.section_id === count.section_id);
-    if (section) section.available = count.available;
+  for (const given of sectionCounts) {
+    const section = sections.find((s) => s.section_id === given.section_id);
+    if (section) section.available = given.available;
   }
-  for (const count of tierCounts) {
-    const tier = event.tiers.find((t) => t.tier_id === count.tier_id);
-    if (tier) tier.available = count.available;
+  for (const given of tierCounts) {
+    const tier = event.tiers.find((t) => t.tier_id === given.tier_id);
+    if (tier) tier.available = given.available;
   }
-  $('sections').replaceChildren(...sections.map((s) => {
-    const tiers = event.tiers.filter((t) => t.section_id === s.section_id);
-    const cost = s.price_cents != null ? price(s.price_cents) : tiers.map((t) => `${t.name} ${price(t.price_cents)}`).join(', ');
+  const tiersOf = (s) => event.tiers.filter((t) => t.section_id === s.section_id);
+  if (!leftCells) {
+    leftCells = new Map();
+    $('sections').replaceChildren(...sections.map((s) => {
+      const tiers = tiersOf(s);
+      const cost = s.price_cents != null ? price(s.price_cents) : tiers.map((t) => `${t.name} ${price(t.price_cents)}`).join(', ');
+      const name = s.kind === 'seated'
+        ? el('button', { type: 'button', class: 'link', onclick: () => { map.zoomTo(s.section_id); $('map').scrollIntoView({ block: 'nearest' }); } }, s.name)
+        : s.name;
+      const cell = el('td', { class: 'left' });
+      leftCells.set(s.section_id, cell);
+      return el('tr', { 'data-section': s.section_id }, el('th', { scope: 'row' }, name), el('td', {}, cost || '—'), cell);
+    }));
+    $('tier').replaceChildren(...event.tiers.map((t) => el('option', { value: t.tier_id })));
+  }
+  for (const s of sections) {
+    const tiers = tiersOf(s);
     const left = tiers.length ? tiers.reduce((n, t) => n + t.available, 0) : (s.available ?? s.capacity);
-    return el('tr', { 'data-section': s.section_id }, el('th', { scope: 'row' }, s.name), el('td', {}, cost || '—'), el('td', { class: 'left' }, String(left)));
-  }));
-  const tierSelect = $('tier');
-  if (event.tiers.length) {
-    const current = tierSelect.value;
-    tierSelect.replaceChildren(...event.tiers.map((t) => el('option', { value: t.tier_id, disabled: t.available === 0 }, `${t.name} — ${price(t.price_cents)} (${t.available} left)`)));
-    if (current) tierSelect.value = current;
+    setText(leftCells.get(s.section_id), left ? count(left) : 'sold out');
   }
+  [...$('tier').options].forEach((option, i) => {
+    const t = event.tiers[i];
+    option.disabled = t.available === 0;
+    setText(option, `${t.name} — ${price(t.price_cents)} (${count(t.available)} left)`);
+  });
   waiting?.refresh();
+}
+
+function setText(node, text) {
+  if (node && node.textContent !== text) node.textContent = text;
 }
 
 // The live map: a snapshot, then numbered deltas; a gap or a lost socket resyncs.
@@ -117,6 +138,7 @@ function watchMap() {
       const frame = JSON.parse(e.data);
       if (frame.type === 'snapshot') {
         seq = frame.seq;
+        $('map').dataset.seq = seq; // the map is live from here
         for (const packed of frame.sections) {
           const section = sections.find((s) => s.section_id === packed.section_id);
           if (section && packed.states != null) map.setSection(section, packed.states);
@@ -285,6 +307,8 @@ function setUpShop() {
   $('best-qty').max = String(max);
   $('tier-qty').max = String(max);
   for (const s of sections.filter((s) => s.kind === 'seated')) $('best-section').append(el('option', { value: s.section_id }, s.name));
+  for (const cents of map.prices) $('best-price').append(el('option', { value: cents }, price(cents)));
+  $('best-price').closest('label').hidden = map.prices.length < 2;
   $('tiers').hidden = event.tiers.length === 0;
   $('best').hidden = !sections.some((s) => s.kind === 'seated');
   $('hold-chosen').onclick = () => makeHold({ seat_ids: [...chosen] });
@@ -292,6 +316,7 @@ function setUpShop() {
     e.preventDefault();
     const request = { quantity: Number($('best-qty').value) };
     if ($('best-section').value) request.section_id = $('best-section').value;
+    if ($('best-price').value) request.price_cents = Number($('best-price').value);
     makeHold({ best_available: request });
   };
   $('tiers').onsubmit = (e) => {
@@ -321,6 +346,16 @@ function openShop() {
     windowTimer = setInterval(tick, 1000);
   }
   if (!me) tell('Sign in as a buyer to hold seats.');
+}
+
+// A standing section tapped on the map: its tickets are chosen in the tier form.
+function standing(section) {
+  const tier = event.tiers.find((t) => t.section_id === section.section_id && t.available > 0)
+    ?? event.tiers.find((t) => t.section_id === section.section_id);
+  if (!tier) return tell(`${section.name} is not on sale.`);
+  $('tier').value = tier.tier_id;
+  if ($('shop').hidden) return tell(`${section.name}: ${tier.name} at ${price(tier.price_cents)}, ${count(tier.available)} left.`);
+  $('tier').focus();
 }
 
 function pick(seat) {

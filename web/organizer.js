@@ -94,7 +94,7 @@ async function preview() {
     drawSeatMap($('preview-map'), plan.sections.map((s) => ({
       ...s,
       seats: s.seats.map((seat, i) => ({ ...seat, id: `${s.name}-${i}`, state: 'available', price_cents: null })),
-    })));
+    })), { interactive: false });
     say(message, '');
   } catch (error) {
     fail(error);

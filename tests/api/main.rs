@@ -21,6 +21,7 @@ mod live;
 mod mail;
 mod notices;
 mod operations;
+mod phone_map;
 mod process;
 mod queue;
 mod races;
