@@ -63,6 +63,8 @@ pub async fn seed(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<Demo> {
         &details,
         "USD",
         BookingMargins::default(),
+        // The demo venue asks no deposit: its booking is confirmed at once.
+        &crate::domain::booking::Terms::none().plan(now),
     )
     .await
     .map_err(|e| anyhow::anyhow!("creating the demo event: {e}"))?;

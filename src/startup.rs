@@ -370,6 +370,14 @@ fn spawn_background(
             if let Err(error) = rooms.open_due().await {
                 tracing::warn!(?error, "waiting-room pass failed");
             }
+            // Venue requests unpaid past their time free it (a new request for the same
+            // time lapses them itself first; this keeps calendars and bookings true).
+            let now = lifecycle.clock().now();
+            if let Err(error) =
+                crate::persistence::bookings::lapse(lifecycle.pool(), None, now).await
+            {
+                tracing::warn!(?error, "lapsing booking requests failed");
+            }
         }
     });
     let retries = refunds.clone();

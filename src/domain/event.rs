@@ -230,10 +230,12 @@ fn image_url(value: &str) -> Result<String, String> {
 }
 
 /// What a draft still lacks before it may be published, at `now`: prices, an on-sale
-/// schedule and a start in the future (each named as the organizer fixes it).
+/// schedule, a confirmed venue booking and a start in the future (each named as the
+/// organizer fixes it).
 pub fn missing_for_publication(
     priced: bool,
     scheduled: bool,
+    booked: bool,
     start_time: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Vec<&'static str> {
@@ -243,6 +245,9 @@ pub fn missing_for_publication(
     }
     if !scheduled {
         missing.push("an on-sale schedule (PUT /onsale)");
+    }
+    if !booked {
+        missing.push("a confirmed venue booking (pay its deposit: POST /bookings/{id}/deposit)");
     }
     if start_time <= now {
         missing.push("a start time in the future");
@@ -366,14 +371,19 @@ mod tests {
     }
 
     #[test]
-    fn publication_needs_prices_a_schedule_and_a_future_start() {
+    fn publication_needs_prices_a_schedule_a_booking_and_a_future_start() {
         let now = Utc::now();
         assert!(
-            missing_for_publication(true, true, now + chrono::Duration::hours(1), now).is_empty()
+            missing_for_publication(true, true, true, now + chrono::Duration::hours(1), now)
+                .is_empty()
         );
         assert_eq!(
-            missing_for_publication(false, true, now, now),
+            missing_for_publication(false, true, true, now, now),
             vec!["prices (PUT /pricing)", "a start time in the future"]
+        );
+        assert_eq!(
+            missing_for_publication(true, true, false, now + chrono::Duration::hours(1), now),
+            vec!["a confirmed venue booking (pay its deposit: POST /bookings/{id}/deposit)"]
         );
     }
 

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod availability;
+pub mod booking;
 pub mod discovery;
 pub mod event;
 pub mod frames;

@@ -13,6 +13,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
 use super::openapi::names::PerformerName;
 use super::AppState;
+use crate::domain::booking::BookingStatus;
 use crate::domain::event::Category;
 use crate::domain::event::{self, EventDetails, EventInput, EventStatus};
 use crate::domain::money::Currency;
@@ -23,7 +24,7 @@ use crate::domain::FieldErrors;
 use crate::persistence::events::{
     self as store, BookingMargins, EventRow, VENUE_BOOKING_CONSTRAINT,
 };
-use crate::persistence::{venues, WriteError};
+use crate::persistence::{bookings, venues, WriteError};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -224,27 +225,62 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    let event_id = store::insert_event(
+    let (terms, _) = bookings::terms(&state.pool, body.venue_id).await?;
+    let plan = terms.plan(state.now());
+    let window = bookings::Window {
+        start: details.start_time,
+        end: details.end_time,
+        setup_hours: margins.setup_hours,
+        teardown_hours: margins.teardown_hours,
+    };
+    let event_id = match store::insert_event(
         &state.pool,
         organizer.user_id,
         body.venue_id,
         &details,
         currency.as_str(),
         margins,
+        &plan,
     )
     .await
-    .map_err(booking_conflict)?;
+    {
+        Ok(id) => id,
+        Err(error) => return Err(booking_conflict(&state, body.venue_id, window, error).await),
+    };
     let event = load(&state, event_id).await?;
     Ok(HttpResponse::Created().json(detail(&state, event).await?))
 }
 
-fn booking_conflict(error: WriteError) -> ApiError {
+/// A booking refused by the exclusion constraint is 409 `venue_booked` naming the window
+/// it lost to (not whose event it is).
+pub(super) async fn booking_conflict(
+    state: &AppState,
+    venue_id: Uuid,
+    window: bookings::Window,
+    error: WriteError,
+) -> ApiError {
     match error {
         WriteError::Conflict(constraint) if constraint == VENUE_BOOKING_CONSTRAINT => {
-            ApiError::conflict(
+            let taken = bookings::conflicting_window(
+                &state.pool,
+                venue_id,
+                window.blocked_from(),
+                window.blocked_until(),
+            )
+            .await
+            .ok()
+            .flatten();
+            let error = ApiError::conflict(
                 "venue_booked",
                 "the venue is already booked for an overlapping time (setup and teardown included)",
-            )
+            );
+            match taken {
+                Some((from, until)) => error.with(
+                    "conflict",
+                    serde_json::json!({"from": from, "until": until}),
+                ),
+                None => error,
+            }
         }
         WriteError::Conflict(constraint) => {
             ApiError::Unexpected(anyhow::anyhow!("unexpected conflict on {constraint}"))
@@ -301,9 +337,16 @@ pub async fn update(
             .as_deref()
             .or(event.cover_image_url.as_deref()),
     })?;
-    store::update_event(&state.pool, event.event_id, &details)
-        .await
-        .map_err(booking_conflict)?;
+    if let Err(error) = store::update_event(&state.pool, event.event_id, &details).await {
+        let booking = bookings::for_event(&state.pool, event.event_id).await?;
+        let window = bookings::Window {
+            start: details.start_time,
+            end: details.end_time,
+            setup_hours: booking.as_ref().map_or(0, |b| b.setup_hours_before),
+            teardown_hours: booking.as_ref().map_or(0, |b| b.teardown_hours_after),
+        };
+        return Err(booking_conflict(&state, event.venue_id, window, error).await);
+    }
     let event = load(&state, event.event_id).await?;
     Ok(HttpResponse::Ok().json(detail(&state, event).await?))
 }
@@ -429,7 +472,11 @@ pub async fn publish(
     let scheduled = store::find_onsale(&state.pool, event.event_id)
         .await?
         .is_some();
-    let missing = event::missing_for_publication(priced, scheduled, event.start_time, state.now());
+    let booked = bookings::for_event(&state.pool, event.event_id)
+        .await?
+        .is_some_and(|b| b.status == BookingStatus::Confirmed);
+    let missing =
+        event::missing_for_publication(priced, scheduled, booked, event.start_time, state.now());
     if !missing.is_empty() {
         let mut error = ApiError::conflict(
             "event_not_ready",

@@ -140,6 +140,22 @@ pub async fn release(
 
 const MAX_KEY_LEN: usize = 200;
 
+/// The request's `Idempotency-Key` header (1 to 200 characters), required.
+pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<&str, ApiError> {
+    req.headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| k.len() <= MAX_KEY_LEN)
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            ApiError::malformed(
+                "an Idempotency-Key header (1 to 200 characters) is required",
+                [("Idempotency-Key".to_owned(), "required".to_owned())].into(),
+            )
+        })
+}
+
 /// Pays for a hold: the order and its tickets, or a clear refusal. Needs an
 /// `Idempotency-Key` header: a retry with the same key returns the same order and never
 /// charges twice.
@@ -160,19 +176,7 @@ pub async fn checkout(
     path: web::Path<Uuid>,
     body: Json<CheckoutBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = req
-        .headers()
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .filter(|k| k.len() <= MAX_KEY_LEN)
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| {
-            ApiError::malformed(
-                "an Idempotency-Key header (1 to 200 characters) is required",
-                [("Idempotency-Key".to_owned(), "required".to_owned())].into(),
-            )
-        })?;
+    let key = idempotency_key(&req)?;
     let token = body.0.payment_token.trim().to_owned();
     if token.is_empty() || body.0.payment_token.chars().count() > 200 {
         return Err(ApiError::invalid_field(

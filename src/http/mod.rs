@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod blocked;
+pub mod bookings;
 pub mod catalog;
 pub mod catalog_cache;
 pub mod cluster;
@@ -121,6 +122,51 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/venues/{venue_id}/activate",
                     web::post().to(venues::activate),
+                )
+                // Organizer: bookings, terms, invoices, calendars
+                .route(
+                    "/venues/{venue_id}/terms",
+                    web::get().to(bookings::get_terms),
+                )
+                .route(
+                    "/venues/{venue_id}/terms",
+                    web::put().to(bookings::put_terms),
+                )
+                .route(
+                    "/venues/{venue_id}/calendar",
+                    web::get().to(bookings::calendar),
+                )
+                .route(
+                    "/events/{event_id}/booking",
+                    web::get().to(bookings::event_booking),
+                )
+                .route(
+                    "/events/{event_id}/booking",
+                    web::post().to(bookings::request_booking),
+                )
+                .route(
+                    "/bookings/{booking_id}",
+                    web::get().to(bookings::get_booking),
+                )
+                .route(
+                    "/bookings/{booking_id}/addons",
+                    web::put().to(bookings::set_addons),
+                )
+                .route(
+                    "/bookings/{booking_id}/deposit",
+                    web::post().to(bookings::pay_deposit),
+                )
+                .route(
+                    "/bookings/{booking_id}/cancel",
+                    web::post().to(bookings::cancel_booking),
+                )
+                .route(
+                    "/bookings/{booking_id}/invoice",
+                    web::get().to(bookings::invoice),
+                )
+                .route(
+                    "/bookings/{booking_id}/invoice.pdf",
+                    web::get().to(bookings::invoice_pdf),
                 )
                 // Organizer: events
                 .route("/organizer/events", web::get().to(events::list_own))

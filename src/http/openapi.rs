@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    accounts, blocked, catalog, cluster, discovery, doors, events, holds, live, ops, orders,
-    outbox, queue, refunds, seatmap, tickets, venues, waitlist, webhooks,
+    accounts, blocked, bookings, catalog, cluster, discovery, doors, events, holds, live, ops,
+    orders, outbox, queue, refunds, seatmap, tickets, venues, waitlist, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -29,6 +29,9 @@ use super::{
         waitlist::join, waitlist::place, waitlist::leave, waitlist::offers,
         blocked::get, blocked::block, blocked::release,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries, webhooks::test, webhooks::redeliver,
+        bookings::get_terms, bookings::put_terms, bookings::calendar, bookings::event_booking, bookings::request_booking,
+        bookings::get_booking, bookings::set_addons, bookings::pay_deposit, bookings::cancel_booking, bookings::invoice,
+        bookings::invoice_pdf,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -38,6 +41,7 @@ use super::{
         (name = "waiting room", description = "Join, wait, and get the admission token (buyer or visitor token)"),
         (name = "checkout", description = "Holds, checkout, orders and tickets (account token)"),
         (name = "operations", description = "Health, readiness, and the operator's view of the nodes"),
+        (name = "back office", description = "Venue bookings with deposits and add-ons, invoices, calendars (organizer token)"),
     )
 )]
 pub struct ApiDoc;

@@ -16,7 +16,7 @@ pub struct TicketPage {
 }
 
 /// Latin-1 for the standard Helvetica font; other characters become `?`.
-fn text(s: &str) -> Vec<u8> {
+pub(crate) fn text(s: &str) -> Vec<u8> {
     s.chars()
         .map(|c| {
             u8::try_from(u32::from(c))
@@ -93,6 +93,56 @@ pub fn pdf(pages: &[TicketPage]) -> Vec<u8> {
         content.next_line(56.0, 270.0);
         content.show(Str(b"Show this code at the door. One entry per ticket."));
         content.end_text();
+        pdf.stream(content_id, &content.finish());
+    }
+    pdf.finish()
+}
+
+/// A document of text lines on A4 pages (size in points, then the line), Helvetica, a new
+/// page when one is full: what an invoice needs.
+pub fn text_pdf(lines: &[(f32, String)]) -> Vec<u8> {
+    const TOP: f32 = 780.0;
+    const BOTTOM: f32 = 60.0;
+    let mut pages: Vec<Vec<(f32, &str, f32)>> = vec![Vec::new()];
+    let mut y = TOP;
+    for (size, line) in lines {
+        y -= size * 1.5;
+        if y < BOTTOM {
+            pages.push(Vec::new());
+            y = TOP - size * 1.5;
+        }
+        if let Some(page) = pages.last_mut() {
+            page.push((*size, line.as_str(), y));
+        }
+    }
+    let mut pdf = Pdf::new();
+    let (catalog, tree, font) = (Ref::new(1), Ref::new(2), Ref::new(3));
+    let ids: Vec<Ref> = (0..pages.len())
+        .map(|i| Ref::new(10 + 2 * i as i32))
+        .collect();
+    pdf.catalog(catalog).pages(tree);
+    pdf.pages(tree)
+        .kids(ids.iter().copied())
+        .count(pages.len() as i32);
+    pdf.type1_font(font)
+        .base_font(Name(b"Helvetica"))
+        .encoding_predefined(Name(b"WinAnsiEncoding"));
+    for (i, lines) in pages.iter().enumerate() {
+        let (page_id, content_id) = (ids[i], Ref::new(11 + 2 * i as i32));
+        let mut page = pdf.page(page_id);
+        page.media_box(Rect::new(0.0, 0.0, 595.0, 842.0))
+            .parent(tree)
+            .contents(content_id);
+        page.resources().fonts().pair(Name(b"F1"), font);
+        page.finish();
+        let mut content = Content::new();
+        for (size, line, y) in lines {
+            content.begin_text();
+            content.set_font(Name(b"F1"), *size);
+            content.next_line(56.0, *y);
+            content.show(Str(&text(line)));
+            content.end_text();
+        }
         pdf.stream(content_id, &content.finish());
     }
     pdf.finish()

@@ -37,7 +37,7 @@ pub async fn cancel_event(
     if !moved {
         return Ok(None);
     }
-    sqlx::query("UPDATE venue_bookings SET status = 'CANCELLED' WHERE event_id = $1")
+    sqlx::query("UPDATE venue_bookings SET status = 'CANCELLED', cancelled_at = now(), cancel_reason = 'EVENT_CANCELLED' WHERE event_id = $1 AND status <> 'CANCELLED'")
         .bind(event_id)
         .execute(&mut *tx)
         .await

@@ -1,7 +1,7 @@
 //! Events, their venue bookings, prices, tiers and on-sale schedules.
 
 use anyhow::Context;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -77,7 +77,8 @@ pub use crate::domain::event::BookingMargins;
 /// Constraint that refuses two overlapping bookings of one venue.
 pub const VENUE_BOOKING_CONSTRAINT: &str = "venue_bookings_venue_id_tstzrange_excl";
 
-/// Creates a draft event and books its venue, in one transaction. An overlapping booking
+/// Creates a draft event and books its venue as `plan` says (confirmed, or requested until
+/// its deposit is paid), in one transaction. An overlapping booking
 /// is a [`WriteError::Conflict`] on [`VENUE_BOOKING_CONSTRAINT`].
 #[tracing::instrument(skip(pool, details))]
 pub async fn insert_event(
@@ -87,6 +88,7 @@ pub async fn insert_event(
     details: &EventDetails,
     currency: &str,
     margins: BookingMargins,
+    plan: &crate::domain::booking::BookingPlan,
 ) -> Result<Uuid, WriteError> {
     let event_id = Uuid::new_v4();
     let mut tx = pool
@@ -120,22 +122,13 @@ pub async fn insert_event(
     .execute(&mut *tx)
     .await
     .map_err(|e| WriteError::from_sqlx(e, "inserting an event"))?;
-    sqlx::query(
-        "INSERT INTO venue_bookings (booking_id, venue_id, event_id, start_time, end_time, setup_hours_before, \
-         teardown_hours_after, blocked_from, blocked_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(Uuid::new_v4())
-    .bind(venue_id)
-    .bind(event_id)
-    .bind(details.start_time)
-    .bind(details.end_time)
-    .bind(margins.setup_hours)
-    .bind(margins.teardown_hours)
-    .bind(details.start_time - Duration::hours(margins.setup_hours.into()))
-    .bind(details.end_time + Duration::hours(margins.teardown_hours.into()))
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| WriteError::from_sqlx(e, "booking a venue"))?;
+    let window = super::bookings::Window {
+        start: details.start_time,
+        end: details.end_time,
+        setup_hours: margins.setup_hours,
+        teardown_hours: margins.teardown_hours,
+    };
+    super::bookings::insert(&mut tx, event_id, venue_id, window, plan).await?;
     tx.commit()
         .await
         .map_err(|e| WriteError::from_sqlx(e, "committing an event"))?;
@@ -237,7 +230,7 @@ pub async fn transition(
         .rows_affected()
         == 1;
     if moved && to == EventStatus::Cancelled {
-        sqlx::query("UPDATE venue_bookings SET status = 'CANCELLED' WHERE event_id = $1")
+        sqlx::query("UPDATE venue_bookings SET status = 'CANCELLED', cancelled_at = now(), cancel_reason = 'EVENT_CANCELLED' WHERE event_id = $1 AND status <> 'CANCELLED'")
             .bind(event_id)
             .execute(&mut *tx)
             .await

@@ -5,8 +5,10 @@
 
 pub mod accounts;
 pub mod blocked;
+pub mod bookings;
 pub mod cancellations;
 pub mod catalog;
+pub mod deposits;
 pub mod discovery;
 pub mod events;
 pub mod inbox;
