@@ -16,6 +16,7 @@ pub mod events;
 pub mod extract;
 pub mod forward;
 pub mod refunds;
+pub mod reports;
 pub mod waitlist;
 pub mod webhooks;
 
@@ -167,6 +168,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/bookings/{booking_id}/invoice.pdf",
                     web::get().to(bookings::invoice_pdf),
+                )
+                .route("/events/{event_id}/report", web::get().to(reports::report))
+                .route(
+                    "/events/{event_id}/report.csv",
+                    web::get().to(reports::export),
                 )
                 // Organizer: events
                 .route("/organizer/events", web::get().to(events::list_own))

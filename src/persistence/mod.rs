@@ -18,6 +18,7 @@ pub mod onsale;
 pub mod orders;
 pub mod payments;
 pub mod refunds;
+pub mod reports;
 pub mod scanners;
 pub mod tickets;
 pub mod venues;

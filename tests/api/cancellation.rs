@@ -26,7 +26,11 @@ impl TestApp {
 }
 
 /// An on-sale event with a standing floor of `tickets` in one tier; (event, floor, tier).
-async fn big_floor(app: &TestApp, organizer: &Account, tickets: i64) -> (Uuid, Uuid, Uuid) {
+pub(crate) async fn big_floor(
+    app: &TestApp,
+    organizer: &Account,
+    tickets: i64,
+) -> (Uuid, Uuid, Uuid) {
     let mut venue = venue_body("Arena", "Lyon");
     venue["layout"]["sections"][2]["capacity"] = json!(tickets);
     let (status, body) = app.create_venue(&organizer.token, &venue).await;
@@ -55,7 +59,7 @@ async fn big_floor(app: &TestApp, organizer: &Account, tickets: i64) -> (Uuid, U
     (event_id, id(2), tier)
 }
 
-async fn seed_orders(app: &TestApp, event: (Uuid, Uuid, Uuid), buyer: &Account, n: i32) {
+pub(crate) async fn seed_orders(app: &TestApp, event: (Uuid, Uuid, Uuid), buyer: &Account, n: i32) {
     let (event_id, floor, tier) = event;
     sqlx::query(SOLD_ORDERS)
         .bind(event_id)

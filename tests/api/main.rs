@@ -29,6 +29,7 @@ mod races;
 mod redis;
 mod refunds;
 mod relay_crash;
+mod reports;
 mod scanner_page;
 mod security;
 mod transfer;
