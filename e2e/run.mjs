@@ -281,6 +281,19 @@ async function organizerJourney(browser) {
   await page.getByText(/is published/).waitFor();
   await shoot(page, 'organizer');
 
+  step = 'the back office';
+  const eventId = new URL(await page.locator('#dashboard-link').getAttribute('href'), BASE).searchParams.get('id');
+  const office = await open(context);
+  await office.goto(`${BASE}/backoffice.html?id=${eventId}`);
+  await office.waitForSelector('#booking-state[data-status=CONFIRMED]');
+  check(await office.locator('#invoice tbody tr').count() >= 1, 'the invoice has its rent line');
+  await office.locator('#totals dd').first().waitFor();
+  const csv = office.waitForEvent('download');
+  await office.getByRole('button', { name: 'Download attendees (CSV)' }).click();
+  check((await csv).suggestedFilename().startsWith('attendees-'), 'the attendees CSV downloads');
+  await shoot(office, 'backoffice');
+  await office.close();
+
   step = 'a webhook';
   await page.locator('#hook-url').fill('http://127.0.0.1:9/boxoffice');
   await page.getByRole('button', { name: 'Subscribe' }).click();

@@ -50,6 +50,7 @@ async function refresh() {
     el('p', { class: 'row' },
       el('button', { type: 'button', class: 'secondary', onclick: () => setUp(e) }, 'Set up'),
       el('a', { href: `/dashboard.html?id=${e.event_id}` }, 'Dashboard'),
+      el('a', { href: `/backoffice.html?id=${e.event_id}` }, 'Booking & sales'),
       el('a', { href: `/event.html?id=${e.event_id}` }, 'Event page')))) : [el('li', {}, 'No events yet.')]));
 }
 
