@@ -291,6 +291,7 @@ async function organizerJourney(browser) {
   const csv = office.waitForEvent('download');
   await office.getByRole('button', { name: 'Download attendees (CSV)' }).click();
   check((await csv).suggestedFilename().startsWith('attendees-'), 'the attendees CSV downloads');
+  await office.waitForSelector('#audit tr[data-action="event.published"]');
   await shoot(office, 'backoffice');
   await office.close();
 

@@ -139,6 +139,30 @@ pub async fn seed(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<Demo> {
         EventStatus::Published,
     )
     .await?;
+    // The set-up is the demo organizer's, done by the demo seeder: audited as such.
+    for action in [
+        "event.created",
+        "event.priced",
+        "event.onsale_set",
+        "event.published",
+    ] {
+        crate::persistence::audit::append(
+            pool,
+            crate::persistence::audit::Entry {
+                owner_id: organizer_id,
+                actor_id: Some(organizer_id),
+                actor_kind: "SYSTEM",
+                event_id: Some(event_id),
+                object_kind: "event",
+                object_id: Some(event_id),
+                action,
+                before: None,
+                after: Some(serde_json::json!({"by": "boxoffice demo"})),
+                ip: None,
+            },
+        )
+        .await?;
+    }
     Ok(Demo {
         organizer_id,
         venue_id,
@@ -196,5 +220,22 @@ async fn venue(pool: &PgPool, organizer_id: Uuid) -> anyhow::Result<Uuid> {
         venue_type: VenueType::Arena,
         facilities: json!({"parking": true, "catering": true, "av_equipment": true}),
     };
-    venues::insert_venue(pool, organizer_id, &details, &plan).await
+    let venue_id = venues::insert_venue(pool, organizer_id, &details, &plan).await?;
+    crate::persistence::audit::append(
+        pool,
+        crate::persistence::audit::Entry {
+            owner_id: organizer_id,
+            actor_id: Some(organizer_id),
+            actor_kind: "SYSTEM",
+            event_id: None,
+            object_kind: "venue",
+            object_id: Some(venue_id),
+            action: "venue.created",
+            before: None,
+            after: Some(serde_json::json!({"name": VENUE_NAME, "by": "boxoffice demo"})),
+            ip: None,
+        },
+    )
+    .await?;
+    Ok(venue_id)
 }

@@ -21,7 +21,8 @@ async function start() {
   event = await api(`/events/${encodeURIComponent(eventId)}`);
   $('title').textContent = event.title;
   document.title = `Back office: ${event.title} — boxoffice`;
-  await Promise.all([showBooking(), showReport()]);
+  await Promise.all([showBooking(), showReport(), showAudit()]);
+  $('audit-more').onclick = () => showAudit(auditNext).catch(fail);
   $('deposit').onsubmit = (e) => { e.preventDefault(); payDeposit(); };
   $('addons').onsubmit = (e) => { e.preventDefault(); saveAddons(); };
   $('invoice-pdf').onclick = () => download(`/bookings/${booking.booking_id}/invoice.pdf`, `invoice-${booking.booking_id}.pdf`);
@@ -168,4 +169,25 @@ function bars(node, rows, title) {
     el('caption', {}, title),
     el('tbody', {}, ...rows.map(([label, , text]) => el('tr', {}, el('th', { scope: 'row' }, String(label)), el('td', {}, text)))));
   node.replaceChildren(svg, table);
+}
+
+// The event's audit log, newest first, a page at a time.
+let auditNext = null;
+async function showAudit(before = null) {
+  const query = new URLSearchParams({ event_id: eventId, limit: 50 });
+  if (before) query.set('before', before);
+  const log = await api(`/audit?${query}`);
+  const change = (entry) => {
+    const after = entry.after ?? {};
+    return Object.keys(after).map((key) => `${key}: ${entry.before ? `${JSON.stringify(entry.before[key])} → ` : ''}${JSON.stringify(after[key])}`).join('; ');
+  };
+  const rows = log.entries.map((entry) => el('tr', { 'data-action': entry.action },
+    el('td', {}, when(entry.at)),
+    el('td', {}, `${entry.actor_email ?? entry.actor_kind.toLowerCase()}${entry.ip ? ` (${entry.ip})` : ''}`),
+    el('td', {}, entry.action),
+    el('td', { class: 'meta' }, change(entry))));
+  if (before) $('audit').querySelector('tbody').append(...rows);
+  else $('audit').querySelector('tbody').replaceChildren(...rows);
+  auditNext = log.next_before;
+  $('audit-more').hidden = auditNext == null;
 }

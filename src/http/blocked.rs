@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::audit::{json, Did, Trail};
 use super::auth::Organizer;
 use super::error::{ApiError, ErrorBody};
 use super::events::owned;
@@ -104,10 +105,12 @@ pub async fn get(
 pub async fn block(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
     body: Json<BlockBody>,
 ) -> Result<HttpResponse, ApiError> {
     let event = owned(&state, organizer, *path).await?;
+    let before = json(&list(&state, event.event_id).await?);
     let body = body.0;
     seats(&body.seat_ids)?;
     let reason =
@@ -137,7 +140,16 @@ pub async fn block(
     blocked::block(&state.pool, event.event_id, &body.seat_ids, &reason).await?;
     // An engine started early (for the seat map) reads the seats again.
     invalidate::announce(&state.pool, event.event_id, Change::Settings).await?;
-    Ok(HttpResponse::Ok().json(list(&state, event.event_id).await?))
+    let after = list(&state, event.event_id).await?;
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::on(event.event_id, "blocked_seats", None, "seats.blocked")
+                .changed(before, json(&after)),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(after))
 }
 
 /// Puts blocked seats on sale: during the sale, the first buyers on the section's waitlist
@@ -151,10 +163,12 @@ pub async fn block(
 pub async fn release(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
     body: Json<ReleaseBody>,
 ) -> Result<HttpResponse, ApiError> {
     let event = owned(&state, organizer, *path).await?;
+    let before = json(&list(&state, event.event_id).await?);
     seats(&body.0.seat_ids)?;
     if event.status().is_final() {
         return Err(ApiError::conflict(
@@ -177,5 +191,14 @@ pub async fn release(
     if !released.is_empty() {
         state.engine.notify_inbox(event.event_id).await;
     }
-    Ok(HttpResponse::Ok().json(list(&state, event.event_id).await?))
+    let after = list(&state, event.event_id).await?;
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::on(event.event_id, "blocked_seats", None, "seats.released")
+                .changed(before, json(&after)),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(after))
 }

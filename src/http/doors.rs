@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::audit::{json, Did, Trail};
 use super::auth::Organizer;
 use super::error::{ApiError, ErrorBody};
 use super::events::owned;
@@ -136,6 +137,7 @@ fn line(errors: &mut FieldErrors, field: &str, value: &str, max: usize) -> Strin
 pub async fn create_scanner(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
     body: Json<NewScanner>,
 ) -> Result<HttpResponse, ApiError> {
@@ -154,6 +156,20 @@ pub async fn create_scanner(
         revoked_at: None,
     };
     scanners::create(&state.pool, &scanner, &hash).await?;
+    let made = serde_json::json!({"name": scanner.name, "gate": scanner.gate});
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::on(
+                event.event_id,
+                "scanner",
+                Some(scanner.scanner_id),
+                "scanner.created",
+            )
+            .changed(None, Some(made)),
+        )
+        .await;
     Ok(HttpResponse::Created().json(NewScannerView {
         scanner_id: scanner.scanner_id,
         name: scanner.name,
@@ -195,6 +211,7 @@ pub async fn list_scanners(
 pub async fn revoke_scanner(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (event_id, scanner_id) = path.into_inner();
@@ -205,6 +222,18 @@ pub async fn revoke_scanner(
         )));
     }
     state.doors.forget_scanners();
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::on(
+                event.event_id,
+                "scanner",
+                Some(scanner_id),
+                "scanner.revoked",
+            ),
+        )
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -235,6 +264,7 @@ fn yes() -> bool {
 pub async fn set_door(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
     body: Json<DoorBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -256,6 +286,13 @@ pub async fn set_door(
     };
     scanners::set_door(&state.pool, event.event_id, &settings).await?;
     state.doors.forget(event.event_id);
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::on(event.event_id, "door", None, "event.door_set").changed(None, json(&door)),
+        )
+        .await;
     Ok(HttpResponse::Ok().json(door))
 }
 

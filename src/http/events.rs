@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::audit::{json, Did, Trail};
 use super::auth::Organizer;
 use super::catalog::{detail, EventDetail, OnSaleView};
 use super::error::{ApiError, ErrorBody};
@@ -183,6 +184,7 @@ pub struct OrganizerEvents {
 pub async fn create(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     body: Json<CreateEventRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
@@ -248,7 +250,15 @@ pub async fn create(
         Err(error) => return Err(booking_conflict(&state, body.venue_id, window, error).await),
     };
     let event = load(&state, event_id).await?;
-    Ok(HttpResponse::Created().json(detail(&state, event).await?))
+    let created = detail(&state, event).await?;
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::event(event_id, "event.created").changed(None, json(&created)),
+        )
+        .await;
+    Ok(HttpResponse::Created().json(created))
 }
 
 /// A booking refused by the exclusion constraint is 409 `venue_booked` naming the window
@@ -314,10 +324,12 @@ pub async fn list_own(
 pub async fn update(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
     body: Json<UpdateEventRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let event = owned(&state, organizer, *path).await?;
+    let before = json(&detail(&state, event.clone()).await?);
     refuse_if_closed(&event)?;
     let body = body.0;
     let performers = body.performers.unwrap_or_else(|| event.performers.clone());
@@ -348,7 +360,15 @@ pub async fn update(
         return Err(booking_conflict(&state, event.venue_id, window, error).await);
     }
     let event = load(&state, event.event_id).await?;
-    Ok(HttpResponse::Ok().json(detail(&state, event).await?))
+    let after = detail(&state, event).await?;
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::event(after.event_id, "event.updated").changed(before, json(&after)),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(after))
 }
 
 /// Replaces the price list: one price per seated section, tiers for standing sections.
@@ -361,10 +381,12 @@ pub async fn update(
 pub async fn set_pricing(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
     body: Json<PricingRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let event = owned(&state, organizer, *path).await?;
+    let before = json(&detail(&state, event.clone()).await?);
     refuse_once_selling(&state, &event).await?;
     let venue: Vec<VenueSection> = venues::sections(&state.pool, event.venue_id)
         .await?
@@ -401,7 +423,15 @@ pub async fn set_pricing(
     store::replace_pricing(&state.pool, event.event_id, &pricing).await?;
     invalidate::announce(&state.pool, event.event_id, Change::Settings).await?;
     let event = load(&state, event.event_id).await?;
-    Ok(HttpResponse::Ok().json(detail(&state, event).await?))
+    let after = detail(&state, event).await?;
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::event(after.event_id, "event.priced").changed(before, json(&after)),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(after))
 }
 
 /// Schedules the on-sale, with a waiting room or without. Allowed until the sale starts.
@@ -413,11 +443,16 @@ pub async fn set_pricing(
 pub async fn set_onsale(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
     body: Json<OnSaleRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let event = owned(&state, organizer, *path).await?;
     refuse_once_selling(&state, &event).await?;
+    let before = store::find_onsale(&state.pool, event.event_id)
+        .await?
+        .map(OnSaleView::from)
+        .and_then(|v| json(&v));
     let body = body.0;
     let schedule = OnSaleSchedule::parse(
         OnSaleInput {
@@ -446,7 +481,15 @@ pub async fn set_onsale(
     let saved = store::find_onsale(&state.pool, event.event_id)
         .await?
         .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("on-sale vanished after saving")))?;
-    Ok(HttpResponse::Ok().json(OnSaleView::from(saved)))
+    let saved = OnSaleView::from(saved);
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::event(event.event_id, "event.onsale_set").changed(before, json(&saved)),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(saved))
 }
 
 /// DRAFT → PUBLISHED: the event enters the catalog. It needs prices and an on-sale.
@@ -458,9 +501,11 @@ pub async fn set_onsale(
 pub async fn publish(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let event = owned(&state, organizer, *path).await?;
+    let before = json(&detail(&state, event.clone()).await?);
     let status = event.status();
     if !status.can_become(EventStatus::Published) {
         return Err(invalid_transition(status, EventStatus::Published));
@@ -501,7 +546,15 @@ pub async fn publish(
         ));
     }
     let event = load(&state, event.event_id).await?;
-    Ok(HttpResponse::Ok().json(detail(&state, event).await?))
+    let after = detail(&state, event).await?;
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::event(after.event_id, "event.published").changed(before, json(&after)),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(after))
 }
 
 /// Why an event is cancelled (optional).
@@ -526,6 +579,7 @@ pub struct CancelBody {
 pub async fn cancel(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     req: actix_web::HttpRequest,
     path: web::Path<Uuid>,
     body: web::Bytes,
@@ -545,6 +599,7 @@ pub async fn cancel(
         }
     };
     let event = owned(&state, organizer, *path).await?;
+    let before = json(&detail(&state, event.clone()).await?);
     let status = event.status();
     if !status.can_become(EventStatus::Cancelled) {
         return Err(invalid_transition(status, EventStatus::Cancelled));
@@ -569,7 +624,15 @@ pub async fn cancel(
     state.rooms.close(event.event_id);
     invalidate::announce(&state.pool, event.event_id, Change::Cancelled).await?;
     let event = load(&state, event.event_id).await?;
-    Ok(HttpResponse::Ok().json(detail(&state, event).await?))
+    let after = detail(&state, event).await?;
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::event(after.event_id, "event.cancelled").changed(before, json(&after)),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(after))
 }
 
 fn invalid_transition(from: EventStatus, to: EventStatus) -> ApiError {

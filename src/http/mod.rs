@@ -3,6 +3,7 @@
 //! actors) and shape the answer.
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod blocked;
 pub mod bookings;
@@ -169,6 +170,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/bookings/{booking_id}/invoice.pdf",
                     web::get().to(bookings::invoice_pdf),
                 )
+                .route("/audit", web::get().to(audit::log))
                 .route("/events/{event_id}/report", web::get().to(reports::report))
                 .route(
                     "/events/{event_id}/report.csv",

@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    accounts, blocked, bookings, catalog, cluster, discovery, doors, events, holds, live, ops,
-    orders, outbox, queue, refunds, reports, seatmap, tickets, venues, waitlist, webhooks,
+    accounts, audit, blocked, bookings, catalog, cluster, discovery, doors, events, holds, live,
+    ops, orders, outbox, queue, refunds, reports, seatmap, tickets, venues, waitlist, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -31,7 +31,7 @@ use super::{
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries, webhooks::test, webhooks::redeliver,
         bookings::get_terms, bookings::put_terms, bookings::calendar, bookings::event_booking, bookings::request_booking,
         bookings::get_booking, bookings::set_addons, bookings::pay_deposit, bookings::cancel_booking, bookings::invoice,
-        bookings::invoice_pdf, reports::report, reports::export,
+        bookings::invoice_pdf, reports::report, reports::export, audit::log,
     ),
     modifiers(&BearerAuth),
     tags(

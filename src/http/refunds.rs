@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::audit::{json, Did, Trail};
 use super::auth::{Caller, Organizer};
 use super::error::{ApiError, ErrorBody};
 use super::events::owned;
@@ -53,6 +54,7 @@ pub struct RefundBody {
 pub async fn refund(
     state: web::Data<AppState>,
     caller: Caller,
+    trail: Trail,
     req: HttpRequest,
     path: web::Path<Uuid>,
     body: Json<RefundBody>,
@@ -96,6 +98,33 @@ pub async fn refund(
             } else {
                 StatusCode::OK
             };
+            if let Some(refund) = &done.refund {
+                let owner = events::find_event(&state.pool, done.order.event_id)
+                    .await?
+                    .map(|e| e.organizer_id);
+                let kind = match caller.role {
+                    crate::domain::account::Role::Organizer => "ORGANIZER",
+                    crate::domain::account::Role::Buyer => "BUYER",
+                };
+                let what = Did::on(
+                    done.order.event_id,
+                    "refund",
+                    Some(refund.refund_id),
+                    "order.refund_requested",
+                )
+                .changed(
+                    None,
+                    json(refund).map(|mut r| {
+                        r["order_id"] = serde_json::json!(done.order.order_id);
+                        r
+                    }),
+                );
+                if let Some(owner) = owner {
+                    trail
+                        .record_for(&state, owner, caller.user_id, kind, what)
+                        .await;
+                }
+            }
             Ok(HttpResponse::build(status).json(done))
         }
         Err(error) => Err(refusal(&state, order_id, error).await),
@@ -171,13 +200,29 @@ impl PolicyView {
 pub async fn set_policy(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
     body: Json<RefundPolicyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let event = owned(&state, organizer, *path).await?;
+    let before = json(&PolicyView::of(event.refund_policy(), event.start_time));
     let policy = RefundPolicy::parse(&body.0)?;
     events::set_refund_policy(&state.pool, event.event_id, &policy).await?;
-    Ok(HttpResponse::Ok().json(PolicyView::of(policy, event.start_time)))
+    let after = PolicyView::of(policy, event.start_time);
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::on(
+                event.event_id,
+                "refund_policy",
+                None,
+                "event.refund_policy_set",
+            )
+            .changed(before, json(&after)),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(after))
 }
 
 /// The event's refund policy (public: buyers read it before they buy).

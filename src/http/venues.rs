@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::audit::{json, Did, Trail};
 use super::auth::Organizer;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
@@ -186,6 +187,7 @@ fn details(
 pub async fn create(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     body: Json<CreateVenueRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
@@ -216,7 +218,15 @@ pub async fn create(
         return Err(errors.into());
     }
     let venue_id = store::insert_venue(&state.pool, organizer.user_id, &details, &plan).await?;
-    Ok(HttpResponse::Created().json(view(&state, venue_id).await?))
+    let created = view(&state, venue_id).await?;
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            venue_did(venue_id, "venue.created", None, json(&created)),
+        )
+        .await;
+    Ok(HttpResponse::Created().json(created))
 }
 
 /// A seat of a layout preview.
@@ -336,10 +346,12 @@ pub async fn get(
 pub async fn update(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
     body: Json<UpdateVenueRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let current = owned(&state, organizer, *path).await?;
+    let before = json(&view(&state, current.venue_id).await?);
     let body = body.0;
     let mut errors = FieldErrors::new();
     let facilities_value = match body.facilities {
@@ -383,7 +395,15 @@ pub async fn update(
             ),
             LayoutError::Other(e) => ApiError::Unexpected(e),
         })?;
-    Ok(HttpResponse::Ok().json(view(&state, current.venue_id).await?))
+    let after = view(&state, current.venue_id).await?;
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            venue_did(current.venue_id, "venue.updated", before, json(&after)),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(after))
 }
 
 /// Takes a venue out of use: existing events keep it; no new event may be created there.
@@ -394,9 +414,10 @@ pub async fn update(
 pub async fn deactivate(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    set_active(state, organizer, *path, false).await
+    set_active(state, organizer, trail, *path, false).await
 }
 
 /// Puts a deactivated venue back in use.
@@ -407,14 +428,16 @@ pub async fn deactivate(
 pub async fn activate(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    set_active(state, organizer, *path, true).await
+    set_active(state, organizer, trail, *path, true).await
 }
 
 async fn set_active(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     venue_id: Uuid,
     active: bool,
 ) -> Result<HttpResponse, ApiError> {
@@ -422,7 +445,36 @@ async fn set_active(
     store::set_active(&state.pool, venue.venue_id, active)
         .await
         .map_err(|e| ApiError::Unexpected(e.into()))?;
+    let action = if active {
+        "venue.activated"
+    } else {
+        "venue.deactivated"
+    };
+    let change = |on: bool| Some(serde_json::json!({ "is_active": on }));
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            venue_did(venue_id, action, change(venue.is_active), change(active)),
+        )
+        .await;
     Ok(HttpResponse::Ok().json(view(&state, venue_id).await?))
+}
+
+fn venue_did(
+    venue_id: Uuid,
+    action: &str,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Did<'_> {
+    Did {
+        event_id: None,
+        object_kind: "venue",
+        object_id: Some(venue_id),
+        action,
+        before,
+        after,
+    }
 }
 
 /// The venue, if it exists and belongs to the organizer (404 and 403 otherwise).

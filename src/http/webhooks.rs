@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::audit::{Did, Trail};
 use super::auth::Organizer;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
@@ -72,6 +73,7 @@ pub struct WebhookList {
 pub async fn create(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     body: Json<CreateWebhook>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
@@ -124,6 +126,21 @@ pub async fn create(
         disabled_reason: None,
     };
     store::create(&state.pool, &row).await?;
+    let made = serde_json::json!({"url": row.url, "events": row.events});
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did {
+                event_id: None,
+                object_kind: "webhook",
+                object_id: Some(row.webhook_id),
+                action: "webhook.created",
+                before: None,
+                after: Some(made),
+            },
+        )
+        .await;
     Ok(HttpResponse::Created().json(view(row, true)))
 }
 
@@ -162,10 +179,26 @@ async fn own(
 pub async fn delete(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let hook = own(&state, organizer, *path).await?;
     store::delete(&state.pool, hook.webhook_id).await?;
+    let was = serde_json::json!({"url": hook.url, "events": hook.events});
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did {
+                event_id: None,
+                object_kind: "webhook",
+                object_id: Some(hook.webhook_id),
+                action: "webhook.deleted",
+                before: Some(was),
+                after: None,
+            },
+        )
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -4,6 +4,7 @@
 //! by the black-box tests in `tests/`.
 
 pub mod accounts;
+pub mod audit;
 pub mod blocked;
 pub mod bookings;
 pub mod cancellations;

@@ -2,6 +2,7 @@
 //! per test.
 
 mod accounts;
+mod audit;
 mod bookings;
 mod browser;
 mod cancellation;

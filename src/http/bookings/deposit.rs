@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{own_booking, view, BookingView, DepositBody};
 use crate::domain::booking::BookingStatus;
+use crate::http::audit::{Did, Trail};
 use crate::http::auth::Organizer;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::Json;
@@ -26,6 +27,7 @@ use crate::persistence::deposits::{self, Outcome, Start};
 pub async fn pay_deposit(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     req: HttpRequest,
     path: web::Path<Uuid>,
     body: Json<DepositBody>,
@@ -118,7 +120,22 @@ pub async fn pay_deposit(
     match paid {
         Ok(_) => {
             let booking = own_booking(&state, organizer, booking.booking_id).await?;
-            Ok(HttpResponse::Ok().json(view(&state, booking).await?))
+            let after = view(&state, booking).await?;
+            let paid = serde_json::json!({"status": after.status, "deposit_paid_cents": after.deposit_paid_cents});
+            trail
+                .record(
+                    &state,
+                    organizer.user_id,
+                    Did::on(
+                        after.event_id,
+                        "booking",
+                        Some(after.booking_id),
+                        "booking.deposit_paid",
+                    )
+                    .changed(None, Some(paid)),
+                )
+                .await;
+            Ok(HttpResponse::Ok().json(after))
         }
         Err(PaymentError::Declined { reason }) => Err(declined(&reason)),
         Err(error) => {

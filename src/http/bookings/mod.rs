@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::audit::{json, Did, Trail};
 use super::auth::Organizer;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
@@ -417,14 +418,31 @@ pub async fn get_terms(
 pub async fn put_terms(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
     body: Json<TermsBody>,
 ) -> Result<HttpResponse, ApiError> {
     own_venue(&state, organizer, *path).await?;
+    let before = {
+        let (terms, offers) = store::terms(&state.pool, *path).await?;
+        json(&terms_view(*path, &terms, offers))
+    };
     let (terms, offers) = parse_terms(&body.0)?;
     store::put_terms(&state.pool, *path, &terms, &offers).await?;
     let (terms, offers) = store::terms(&state.pool, *path).await?;
-    Ok(HttpResponse::Ok().json(terms_view(*path, &terms, offers)))
+    let after = terms_view(*path, &terms, offers);
+    let did = Did {
+        event_id: None,
+        object_kind: "venue_terms",
+        object_id: Some(*path),
+        action: "venue.terms_set",
+        before: None,
+        after: None,
+    };
+    trail
+        .record(&state, organizer.user_id, did.changed(before, json(&after)))
+        .await;
+    Ok(HttpResponse::Ok().json(after))
 }
 
 /// The booking of the caller's event.
@@ -452,6 +470,7 @@ pub async fn event_booking(
 pub async fn request_booking(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let event = super::events::owned(&state, organizer, *path).await?;
@@ -487,7 +506,21 @@ pub async fn request_booking(
         }
     }
     let booking = own_booking(&state, organizer, booking.booking_id).await?;
-    Ok(HttpResponse::Ok().json(view(&state, booking).await?))
+    let after = view(&state, booking).await?;
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::on(
+                after.event_id,
+                "booking",
+                Some(after.booking_id),
+                "booking.requested",
+            )
+            .changed(None, json(&after)),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(after))
 }
 
 /// A booking of the caller's event.
@@ -511,6 +544,7 @@ pub async fn get_booking(
 pub async fn set_addons(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
     body: Json<AddonsBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -550,7 +584,21 @@ pub async fn set_addons(
         ));
     }
     let booking = own_booking(&state, organizer, *path).await?;
-    Ok(HttpResponse::Ok().json(view(&state, booking).await?))
+    let after = view(&state, booking).await?;
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::on(
+                after.event_id,
+                "booking",
+                Some(after.booking_id),
+                "booking.addons_set",
+            )
+            .changed(None, json(&after)),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(after))
 }
 
 /// Cancels a draft's booking: the venue's time is free again (a paid deposit is kept, as
@@ -562,6 +610,7 @@ pub async fn set_addons(
 pub async fn cancel_booking(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let booking = own_booking(&state, organizer, *path).await?;
@@ -587,5 +636,19 @@ pub async fn cancel_booking(
         ));
     }
     let booking = own_booking(&state, organizer, *path).await?;
-    Ok(HttpResponse::Ok().json(view(&state, booking).await?))
+    let after = view(&state, booking).await?;
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::on(
+                after.event_id,
+                "booking",
+                Some(after.booking_id),
+                "booking.cancelled",
+            )
+            .changed(None, json(&after)),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(after))
 }

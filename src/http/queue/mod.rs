@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::audit::{json, Did, Trail};
 use super::auth::{Buyer, Organizer};
 use super::error::{ApiError, ErrorBody};
 use super::events::owned;
@@ -315,6 +316,7 @@ pub struct AdmissionControls {
 pub async fn control(
     state: web::Data<AppState>,
     organizer: Organizer,
+    trail: Trail,
     path: web::Path<Uuid>,
     body: Json<AdmissionControls>,
 ) -> Result<HttpResponse, ApiError> {
@@ -331,5 +333,19 @@ pub async fn control(
         proof_of_work,
         proof_of_work_joins_per_minute,
     };
-    Ok(HttpResponse::Ok().json(state.rooms.change_admission(event.event_id, &input).await?))
+    let changed = state.rooms.change_admission(event.event_id, &input).await?;
+    trail
+        .record(
+            &state,
+            organizer.user_id,
+            Did::on(
+                event.event_id,
+                "waiting_room",
+                None,
+                "waiting_room.controlled",
+            )
+            .changed(None, json(&changed)),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(changed))
 }
