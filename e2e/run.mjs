@@ -292,6 +292,15 @@ async function organizerJourney(browser) {
   await office.getByRole('button', { name: 'Download attendees (CSV)' }).click();
   check((await csv).suggestedFilename().startsWith('attendees-'), 'the attendees CSV downloads');
   await office.waitForSelector('#audit tr[data-action="event.published"]');
+  // The venue's terms: a day rate, a deposit of a quarter of it, one add-on.
+  await office.locator('#terms [name=day_rate]').fill('2000');
+  await office.locator('#terms [name=deposit_kind]').selectOption('share');
+  await office.locator('#terms [name=deposit_value]').fill('25');
+  await office.getByRole('button', { name: 'Add an add-on' }).click();
+  await office.locator('#offer-rows [name=name]').fill('Buffet, per guest');
+  await office.locator('#offer-rows [name=price]').fill('15');
+  await office.getByRole('button', { name: 'Save the terms' }).click();
+  await office.getByText(/Terms saved: a new booking owes a deposit of .*500/).waitFor();
   await shoot(office, 'backoffice');
   await office.close();
 

@@ -24,6 +24,8 @@ async function start() {
   await Promise.all([showBooking(), showReport(), showAudit()]);
   $('audit-more').onclick = () => showAudit(auditNext).catch(fail);
   $('deposit').onsubmit = (e) => { e.preventDefault(); payDeposit(); };
+  $('terms').onsubmit = (e) => { e.preventDefault(); saveTerms(); };
+  $('add-offer').onclick = () => $('offer-rows').append(offerRow({ kind: 'CATERING', name: '', price_cents: 0 }));
   $('addons').onsubmit = (e) => { e.preventDefault(); saveAddons(); };
   $('invoice-pdf').onclick = () => download(`/bookings/${booking.booking_id}/invoice.pdf`, `invoice-${booking.booking_id}.pdf`);
   $('cancel-booking').onclick = () => act(`/bookings/${booking.booking_id}/cancel`, 'The booking is cancelled: the venue\'s time is free again.');
@@ -48,6 +50,7 @@ async function showBooking() {
   $('cancel-booking').hidden = booking.status === 'CANCELLED' || event.status !== 'DRAFT';
   $('request-booking').hidden = booking.status !== 'CANCELLED' || event.status !== 'DRAFT';
   const terms = await api(`/venues/${booking.venue_id}/terms`);
+  showTerms(terms);
   const chosen = new Map(booking.addons.map((a) => [a.offer_id, a.quantity]));
   $('addons').hidden = terms.addons.length === 0 || booking.status === 'CANCELLED';
   $('addon-rows').replaceChildren(...terms.addons.map((offer) => el('label', { class: 'inline' },
@@ -171,6 +174,8 @@ function bars(node, rows, title) {
   node.replaceChildren(svg, table);
 }
 
+const clip = (text) => (text.length > 240 ? `${text.slice(0, 240)}…` : text);
+
 // The event's audit log, newest first, a page at a time.
 let auditNext = null;
 async function showAudit(before = null) {
@@ -185,9 +190,57 @@ async function showAudit(before = null) {
     el('td', {}, when(entry.at)),
     el('td', {}, `${entry.actor_email ?? entry.actor_kind.toLowerCase()}${entry.ip ? ` (${entry.ip})` : ''}`),
     el('td', {}, entry.action),
-    el('td', { class: 'meta' }, change(entry))));
+    el('td', { class: 'meta', title: change(entry) }, clip(change(entry)))));
   if (before) $('audit').querySelector('tbody').append(...rows);
   else $('audit').querySelector('tbody').replaceChildren(...rows);
   auditNext = log.next_before;
   $('audit-more').hidden = auditNext == null;
+}
+
+// ---- the venue's terms ----
+
+const KINDS = { CATERING: 'Catering', AV_EQUIPMENT: 'AV equipment', PARKING: 'Parking', OTHER: 'Other' };
+
+function offerRow(offer) {
+  const kind = el('select', { name: 'kind', 'aria-label': 'Kind' }, ...Object.entries(KINDS).map(([value, text]) => el('option', { value, selected: value === offer.kind }, text)));
+  const row = el('div', { class: 'row offer' },
+    kind,
+    el('label', {}, 'Name', el('input', { name: 'name', value: offer.name, maxlength: 100, required: true })),
+    el('label', {}, 'Price', el('input', { name: 'price', type: 'number', min: 0, step: '0.01', value: (offer.price_cents / 100).toFixed(2), required: true })),
+    el('button', { type: 'button', class: 'link', onclick: () => row.remove() }, 'Remove'));
+  return row;
+}
+
+function showTerms(terms) {
+  const form = $('terms');
+  form.currency.value = terms.currency;
+  form.day_rate.value = (terms.day_rate_cents / 100).toFixed(2);
+  form.request_hours.value = terms.request_hours;
+  const deposit = terms.deposit;
+  form.deposit_kind.value = !deposit ? 'none' : deposit.cents != null ? 'fixed' : 'share';
+  form.deposit_value.value = !deposit ? '' : deposit.cents != null ? (deposit.cents / 100).toFixed(2) : deposit.percent_of_day_rate;
+  $('offer-rows').replaceChildren(...terms.addons.map(offerRow));
+}
+
+async function saveTerms() {
+  const form = $('terms');
+  const cents = (text) => Math.round(Number(text) * 100);
+  const kind = form.deposit_kind.value;
+  const deposit = kind === 'fixed' ? { cents: cents(form.deposit_value.value) }
+    : kind === 'share' ? { percent_of_day_rate: Number(form.deposit_value.value) } : null;
+  const addons = [...$('offer-rows').querySelectorAll('.offer')].map((row) => ({
+    kind: row.querySelector('[name=kind]').value,
+    name: row.querySelector('[name=name]').value,
+    price_cents: cents(row.querySelector('[name=price]').value),
+  }));
+  try {
+    const saved = await api(`/venues/${booking.venue_id}/terms`, {
+      method: 'PUT',
+      body: { currency: form.currency.value, day_rate_cents: cents(form.day_rate.value), deposit, request_hours: Number(form.request_hours.value), addons },
+    });
+    showTerms(saved);
+    tell(`Terms saved: a new booking owes a deposit of ${money(saved.deposit_due_cents, saved.currency)}.`);
+  } catch (error) {
+    fail(error);
+  }
 }
