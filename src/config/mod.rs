@@ -45,6 +45,9 @@ pub struct Settings {
     pub token_ttl: Duration,
     /// `BOXOFFICE_HOLD_MINUTES`: default hold duration for on-sales that do not set one.
     pub default_hold_minutes: i64,
+    /// `BOXOFFICE_BOOKING_REQUEST_HOURS`: how long an unpaid venue request holds the time,
+    /// for venues whose terms do not say.
+    pub booking_request_hours: i64,
     /// `BOXOFFICE_WORKERS`: HTTP worker threads (default: one per core).
     pub workers: usize,
     /// `BOXOFFICE_MAX_BODY_BYTES`: the largest JSON body accepted.
@@ -228,6 +231,8 @@ impl Settings {
                 )?,
             ),
             default_hold_minutes: bounded(&get, "BOXOFFICE_HOLD_MINUTES", 10, 1, 60)? as i64,
+            booking_request_hours: bounded(&get, "BOXOFFICE_BOOKING_REQUEST_HOURS", 48, 1, 720)?
+                as i64,
             workers,
             max_body_bytes: bounded(
                 &get,

@@ -85,7 +85,8 @@ pub struct TermsBody {
     /// is refused rather than read as its fields).
     #[schema(value_type = Option<DepositTerms>)]
     pub deposit: Option<serde_json::Value>,
-    /// How long a request holds the venue's time unpaid (default 48).
+    /// How long a request holds the venue's time unpaid (default: the server's
+    /// `BOXOFFICE_BOOKING_REQUEST_HOURS`, 48).
     #[schema(minimum = 1, maximum = 720)]
     pub request_hours: Option<i64>,
     #[serde(default)]
@@ -202,7 +203,7 @@ pub struct DepositBody {
     pub payment_token: String,
 }
 
-fn parse_terms(body: &TermsBody) -> Result<(Terms, Vec<NewOffer>), ApiError> {
+fn parse_terms(body: &TermsBody, default_hours: i64) -> Result<(Terms, Vec<NewOffer>), ApiError> {
     let mut errors = FieldErrors::new();
     let currency = errors.take("currency", Currency::parse(&body.currency));
     errors.check(
@@ -257,7 +258,7 @@ fn parse_terms(body: &TermsBody) -> Result<(Terms, Vec<NewOffer>), ApiError> {
             "a share of a day rate needs a day rate",
         );
     }
-    let request_hours = body.request_hours.unwrap_or(48);
+    let request_hours = body.request_hours.unwrap_or(default_hours);
     errors.check(
         (1..=720).contains(&request_hours),
         "request_hours",
@@ -427,7 +428,7 @@ pub async fn put_terms(
         let (terms, offers) = store::terms(&state.pool, *path).await?;
         json(&terms_view(*path, &terms, offers))
     };
-    let (terms, offers) = parse_terms(&body.0)?;
+    let (terms, offers) = parse_terms(&body.0, state.settings.booking_request_hours)?;
     store::put_terms(&state.pool, *path, &terms, &offers).await?;
     let (terms, offers) = store::terms(&state.pool, *path).await?;
     let after = terms_view(*path, &terms, offers);
