@@ -47,7 +47,7 @@ CREATE TABLE order_items (item_id UUID PRIMARY KEY, order_id UUID NOT NULL REFER
     seat_id UUID, quantity INT NOT NULL, unit_price BIGINT NOT NULL, subtotal BIGINT NOT NULL);
 CREATE INDEX order_items_order ON order_items (order_id);
 CREATE TABLE tickets (ticket_id UUID PRIMARY KEY, order_id UUID NOT NULL REFERENCES orders (order_id),
-    seat_id UUID NOT NULL, barcode TEXT NOT NULL UNIQUE, is_valid BOOLEAN NOT NULL);
+    seat_id UUID, barcode TEXT NOT NULL UNIQUE, is_valid BOOLEAN NOT NULL);
 ";
 
 /// How seed 001's `confirm_order` ended.
@@ -145,6 +145,19 @@ impl Baseline {
         buyer_id: Uuid,
         quantity: i32,
     ) -> anyhow::Result<bool> {
+        Ok(self
+            .hold_tier_order(tier_id, buyer_id, quantity)
+            .await?
+            .is_some())
+    }
+
+    /// The same, answering the PENDING order it made (none when not enough was left).
+    pub async fn hold_tier_order(
+        &self,
+        tier_id: Uuid,
+        buyer_id: Uuid,
+        quantity: i32,
+    ) -> anyhow::Result<Option<Uuid>> {
         let mut tx = self.pool.begin().await?;
         let (available, max_per_order, price): (i32, i32, i64) = sqlx::query_as(
             "SELECT available_quantity, max_per_order, price_cents FROM ticket_tiers \
@@ -155,7 +168,7 @@ impl Baseline {
         .await?;
         if available < quantity || quantity > max_per_order {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         }
         sqlx::query(
             "UPDATE ticket_tiers SET available_quantity = available_quantity - $2, sold_quantity = sold_quantity + $2 WHERE tier_id = $1",
@@ -181,7 +194,7 @@ impl Baseline {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(order_id))
     }
 
     /// Seed 001's `hold_seats` (for `minutes`): the PENDING order's id when every seat was
@@ -295,6 +308,14 @@ impl Baseline {
                 .execute(&mut *tx)
                 .await?;
         }
+        // A standing ticket per unit of a tier line (no seat).
+        sqlx::query(
+            "INSERT INTO tickets SELECT gen_random_uuid(), $1, NULL, md5(random()::text || clock_timestamp()::text || g::text), true \
+             FROM order_items i, generate_series(1, i.quantity) g WHERE i.order_id = $1 AND i.tier_id IS NOT NULL",
+        )
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Confirmed::Paid)
     }

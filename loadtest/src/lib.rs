@@ -18,6 +18,7 @@
 
 pub mod baseline;
 pub mod cancellation;
+pub mod checkout;
 pub mod cluster;
 pub mod doors;
 pub mod flash_sale;

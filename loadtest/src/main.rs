@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use boxoffice_loadtest::{
-    cancellation, cluster, doors, flash_sale, hot, search, viewers, waiting_room, Common,
+    cancellation, checkout, cluster, doors, flash_sale, hot, search, viewers, waiting_room, Common,
 };
 
 #[derive(Parser)]
@@ -77,6 +77,9 @@ enum Scenario {
     },
     /// Buyers hold one general-admission tier as fast as they can (quantity 1 each).
     HotTier(Common),
+    /// Buyers hold one ticket of one tier and pay at once, as fast as they can: durable
+    /// orders a second (synchronous commit on), Postgres commits a second, WAL an order.
+    HotCheckout(Common),
     /// Buyers hold 2 random seats of one section until it is all held.
     HotSection {
         #[command(flatten)]
@@ -171,6 +174,9 @@ async fn main() -> anyhow::Result<()> {
             (cancellation::run(&common, &plan).await?, common.out.clone())
         }
         Scenario::HotTier(common) => (hot::hot_tier(&common).await?, common.out.clone()),
+        Scenario::HotCheckout(common) => {
+            (checkout::hot_checkout(&common).await?, common.out.clone())
+        }
         Scenario::HotSection {
             common,
             rows,
