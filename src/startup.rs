@@ -454,7 +454,9 @@ fn run(
         settings.lease,
     )?;
     let clock = engine.clock().clone();
-    let catalog = Arc::new(http::catalog_cache::CatalogCache::default());
+    let catalog = Arc::new(http::catalog_cache::CatalogCache::new(
+        settings.search_concurrency,
+    ));
     let state = web::Data::new(AppState {
         forwarder,
         tokens: TokenKeys::new(&settings.jwt_secret, settings.token_ttl).with_clock(clock.clone()),

@@ -141,6 +141,9 @@ pub struct Settings {
     /// `BOXOFFICE_SEATMAP_CACHE_SEATS`: seats of event layouts the seat map keeps in memory
     /// (about 100 bytes each; least recently used events go first), 500,000.
     pub seatmap_cache_seats: usize,
+    /// `BOXOFFICE_SEARCH_CONCURRENCY`: catalog queries run at once on this node (more wait
+    /// for a turn, in order): a crowd of searches queues here rather than thrash Postgres.
+    pub search_concurrency: usize,
     /// The live seat map: `BOXOFFICE_LIVE_BATCH_MS` (how often changes go out, 100),
     /// `BOXOFFICE_LIVE_RING` (batches kept for reconnects, 600), `BOXOFFICE_LIVE_VIEWER_QUEUE`
     /// (frames queued per socket before it counts as behind, 32),
@@ -376,6 +379,8 @@ impl Settings {
                 0,
                 100_000_000,
             )? as usize,
+            search_concurrency: bounded(&get, "BOXOFFICE_SEARCH_CONCURRENCY", 8, 1, 1_000)?
+                as usize,
             webhook_allow_private: match get("BOXOFFICE_WEBHOOK_ALLOW_PRIVATE")
                 .as_deref()
                 .map(str::trim)

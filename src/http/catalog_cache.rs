@@ -30,11 +30,18 @@ type Pages = HashMap<String, (u64, Instant, Page)>;
 /// An event page's parts by event: read at which version, when.
 type Details = HashMap<Uuid, (u64, Instant, Arc<DetailParts>)>;
 
-#[derive(Default)]
 pub struct CatalogCache {
     pages: Mutex<Pages>,
     counts: Mutex<HashMap<Uuid, (Instant, i64)>>,
     details: Mutex<Details>,
+    /// Turns at Postgres for the list's queries (`BOXOFFICE_SEARCH_CONCURRENCY`).
+    turns: tokio::sync::Semaphore,
+}
+
+impl Default for CatalogCache {
+    fn default() -> Self {
+        CatalogCache::new(8)
+    }
 }
 
 /// The catalog's version now.
@@ -48,6 +55,21 @@ pub async fn version(pool: &sqlx::PgPool) -> anyhow::Result<u64> {
 }
 
 impl CatalogCache {
+    /// A cache whose queries run `turns` at a time.
+    pub fn new(turns: usize) -> CatalogCache {
+        CatalogCache {
+            pages: Mutex::default(),
+            counts: Mutex::default(),
+            details: Mutex::default(),
+            turns: tokio::sync::Semaphore::new(turns.max(1)),
+        }
+    }
+
+    /// Waits for a turn at Postgres (fair: in the order asked); held until dropped.
+    pub async fn turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.turns.acquire().await.ok()
+    }
+
     /// The page of `key` read at `version`, if it is not older than a minute.
     pub fn page(&self, key: &str, version: u64) -> Option<Page> {
         let pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);

@@ -287,15 +287,24 @@ async fn run(state: &AppState, caller: MaybeCaller, asked: Asked) -> Result<Even
     let page = match state.catalog.page(&key, version) {
         Some(page) => page,
         None => {
-            let page: Page = std::sync::Arc::new(find(state, search, text).await?);
-            state.catalog.keep(key, version, page.clone());
-            page
+            // A turn at Postgres, then the cache again: the same page asked many times at
+            // once is read once, by whoever got the first turn.
+            let _turn = state.catalog.turn().await;
+            match state.catalog.page(&key, version) {
+                Some(page) => page,
+                None => {
+                    let page: Page = std::sync::Arc::new(find(state, search, text).await?);
+                    state.catalog.keep(key, version, page.clone());
+                    page
+                }
+            }
         }
     };
     let (rows, next_cursor) = (&page.0, page.1.clone());
     let ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
     let (mut counts, missing) = state.catalog.counts(&ids);
     if !missing.is_empty() {
+        let _turn = state.catalog.turn().await;
         let fresh = store::available_counts(&state.pool, &missing).await?;
         state.catalog.keep_counts(&fresh);
         counts.extend(fresh);
