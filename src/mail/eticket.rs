@@ -40,81 +40,8 @@ fn modules(code: &str) -> Option<(usize, Vec<bool>)> {
     Some((width, dark))
 }
 
-/// The order's tickets as a PDF, one page each.
-pub fn pdf(pages: &[TicketPage]) -> Vec<u8> {
-    let mut pdf = Pdf::new();
-    let (catalog, tree, font) = (Ref::new(1), Ref::new(2), Ref::new(3));
-    let page_ids: Vec<Ref> = (0..pages.len())
-        .map(|i| Ref::new(10 + 2 * i as i32))
-        .collect();
-    pdf.catalog(catalog).pages(tree);
-    pdf.pages(tree)
-        .kids(page_ids.iter().copied())
-        .count(pages.len() as i32);
-    pdf.type1_font(font)
-        .base_font(Name(b"Helvetica"))
-        .encoding_predefined(Name(b"WinAnsiEncoding"));
-    for (i, ticket) in pages.iter().enumerate() {
-        let (page_id, content_id) = (page_ids[i], Ref::new(11 + 2 * i as i32));
-        let mut page = pdf.page(page_id);
-        page.media_box(Rect::new(0.0, 0.0, 595.0, 842.0))
-            .parent(tree)
-            .contents(content_id);
-        page.resources().fonts().pair(Name(b"F1"), font);
-        page.finish();
-        let mut content = Content::new();
-        let lines: [(f32, &str, f32); 5] = [
-            (24.0, &ticket.event, 770.0),
-            (14.0, &ticket.when, 740.0),
-            (14.0, &ticket.venue, 720.0),
-            (20.0, &ticket.label, 680.0),
-            (10.0, &ticket.ticket, 655.0),
-        ];
-        for (size, line, y) in lines {
-            content.begin_text();
-            content.set_font(Name(b"F1"), size);
-            content.next_line(56.0, y);
-            content.show(Str(&text(line)));
-            content.end_text();
-        }
-        if let Some((width, dark)) = modules(&ticket.code) {
-            let cell = 300.0 / width as f32;
-            content.set_fill_rgb(0.0, 0.0, 0.0);
-            for (k, on) in dark.iter().enumerate() {
-                if *on {
-                    let (x, y) = ((k % width) as f32, (k / width) as f32);
-                    content.rect(56.0 + x * cell, 600.0 - (y + 1.0) * cell, cell, cell);
-                }
-            }
-            content.fill_nonzero();
-        }
-        content.begin_text();
-        content.set_font(Name(b"F1"), 10.0);
-        content.next_line(56.0, 270.0);
-        content.show(Str(b"Show this code at the door. One entry per ticket."));
-        content.end_text();
-        pdf.stream(content_id, &content.finish());
-    }
-    pdf.finish()
-}
-
-/// A document of text lines on A4 pages (size in points, then the line), Helvetica, a new
-/// page when one is full: what an invoice needs.
-pub fn text_pdf(lines: &[(f32, String)]) -> Vec<u8> {
-    const TOP: f32 = 780.0;
-    const BOTTOM: f32 = 60.0;
-    let mut pages: Vec<Vec<(f32, &str, f32)>> = vec![Vec::new()];
-    let mut y = TOP;
-    for (size, line) in lines {
-        y -= size * 1.5;
-        if y < BOTTOM {
-            pages.push(Vec::new());
-            y = TOP - size * 1.5;
-        }
-        if let Some(page) = pages.last_mut() {
-            page.push((*size, line.as_str(), y));
-        }
-    }
+/// A PDF of A4 pages with Helvetica as `F1`, one content stream each.
+fn document(pages: Vec<Content>) -> Vec<u8> {
     let mut pdf = Pdf::new();
     let (catalog, tree, font) = (Ref::new(1), Ref::new(2), Ref::new(3));
     let ids: Vec<Ref> = (0..pages.len())
@@ -127,7 +54,7 @@ pub fn text_pdf(lines: &[(f32, String)]) -> Vec<u8> {
     pdf.type1_font(font)
         .base_font(Name(b"Helvetica"))
         .encoding_predefined(Name(b"WinAnsiEncoding"));
-    for (i, lines) in pages.iter().enumerate() {
+    for (i, content) in pages.into_iter().enumerate() {
         let (page_id, content_id) = (ids[i], Ref::new(11 + 2 * i as i32));
         let mut page = pdf.page(page_id);
         page.media_box(Rect::new(0.0, 0.0, 595.0, 842.0))
@@ -135,17 +62,77 @@ pub fn text_pdf(lines: &[(f32, String)]) -> Vec<u8> {
             .contents(content_id);
         page.resources().fonts().pair(Name(b"F1"), font);
         page.finish();
-        let mut content = Content::new();
-        for (size, line, y) in lines {
-            content.begin_text();
-            content.set_font(Name(b"F1"), *size);
-            content.next_line(56.0, *y);
-            content.show(Str(&text(line)));
-            content.end_text();
-        }
         pdf.stream(content_id, &content.finish());
     }
     pdf.finish()
+}
+
+/// A line of text at (56, `y`) in `size` points.
+fn line(content: &mut Content, size: f32, y: f32, text_: &str) {
+    content.begin_text();
+    content.set_font(Name(b"F1"), size);
+    content.next_line(56.0, y);
+    content.show(Str(&text(text_)));
+    content.end_text();
+}
+
+/// The order's tickets as a PDF, one page each.
+pub fn pdf(pages: &[TicketPage]) -> Vec<u8> {
+    let contents = pages
+        .iter()
+        .map(|ticket| {
+            let mut content = Content::new();
+            let lines: [(f32, &str, f32); 5] = [
+                (24.0, &ticket.event, 770.0),
+                (14.0, &ticket.when, 740.0),
+                (14.0, &ticket.venue, 720.0),
+                (20.0, &ticket.label, 680.0),
+                (10.0, &ticket.ticket, 655.0),
+            ];
+            for (size, text_, y) in lines {
+                line(&mut content, size, y, text_);
+            }
+            if let Some((width, dark)) = modules(&ticket.code) {
+                let cell = 300.0 / width as f32;
+                content.set_fill_rgb(0.0, 0.0, 0.0);
+                for (k, on) in dark.iter().enumerate() {
+                    if *on {
+                        let (x, y) = ((k % width) as f32, (k / width) as f32);
+                        content.rect(56.0 + x * cell, 600.0 - (y + 1.0) * cell, cell, cell);
+                    }
+                }
+                content.fill_nonzero();
+            }
+            line(
+                &mut content,
+                10.0,
+                270.0,
+                "Show this code at the door. One entry per ticket.",
+            );
+            content
+        })
+        .collect();
+    document(contents)
+}
+
+/// A document of text lines on A4 pages (size in points, then the line), Helvetica, a new
+/// page when one is full: what an invoice needs.
+pub fn text_pdf(lines: &[(f32, String)]) -> Vec<u8> {
+    const TOP: f32 = 780.0;
+    const BOTTOM: f32 = 60.0;
+    let mut pages = vec![Content::new()];
+    let mut y = TOP;
+    for (size, text_) in lines {
+        y -= size * 1.5;
+        if y < BOTTOM {
+            pages.push(Content::new());
+            y = TOP - size * 1.5;
+        }
+        if let Some(page) = pages.last_mut() {
+            line(page, *size, y, text_);
+        }
+    }
+    document(pages)
 }
 
 /// The QR code of `code` as a PNG (6 pixels a module, a quiet zone of 4).

@@ -5,9 +5,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use uuid::Uuid;
 
-use super::{own_booking, view, BookingView, DepositBody};
+use super::{own_booking, recorded, view, BookingView, DepositBody};
 use crate::domain::booking::BookingStatus;
-use crate::http::audit::{Did, Trail};
+use crate::http::audit::Trail;
 use crate::http::auth::Organizer;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::Json;
@@ -119,23 +119,14 @@ pub async fn pay_deposit(
     .await?;
     match paid {
         Ok(_) => {
-            let booking = own_booking(&state, organizer, booking.booking_id).await?;
-            let after = view(&state, booking).await?;
-            let paid = serde_json::json!({"status": after.status, "deposit_paid_cents": after.deposit_paid_cents});
-            trail
-                .record(
-                    &state,
-                    organizer.user_id,
-                    Did::on(
-                        after.event_id,
-                        "booking",
-                        Some(after.booking_id),
-                        "booking.deposit_paid",
-                    )
-                    .changed(None, Some(paid)),
-                )
-                .await;
-            Ok(HttpResponse::Ok().json(after))
+            recorded(
+                &state,
+                organizer,
+                trail,
+                booking.booking_id,
+                "booking.deposit_paid",
+            )
+            .await
         }
         Err(PaymentError::Declined { reason }) => Err(declined(&reason)),
         Err(error) => {

@@ -14,105 +14,22 @@ use super::auth::Organizer;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
 use super::AppState;
-use crate::domain::booking::{BookingStatus, Deposit, Invoice, Terms};
+use crate::domain::booking::{BookingStatus, Invoice};
 use crate::domain::event::EventStatus;
-use crate::domain::money::Currency;
-use crate::domain::validation::text;
 use crate::domain::FieldErrors;
-use crate::persistence::bookings::{self as store, AddonRow, BookingRow, NewOffer, OfferRow};
+use crate::persistence::bookings::{self as store, AddonRow, BookingRow};
 use crate::persistence::{events, venues};
 
 mod deposit;
 mod invoice;
+mod terms;
 
 pub use deposit::*;
 pub use invoice::*;
+pub use terms::*;
 
 const MAX_OFFERS: usize = 50;
 const MAX_CENTS: i64 = 100_000_000_000;
-
-#[derive(Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DepositTerms {
-    /// A fixed deposit.
-    #[schema(minimum = 1, maximum = 100000000000_i64)]
-    pub cents: Option<i64>,
-    /// Or a share of one day's rate, in percent (25 = a quarter of a day's rate).
-    #[schema(minimum = 0.01, maximum = 100)]
-    pub percent_of_day_rate: Option<f64>,
-}
-
-/// What an add-on is.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum AddonKind {
-    Catering,
-    AvEquipment,
-    Parking,
-    Other,
-}
-
-impl AddonKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            AddonKind::Catering => "CATERING",
-            AddonKind::AvEquipment => "AV_EQUIPMENT",
-            AddonKind::Parking => "PARKING",
-            AddonKind::Other => "OTHER",
-        }
-    }
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OfferInput {
-    pub kind: AddonKind,
-    #[schema(format = "text", max_length = 100, example = "Buffet, per guest")]
-    pub name: String,
-    #[schema(minimum = 0, maximum = 100000000000_i64)]
-    pub price_cents: i64,
-}
-
-/// A venue's terms: without a deposit, bookings confirm at once.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TermsBody {
-    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
-    pub currency: String,
-    #[schema(minimum = 0, maximum = 100000000000_i64)]
-    pub day_rate_cents: i64,
-    /// A fixed sum or a share of a day's rate (an object; read by hand so that an array
-    /// is refused rather than read as its fields).
-    #[schema(value_type = Option<DepositTerms>)]
-    pub deposit: Option<serde_json::Value>,
-    /// How long a request holds the venue's time unpaid (default: the server's
-    /// `BOXOFFICE_BOOKING_REQUEST_HOURS`, 48).
-    #[schema(minimum = 1, maximum = 720)]
-    pub request_hours: Option<i64>,
-    #[serde(default)]
-    #[schema(max_items = 50)]
-    pub addons: Vec<OfferInput>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct OfferView {
-    pub offer_id: Uuid,
-    pub kind: String,
-    pub name: String,
-    pub price_cents: i64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct TermsView {
-    pub venue_id: Uuid,
-    pub currency: String,
-    pub day_rate_cents: i64,
-    pub deposit: Option<DepositTerms>,
-    /// What a booking made today owes before it is confirmed.
-    pub deposit_due_cents: i64,
-    pub request_hours: i32,
-    pub addons: Vec<OfferView>,
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct AddonView {
@@ -203,129 +120,6 @@ pub struct DepositBody {
     pub payment_token: String,
 }
 
-fn parse_terms(body: &TermsBody, default_hours: i64) -> Result<(Terms, Vec<NewOffer>), ApiError> {
-    let mut errors = FieldErrors::new();
-    let currency = errors.take("currency", Currency::parse(&body.currency));
-    errors.check(
-        (0..=MAX_CENTS).contains(&body.day_rate_cents),
-        "day_rate_cents",
-        "must be between 0 and 100000000000",
-    );
-    let given: Option<DepositTerms> = match &body.deposit {
-        None | Some(serde_json::Value::Null) => None,
-        Some(value @ serde_json::Value::Object(_)) => match serde_json::from_value(value.clone()) {
-            Ok(terms) => Some(terms),
-            Err(e) => {
-                errors.add("deposit", format!("not a deposit: {e}"));
-                None
-            }
-        },
-        Some(_) => {
-            errors.add(
-                "deposit",
-                "must be an object with cents or percent_of_day_rate",
-            );
-            None
-        }
-    };
-    let deposit = match given.as_ref().map(|d| (d.cents, d.percent_of_day_rate)) {
-        None | Some((None, None)) => Deposit::None,
-        Some((Some(cents), None)) if (1..=MAX_CENTS).contains(&cents) => Deposit::Fixed { cents },
-        Some((None, Some(percent))) if percent.is_finite() && percent > 0.0 && percent <= 100.0 => {
-            Deposit::ShareOfDayRate {
-                basis_points: ((percent * 100.0).round() as i32).max(1),
-            }
-        }
-        Some((Some(_), Some(_))) => {
-            errors.add("deposit", "give cents or percent_of_day_rate, not both");
-            Deposit::None
-        }
-        Some((Some(_), None)) => {
-            errors.add("deposit.cents", "must be between 1 and 100000000000");
-            Deposit::None
-        }
-        Some((None, Some(_))) => {
-            errors.add(
-                "deposit.percent_of_day_rate",
-                "must be more than 0 and at most 100",
-            );
-            Deposit::None
-        }
-    };
-    if matches!(deposit, Deposit::ShareOfDayRate { .. }) && body.day_rate_cents == 0 {
-        errors.add(
-            "deposit.percent_of_day_rate",
-            "a share of a day rate needs a day rate",
-        );
-    }
-    let request_hours = body.request_hours.unwrap_or(default_hours);
-    errors.check(
-        (1..=720).contains(&request_hours),
-        "request_hours",
-        "must be between 1 and 720",
-    );
-    errors.check(
-        body.addons.len() <= MAX_OFFERS,
-        "addons",
-        "at most 50 add-ons",
-    );
-    let mut offers = Vec::new();
-    for (i, offer) in body.addons.iter().enumerate().take(MAX_OFFERS) {
-        let at = |field: &str| format!("addons[{i}].{field}");
-        let name = errors.take(&at("name"), text(&offer.name, 100));
-        errors.check(
-            (0..=MAX_CENTS).contains(&offer.price_cents),
-            at("price_cents"),
-            "must be between 0 and 100000000000",
-        );
-        if let Some(name) = name {
-            offers.push(NewOffer {
-                kind: offer.kind.as_str().to_owned(),
-                name,
-                price_cents: offer.price_cents,
-            });
-        }
-    }
-    let terms = currency.map(|c| Terms {
-        currency: c.as_str().to_owned(),
-        day_rate_cents: body.day_rate_cents,
-        deposit,
-        request_hours: i32::try_from(request_hours).unwrap_or(48),
-    });
-    Ok((errors.finish(terms)?.unwrap_or_else(Terms::none), offers))
-}
-
-fn terms_view(venue_id: Uuid, terms: &Terms, offers: Vec<OfferRow>) -> TermsView {
-    let deposit = match terms.deposit {
-        Deposit::None => None,
-        Deposit::Fixed { cents } => Some(DepositTerms {
-            cents: Some(cents),
-            percent_of_day_rate: None,
-        }),
-        Deposit::ShareOfDayRate { basis_points } => Some(DepositTerms {
-            cents: None,
-            percent_of_day_rate: Some(f64::from(basis_points) / 100.0),
-        }),
-    };
-    TermsView {
-        venue_id,
-        currency: terms.currency.clone(),
-        day_rate_cents: terms.day_rate_cents,
-        deposit,
-        deposit_due_cents: terms.deposit_due(),
-        request_hours: terms.request_hours,
-        addons: offers
-            .into_iter()
-            .map(|o| OfferView {
-                offer_id: o.offer_id,
-                kind: o.kind,
-                name: o.name,
-                price_cents: o.price_cents,
-            })
-            .collect(),
-    }
-}
-
 /// The venue, if it is the caller's.
 async fn own_venue(state: &AppState, organizer: Organizer, venue_id: Uuid) -> Result<(), ApiError> {
     match venues::find_venue(&state.pool, venue_id).await? {
@@ -352,6 +146,23 @@ async fn own_booking(
         ));
     }
     Ok(booking)
+}
+
+/// The booking as it is now, recorded as what `action` made it, as the answer.
+async fn recorded(
+    state: &AppState,
+    organizer: Organizer,
+    trail: Trail,
+    booking_id: Uuid,
+    action: &str,
+) -> Result<HttpResponse, ApiError> {
+    let booking = own_booking(state, organizer, booking_id).await?;
+    let after = view(state, booking).await?;
+    let did = Did::on(after.event_id, "booking", Some(after.booking_id), action);
+    trail
+        .record(state, organizer.user_id, did.changed(None, json(&after)))
+        .await;
+    Ok(HttpResponse::Ok().json(after))
 }
 
 async fn view(state: &AppState, booking: BookingRow) -> Result<BookingView, ApiError> {
@@ -393,57 +204,6 @@ fn booking_view(b: BookingRow, addons: Vec<AddonRow>) -> BookingView {
             })
             .collect(),
     }
-}
-
-/// The venue's terms for bookings and its add-ons on offer.
-#[utoipa::path(get, path = "/api/v1/venues/{venue_id}/terms", tag = "back office", security(("bearer" = [])),
-    params(("venue_id" = Uuid, Path)),
-    responses((status = 200, body = TermsView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_terms(
-    state: web::Data<AppState>,
-    organizer: Organizer,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    own_venue(&state, organizer, *path).await?;
-    let (terms, offers) = store::terms(&state.pool, *path).await?;
-    Ok(HttpResponse::Ok().json(terms_view(*path, &terms, offers)))
-}
-
-/// Sets the venue's terms: the day rate, the deposit (fixed, or a share of a day's rate),
-/// how long a request holds the time, the add-ons on offer. Bookings made before keep
-/// their terms.
-#[utoipa::path(put, path = "/api/v1/venues/{venue_id}/terms", tag = "back office", security(("bearer" = [])),
-    params(("venue_id" = Uuid, Path)), request_body = TermsBody,
-    responses((status = 200, body = TermsView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn put_terms(
-    state: web::Data<AppState>,
-    organizer: Organizer,
-    trail: Trail,
-    path: web::Path<Uuid>,
-    body: Json<TermsBody>,
-) -> Result<HttpResponse, ApiError> {
-    own_venue(&state, organizer, *path).await?;
-    let before = {
-        let (terms, offers) = store::terms(&state.pool, *path).await?;
-        json(&terms_view(*path, &terms, offers))
-    };
-    let (terms, offers) = parse_terms(&body.0, state.settings.booking_request_hours)?;
-    store::put_terms(&state.pool, *path, &terms, &offers).await?;
-    let (terms, offers) = store::terms(&state.pool, *path).await?;
-    let after = terms_view(*path, &terms, offers);
-    let did = Did {
-        event_id: None,
-        object_kind: "venue_terms",
-        object_id: Some(*path),
-        action: "venue.terms_set",
-        before: None,
-        after: None,
-    };
-    trail
-        .record(&state, organizer.user_id, did.changed(before, json(&after)))
-        .await;
-    Ok(HttpResponse::Ok().json(after))
 }
 
 /// The booking of the caller's event.
@@ -506,22 +266,14 @@ pub async fn request_booking(
             );
         }
     }
-    let booking = own_booking(&state, organizer, booking.booking_id).await?;
-    let after = view(&state, booking).await?;
-    trail
-        .record(
-            &state,
-            organizer.user_id,
-            Did::on(
-                after.event_id,
-                "booking",
-                Some(after.booking_id),
-                "booking.requested",
-            )
-            .changed(None, json(&after)),
-        )
-        .await;
-    Ok(HttpResponse::Ok().json(after))
+    recorded(
+        &state,
+        organizer,
+        trail,
+        booking.booking_id,
+        "booking.requested",
+    )
+    .await
 }
 
 /// A booking of the caller's event.
@@ -584,22 +336,7 @@ pub async fn set_addons(
             "the booking is cancelled",
         ));
     }
-    let booking = own_booking(&state, organizer, *path).await?;
-    let after = view(&state, booking).await?;
-    trail
-        .record(
-            &state,
-            organizer.user_id,
-            Did::on(
-                after.event_id,
-                "booking",
-                Some(after.booking_id),
-                "booking.addons_set",
-            )
-            .changed(None, json(&after)),
-        )
-        .await;
-    Ok(HttpResponse::Ok().json(after))
+    recorded(&state, organizer, trail, *path, "booking.addons_set").await
 }
 
 /// Cancels a draft's booking: the venue's time is free again (a paid deposit is kept, as
@@ -636,20 +373,5 @@ pub async fn cancel_booking(
             "its deposit is being paid; try again in a moment",
         ));
     }
-    let booking = own_booking(&state, organizer, *path).await?;
-    let after = view(&state, booking).await?;
-    trail
-        .record(
-            &state,
-            organizer.user_id,
-            Did::on(
-                after.event_id,
-                "booking",
-                Some(after.booking_id),
-                "booking.cancelled",
-            )
-            .changed(None, json(&after)),
-        )
-        .await;
-    Ok(HttpResponse::Ok().json(after))
+    recorded(&state, organizer, trail, *path, "booking.cancelled").await
 }
