@@ -6,11 +6,11 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{load, owned};
+use super::{owned, recorded};
 use crate::cluster::invalidate::{self, Change};
 use crate::domain::booking::BookingStatus;
 use crate::domain::event::{self, EventStatus};
-use crate::http::audit::{json, Did, Trail};
+use crate::http::audit::{json, Trail};
 use crate::http::auth::Organizer;
 use crate::http::catalog::{detail, EventDetail};
 use crate::http::error::{ApiError, ErrorBody};
@@ -71,16 +71,15 @@ pub async fn publish(
             "the event changed status meanwhile; reload it",
         ));
     }
-    let event = load(&state, event.event_id).await?;
-    let after = detail(&state, event).await?;
-    trail
-        .record(
-            &state,
-            organizer.user_id,
-            Did::event(after.event_id, "event.published").changed(before, json(&after)),
-        )
-        .await;
-    Ok(HttpResponse::Ok().json(after))
+    recorded(
+        &state,
+        organizer,
+        trail,
+        event.event_id,
+        "event.published",
+        before,
+    )
+    .await
 }
 
 /// Why an event is cancelled (optional).
@@ -149,16 +148,15 @@ pub async fn cancel(
     state.engine.stop_event(event.event_id);
     state.rooms.close(event.event_id);
     invalidate::announce(&state.pool, event.event_id, Change::Cancelled).await?;
-    let event = load(&state, event.event_id).await?;
-    let after = detail(&state, event).await?;
-    trail
-        .record(
-            &state,
-            organizer.user_id,
-            Did::event(after.event_id, "event.cancelled").changed(before, json(&after)),
-        )
-        .await;
-    Ok(HttpResponse::Ok().json(after))
+    recorded(
+        &state,
+        organizer,
+        trail,
+        event.event_id,
+        "event.cancelled",
+        before,
+    )
+    .await
 }
 
 fn invalid_transition(from: EventStatus, to: EventStatus) -> ApiError {

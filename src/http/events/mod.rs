@@ -362,16 +362,15 @@ pub async fn update(
         };
         return Err(booking_conflict(&state, event.venue_id, window, error).await);
     }
-    let event = load(&state, event.event_id).await?;
-    let after = detail(&state, event).await?;
-    trail
-        .record(
-            &state,
-            organizer.user_id,
-            Did::event(after.event_id, "event.updated").changed(before, json(&after)),
-        )
-        .await;
-    Ok(HttpResponse::Ok().json(after))
+    recorded(
+        &state,
+        organizer,
+        trail,
+        event.event_id,
+        "event.updated",
+        before,
+    )
+    .await
 }
 
 /// Replaces the price list: one price per seated section, tiers for standing sections.
@@ -425,16 +424,15 @@ pub async fn set_pricing(
     let pricing = Pricing::parse(&body.currency, &sections, &tiers, &venue)?;
     store::replace_pricing(&state.pool, event.event_id, &pricing).await?;
     invalidate::announce(&state.pool, event.event_id, Change::Settings).await?;
-    let event = load(&state, event.event_id).await?;
-    let after = detail(&state, event).await?;
-    trail
-        .record(
-            &state,
-            organizer.user_id,
-            Did::event(after.event_id, "event.priced").changed(before, json(&after)),
-        )
-        .await;
-    Ok(HttpResponse::Ok().json(after))
+    recorded(
+        &state,
+        organizer,
+        trail,
+        event.event_id,
+        "event.priced",
+        before,
+    )
+    .await
 }
 
 /// Schedules the on-sale, with a waiting room or without. Allowed until the sale starts.
@@ -528,6 +526,26 @@ async fn load(state: &AppState, event_id: Uuid) -> Result<EventRow, ApiError> {
     store::find_event(&state.pool, event_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))
+}
+
+/// The event as it is now, recorded as what `action` made of `before`, as the answer.
+async fn recorded(
+    state: &AppState,
+    organizer: Organizer,
+    trail: Trail,
+    event_id: Uuid,
+    action: &str,
+    before: Option<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let after = detail(state, load(state, event_id).await?).await?;
+    trail
+        .record(
+            state,
+            organizer.user_id,
+            Did::event(event_id, action).changed(before, json(&after)),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(after))
 }
 
 /// The event, if it exists and belongs to the organizer (404 and 403 otherwise).
