@@ -51,7 +51,8 @@ impl Sale<'_> {
             .await?)
     }
 
-    /// Pays for `hold_id` (idempotent by `key`), admitted as for the hold; then the room
+    /// Pays for `hold_id` (idempotent by `key`: a retry of a completed checkout is answered
+    /// its order before anything else is asked), admitted as for the hold; then the room
     /// hears that the buyer bought.
     pub async fn checkout(
         &self,
@@ -61,6 +62,10 @@ impl Sale<'_> {
         payment_token: &str,
         admission: Option<&str>,
     ) -> Result<OrderView, SaleError> {
+        // A retry of a checkout that went through: the same order, room or no room.
+        if let Some(order) = self.engine.replay(hold_id, buyer, key).await? {
+            return Ok(order);
+        }
         let event_id = self.engine.event_of_hold(hold_id).await?;
         if let Some(event_id) = event_id {
             let admitted = self
@@ -77,10 +82,7 @@ impl Sale<'_> {
                 }
             }
         }
-        let order = self
-            .engine
-            .checkout(hold_id, buyer, key, payment_token)
-            .await?;
+        let order = self.engine.pay(hold_id, buyer, key, payment_token).await?;
         if let Some(event_id) = event_id {
             self.rooms.purchased(event_id, buyer);
         }

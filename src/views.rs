@@ -40,6 +40,9 @@ pub struct HoldView {
     pub total_cents: i64,
     pub currency: String,
     pub expires_at: DateTime<Utc>,
+    /// The waitlist entry this hold was offered to (an offer, not a hold the buyer made).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offer_id: Option<Uuid>,
     #[serde(skip)]
     pub buyer_id: Uuid,
 }

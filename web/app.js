@@ -42,6 +42,7 @@ export class ApiError extends Error {
 const MESSAGES = {
   validation_failed: (e) => `Please check: ${Object.entries(e.fields ?? {}).map(([k, v]) => `${k.replaceAll('_', ' ')} ${v}`).join('; ') || e.message}`,
   unauthorized: () => 'Please sign in first.',
+  sign_in_required: () => 'Sign in to buy: your place in the line is kept.',
   forbidden: () => 'You are not allowed to do that.',
   not_found: (e) => e.message || 'Not found.',
   seat_unavailable: () => 'Sorry, someone else just took one of those seats. The map is up to date: pick again.',

@@ -33,11 +33,14 @@ async function start() {
     for (const state of counts.values()) {
       if (state === 'sold') sold += 1; else if (state === 'held') held += 1; else if (state === 'available') available += 1;
     }
-    const gaLeft = [...tiers.values()].reduce((n, t) => n + t.available, 0);
-    const gaGone = [...tiers.values()].reduce((n, t) => n + t.quantity - t.available, 0);
-    $('sold').textContent = String(sold);
-    $('ga').textContent = tiers.size ? `Standing tickets: ${gaGone} of ${gaGone + gaLeft} sold or held (counted in Available: ${gaLeft} left).` : '';
-    $('held').textContent = String(held);
+    // Standing tickets as the live map counts them: left, held by buyers, sold.
+    const sum = (field) => [...tiers.values()].reduce((n, t) => n + (t[field] ?? 0), 0);
+    const [gaLeft, gaHeld, gaSold] = [sum('available'), sum('held'), sum('sold')];
+    $('sold').textContent = String(sold + gaSold);
+    $('ga').textContent = tiers.size
+      ? `Standing tickets: ${gaSold} sold, ${gaHeld} held, ${gaLeft} left (included in the counts above).`
+      : '';
+    $('held').textContent = String(held + gaHeld);
     $('available').textContent = String(available + gaLeft);
   };
   show();
@@ -67,7 +70,7 @@ async function start() {
             const second = Math.floor(Date.now() / 1000);
             perSecond.set(second, (perSecond.get(second) ?? 0) + (tier.available - t.available));
           }
-          tier.available = t.available;
+          Object.assign(tier, { available: t.available, held: t.held, sold: t.sold });
         }
       }
       show();

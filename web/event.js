@@ -56,10 +56,28 @@ async function start() {
   showCounts(event.sections, event.tiers);
   watchMap();
   setUpShop();
-  const saved = sessionStorage.getItem(admissionKey());
+  const saved = localStorage.getItem(admissionKey());
   if (saved) admission = JSON.parse(saved);
   if (event.onsale?.waiting_room && !admissionLive()) showRoom();
   else openShop();
+  await restoreHold();
+}
+
+// A hold made before a reload, or in another tab, is shown again with its countdown.
+async function restoreHold() {
+  if (me?.role !== 'buyer' || hold) return;
+  const { holds } = await api(`/me/holds?event_id=${encodeURIComponent(eventId)}`);
+  const live = holds.find((h) => !h.offer_id) ?? null; // (offers are shown by the waitlist)
+  if (live && !hold) takeHold(live);
+}
+
+// Shows `live` as the buyer's hold (news of one the page did not make: another tab's).
+function takeHold(live) {
+  $('room').hidden = true;
+  hold = live;
+  for (const seat of hold.seats ?? []) map.setState(seat.seat_id, 'held');
+  showHold();
+  if (hold.status === 'PAYMENT_PENDING') $('countdown-note').textContent = 'A payment for these seats is in progress.';
 }
 
 function showDetails() {
@@ -170,7 +188,8 @@ function watchMap() {
 
 // ---- the waiting room ----
 
-const admissionKey = () => `boxoffice.admission.${eventId}`;
+// The admission is the buyer's, not the tab's: every tab of theirs shares it.
+const admissionKey = () => `boxoffice.admission.${eventId}.${me?.user_id ?? 'anonymous'}`;
 const admissionLive = () => admission && new Date(admission.expires_at) > new Date();
 
 function showRoom() {
@@ -274,7 +293,7 @@ function showPlace(place) {
   $('place').hidden = false;
   if (place.state === 'admitted') {
     admission = { token: place.admission_token, expires_at: place.expires_at };
-    sessionStorage.setItem(admissionKey(), JSON.stringify(admission));
+    localStorage.setItem(admissionKey(), JSON.stringify(admission));
     placeSocket?.close(1000);
     placeSocket = null;
     tell("It's your turn! Choose your seats.");
@@ -337,7 +356,7 @@ function openShop() {
       $('window').textContent = left > 0 ? `Your shopping time: ${clock(left)} left.` : 'Your shopping time is over.';
       if (left <= 0) {
         clearInterval(windowTimer);
-        sessionStorage.removeItem(admissionKey());
+        localStorage.removeItem(admissionKey());
         admission = null;
         if (!hold) { $('shop').hidden = true; showRoom(); fail(new Error('Your shopping time ran out. Join the line again.')); }
       }
@@ -396,7 +415,7 @@ function admissionHeaders() {
 
 async function makeHold(request) {
   clear();
-  if (!me) return fail(new ApiError(401, { error: { code: 'unauthorized' } }));
+  if (!me) return signInToBuy(new ApiError(401, { error: { code: 'unauthorized' } }));
   try {
     hold = await api(`/events/${eventId}/holds`, { method: 'POST', body: request, headers: admissionHeaders() });
     for (const id of chosen) map.mark(id, false);
@@ -405,10 +424,11 @@ async function makeHold(request) {
     showHold();
   } catch (error) {
     if (error.code === 'admission_invalid' || error.code === 'admission_required') {
-      sessionStorage.removeItem(admissionKey());
+      localStorage.removeItem(admissionKey());
       admission = null;
       if (event.onsale?.waiting_room) { $('shop').hidden = true; showRoom(); }
     }
+    if (error.code === 'unauthorized' || error.code === 'sign_in_required') return signInToBuy(error);
     if (error.code === 'seat_unavailable') {
       for (const id of error.details.seat_ids ?? []) map.setState(id, 'held');
       refreshChosen();
@@ -417,13 +437,21 @@ async function makeHold(request) {
   }
 }
 
+// The sign-in step, from where the buyer was: back here afterwards, in the same place.
+function signInToBuy(error) {
+  fail(error);
+  const next = encodeURIComponent(location.pathname + location.search);
+  message.append(' ', el('a', { href: `/account.html?next=${next}` }, 'Sign in or create an account'));
+}
+
 function showHold() {
   $('shop').hidden = true;
   $('hold').hidden = false;
-  checkoutKey = crypto.randomUUID();
+  checkoutKey = sessionStorage.getItem(checkoutKeyOf(hold.hold_id)) ?? crypto.randomUUID();
+  sessionStorage.setItem(checkoutKeyOf(hold.hold_id), checkoutKey);
   const seats = hold.seats?.length
     ? hold.seats.map((s) => el('li', {}, `${s.label} — ${price(s.price_cents)}`))
-    : [el('li', {}, `${hold.quantity} × ${event.tiers.find((t) => t.tier_id === hold.tier_id)?.name ?? 'ticket'}`)];
+    : [el('li', {}, `${hold.quantity} × ${hold.tier?.name ?? 'ticket'}`)];
   $('held-seats').replaceChildren(...seats);
   $('total').textContent = money(hold.total_cents, hold.currency);
   $('countdown-note').textContent = '';
@@ -438,13 +466,36 @@ function showHold() {
   $('card').focus();
 }
 
-function holdNews(frame) {
-  if (!hold || frame.hold_id !== hold.hold_id) return;
+// The checkout's idempotency key, kept per hold for this tab: paying again after a reload
+// is the same attempt (never a second charge).
+const checkoutKeyOf = (holdId) => `boxoffice.checkout.${holdId}`;
+
+async function holdNews(frame) {
+  if (!hold) {
+    // A hold the page does not show: placed before a reload or in another tab.
+    if (frame.status === 'HELD' || frame.status === 'PAYMENT_PENDING') {
+      const live = await api(`/holds/${frame.hold_id}`).catch(() => null);
+      if (live && !hold && !live.offer_id) takeHold(live);
+    }
+    return;
+  }
+  if (frame.hold_id !== hold.hold_id) return;
   if (frame.status === 'EXPIRING_SOON') $('countdown-note').textContent = 'Less than a minute left: pay now to keep your seats.';
   else if (frame.status === 'EXPIRED') holdGone('Your hold expired and the seats went back on sale. Pick again.');
+  else if (frame.status === 'RELEASED') holdGone('The seats were released (in another tab or window).');
+  else if (frame.status === 'PAYMENT_PENDING') $('countdown-note').textContent = 'A payment for these seats is in progress.';
+  else if (frame.status === 'HELD') { hold.expires_at = frame.expires_at; $('countdown-note').textContent = ''; }
+  else if (frame.status === 'CONFIRMED' && frame.order_id) {
+    const order = await api(`/orders/${frame.order_id}`).catch(() => null);
+    if (!order || hold?.hold_id !== frame.hold_id) return;
+    clearInterval(holdTimer);
+    hold = null;
+    showOrder(order);
+  }
 }
 
 function holdGone(text) {
+  if (hold) sessionStorage.removeItem(checkoutKeyOf(hold.hold_id));
   clearInterval(holdTimer);
   hold = null;
   $('hold').hidden = true;
@@ -491,8 +542,9 @@ async function pay() {
     });
     clearInterval(holdTimer);
     clearInterval(windowTimer);
+    sessionStorage.removeItem(checkoutKeyOf(hold.hold_id));
     hold = null;
-    sessionStorage.removeItem(admissionKey());
+    localStorage.removeItem(admissionKey());
     // The page is done shopping: it ends the session so the room lets the next buyer in
     // (a session counts against the tickets left until its buyer leaves).
     if (event.onsale?.waiting_room) api(`/events/${eventId}/queue`, { method: 'DELETE' }).catch(() => {});
@@ -500,7 +552,10 @@ async function pay() {
     showOrder(order);
   } catch (error) {
     // A declined card may try again with another one: a new attempt, a new key.
-    if (error.code === 'payment_declined' || error.code === 'payment_failed') checkoutKey = crypto.randomUUID();
+    if (error.code === 'payment_declined' || error.code === 'payment_failed') {
+      checkoutKey = crypto.randomUUID();
+      sessionStorage.setItem(checkoutKeyOf(hold.hold_id), checkoutKey);
+    }
     if (error.code === 'hold_expired' || error.code === 'hold_not_found') return holdGone(error.message);
     fail(error);
   } finally {

@@ -14,6 +14,8 @@ const MAX_MICROS: u64 = 3_600_000_000;
 pub struct Tally {
     pub latency: Histogram<u64>,
     pub outcomes: BTreeMap<String, u64>,
+    /// Latency of each outcome apart (2 significant figures: a few KiB each).
+    pub outcome_latency: BTreeMap<String, Histogram<u64>>,
     pub successes: u64,
 }
 
@@ -31,6 +33,7 @@ impl Tally {
         Tally {
             latency,
             outcomes: BTreeMap::new(),
+            outcome_latency: BTreeMap::new(),
             successes: 0,
         }
     }
@@ -39,6 +42,14 @@ impl Tally {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
         let _ = self.latency.record(micros.min(MAX_MICROS));
         *self.outcomes.entry(outcome.to_owned()).or_default() += 1;
+        if !self.outcome_latency.contains_key(outcome) {
+            let histogram = Histogram::new_with_bounds(1, MAX_MICROS, 2)
+                .expect("1 µs to an hour at 2 figures is a valid histogram");
+            self.outcome_latency.insert(outcome.to_owned(), histogram);
+        }
+        if let Some(histogram) = self.outcome_latency.get_mut(outcome) {
+            let _ = histogram.record(micros.min(MAX_MICROS));
+        }
         if success {
             self.successes += 1;
         }
@@ -48,6 +59,16 @@ impl Tally {
         let _ = self.latency.add(&other.latency);
         for (k, v) in &other.outcomes {
             *self.outcomes.entry(k.clone()).or_default() += v;
+        }
+        for (k, h) in &other.outcome_latency {
+            match self.outcome_latency.get_mut(k) {
+                Some(mine) => {
+                    let _ = mine.add(h);
+                }
+                None => {
+                    self.outcome_latency.insert(k.clone(), h.clone());
+                }
+            }
         }
         self.successes += other.successes;
     }
@@ -68,7 +89,16 @@ pub struct Summary {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub outcomes: BTreeMap<String, u64>,
+    /// p50 and p99 (ms) of each outcome apart.
+    pub outcome_latency: BTreeMap<String, OutcomeLatency>,
     pub server_peak_rss_mib: Option<f64>,
+}
+
+/// One outcome's latency.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutcomeLatency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
 }
 
 impl Summary {
@@ -95,6 +125,18 @@ impl Summary {
             p99_ms: ms(0.99),
             max_ms: tally.latency.max() as f64 / 1000.0,
             outcomes: tally.outcomes.clone(),
+            outcome_latency: tally
+                .outcome_latency
+                .iter()
+                .map(|(k, h)| {
+                    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+                    let latency = OutcomeLatency {
+                        p50_ms: ms(0.50),
+                        p99_ms: ms(0.99),
+                    };
+                    (k.clone(), latency)
+                })
+                .collect(),
             server_peak_rss_mib,
         }
     }
@@ -169,6 +211,14 @@ impl Report {
                     .map_or("-".to_owned(), |m| format!("{m:.0}")),
                 outcomes.join(" ")
             );
+        }
+        for r in self.runs.iter().filter(|r| r.outcome_latency.len() > 1) {
+            let each: Vec<String> = r
+                .outcome_latency
+                .iter()
+                .map(|(k, l)| format!("{k} {:.1}/{:.1}", l.p50_ms, l.p99_ms))
+                .collect();
+            println!("{} p50/p99 ms by outcome: {}", r.system, each.join(", "));
         }
         if let Some(ratio) = self.throughput_ratio {
             println!("boxoffice / seed design: {ratio:.1}× successful operations per second");

@@ -29,7 +29,25 @@ pub struct Plan {
     pub events: usize,
     #[arg(long, default_value_t = 2_000)]
     pub venues: usize,
+    /// Only these kinds of question (comma-separated: words, common_words, typo, prefix,
+    /// category_city, dates, near, price, available, trending); all of them by default.
+    /// `--kinds price,trending` measures the floor: answers from the cache alone.
+    #[arg(long, value_delimiter = ',')]
+    pub kinds: Vec<String>,
 }
+
+const KINDS: &[&str] = &[
+    "words",
+    "common_words",
+    "typo",
+    "prefix",
+    "category_city",
+    "dates",
+    "near",
+    "price",
+    "available",
+    "trending",
+];
 
 const WORDS: &[&str] = &[
     "midnight",
@@ -282,12 +300,24 @@ pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
         .build()?;
     let base = Arc::new(server.url.clone());
     let budget = Budget::new(common);
+    if let Some(unknown) = plan.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
+        bail!(
+            "--kinds: no kind {unknown} (there are {})",
+            KINDS.join(", ")
+        );
+    }
+    let kinds = Arc::new(plan.kinds.clone());
     let (tally, elapsed) = drive(common.clients, budget, move |n| {
-        let (client, base) = (client.clone(), base.clone());
+        let (client, base, kinds) = (client.clone(), base.clone(), kinds.clone());
         async move {
             let mut rng = StdRng::from_entropy();
             let _ = n;
-            let (kind, query) = question(&mut rng);
+            let (kind, query) = loop {
+                let (kind, query) = question(&mut rng);
+                if kinds.is_empty() || kinds.iter().any(|k| k == kind) {
+                    break (kind, query);
+                }
+            };
             let url = if kind == "trending" {
                 format!("{base}/api/v1/trending")
             } else {
@@ -317,7 +347,7 @@ pub async fn run(common: &Common, plan: &Plan) -> anyhow::Result<Report> {
     );
     report.extra.insert(
         "catalog".into(),
-        serde_json::json!({"events": plan.events, "venues": plan.venues}),
+        serde_json::json!({"events": plan.events, "venues": plan.venues, "kinds": plan.kinds}),
     );
     if !common.skip_baseline {
         report.runs.push(naive(common, &pool).await?);

@@ -139,9 +139,9 @@ impl EventActor {
                         });
                     }
                 }
-                Effect::Tier { tier, available } => {
+                Effect::Tier { tier, counts } => {
                     if let Some(live) = &self.live {
-                        live.do_send(TierChanged { tier, available });
+                        live.do_send(TierChanged { tier, counts });
                     }
                 }
                 Effect::News(news) => {
@@ -382,6 +382,22 @@ impl Handler<GetHold> for EventActor {
     fn handle(&mut self, msg: GetHold, _: &mut Context<Self>) -> Self::Result {
         self.owned()?;
         Ok(self.book.get(msg.hold_id, msg.buyer_id)?)
+    }
+}
+
+/// A buyer's live holds, soonest deadline first.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<HoldView>, EngineError>")]
+pub struct BuyerHolds {
+    pub buyer_id: Uuid,
+}
+
+impl Handler<BuyerHolds> for EventActor {
+    type Result = Result<Vec<HoldView>, EngineError>;
+
+    fn handle(&mut self, msg: BuyerHolds, _: &mut Context<Self>) -> Self::Result {
+        self.owned()?;
+        Ok(self.book.holds_of(msg.buyer_id))
     }
 }
 

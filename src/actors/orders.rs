@@ -87,7 +87,10 @@ pub fn view_of_new(order: &NewOrder, hold: &HoldView) -> OrderView {
             (None, None) => None,
         }
         .unwrap_or_default();
-        for ticket in &item.tickets {
+        // As a read of the order lists them (`tickets_of_orders`): a tier's tickets by id.
+        let mut item_tickets: Vec<&NewTicket> = item.tickets.iter().collect();
+        item_tickets.sort_by_key(|t| t.ticket_id);
+        for ticket in item_tickets {
             tickets.push(TicketView {
                 ticket_id: ticket.ticket_id,
                 section_id: item.section_id,

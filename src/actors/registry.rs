@@ -34,7 +34,7 @@ use crate::domain::holds::SeatInfo;
 use crate::domain::holds::{
     self, group_by, BookSection, BookTier, HoldBook, MirroredHold, SaleRules,
 };
-use crate::domain::live_map::{LiveMap, SectionStart, TierStart};
+use crate::domain::live_map::{LiveMap, SectionStart, TierCounts, TierStart};
 use crate::domain::seat_board::SeatBoard;
 use crate::domain::venue::SectionKind;
 use crate::persistence::onsale;
@@ -320,12 +320,17 @@ impl Registry {
                     .filter_map(|h| h.tier.filter(|(id, _)| *id == t.tier_id))
                     .map(|(_, quantity)| quantity)
                     .sum();
+                let sold = u32::try_from(t.sold_quantity).unwrap_or(0);
                 TierStart {
                     tier_id: t.tier_id,
                     section_id: t.section_id,
-                    available: u32::try_from(t.quantity - t.sold_quantity)
-                        .unwrap_or(0)
-                        .saturating_sub(held),
+                    counts: TierCounts {
+                        available: u32::try_from(t.quantity - t.sold_quantity)
+                            .unwrap_or(0)
+                            .saturating_sub(held),
+                        held,
+                        sold,
+                    },
                 }
             })
             .collect();

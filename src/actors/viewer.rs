@@ -23,6 +23,8 @@ pub struct Viewer {
     queue: usize,
     idle: Duration,
     id: Option<u64>,
+    /// Frames written after the join's (the buyer's holds as they stood at connect).
+    greeting: Vec<ByteString>,
     last_heard: Instant,
     /// `resync` frames ask for a snapshot: a few a second at most.
     frames: FrameBudget,
@@ -43,9 +45,17 @@ impl Viewer {
             queue,
             idle,
             id: None,
+            greeting: Vec::new(),
             last_heard: Instant::now(),
             frames: FrameBudget::new(Instant::now()),
         }
+    }
+
+    /// Writes `frames` after the join's: the buyer's holds as they stand, so a page that
+    /// was reloaded gets its countdown back.
+    pub fn with_greeting(mut self, frames: Vec<ByteString>) -> Viewer {
+        self.greeting = frames;
+        self
     }
 
     fn write(frame: &ByteString, ctx: &mut ws::WebsocketContext<Self>) {
@@ -83,7 +93,7 @@ impl Actor for Viewer {
                 .map(|joined, act, ctx| match joined {
                     Ok(Joined::Frames { id, frames }) => {
                         act.id = Some(id);
-                        for frame in &frames {
+                        for frame in frames.iter().chain(&std::mem::take(&mut act.greeting)) {
                             Self::write(frame, ctx);
                         }
                     }

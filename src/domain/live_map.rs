@@ -61,11 +61,20 @@ pub struct SectionStart {
     pub on_sale: bool,
 }
 
+/// A GA tier's tickets: left to buy, held by buyers, sold. (A tier's quantity is their
+/// sum, less what refunds took back out of sale.)
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct TierCounts {
+    pub available: u32,
+    pub held: u32,
+    pub sold: u32,
+}
+
 /// A GA tier as the live map starts it.
 pub struct TierStart {
     pub tier_id: Uuid,
     pub section_id: Uuid,
-    pub available: u32,
+    pub counts: TierCounts,
 }
 
 struct Section {
@@ -82,7 +91,7 @@ struct Section {
 struct Tier {
     tier_id: Uuid,
     section: Option<usize>,
-    available: u32,
+    counts: TierCounts,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -94,7 +103,8 @@ pub struct SectionCount {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TierCount {
     pub tier_id: Uuid,
-    pub available: u32,
+    #[serde(flatten)]
+    pub counts: TierCounts,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -135,8 +145,8 @@ pub struct LiveMap {
     tiers: Vec<Tier>,
     /// Seat changes not yet sent: (section, position) → latest state.
     pending_seats: BTreeMap<(usize, u32), WireSeat>,
-    /// Tier counts not yet sent: tier → latest count.
-    pending_tiers: BTreeMap<usize, u32>,
+    /// Tier counts not yet sent: tier → latest counts.
+    pending_tiers: BTreeMap<usize, TierCounts>,
 }
 
 impl LiveMap {
@@ -168,12 +178,12 @@ impl LiveMap {
                 let section = sections.iter().position(|s| s.section_id == t.section_id);
                 if let Some(s) = section {
                     sections[s].tiers.push(i);
-                    sections[s].available += t.available;
+                    sections[s].available += t.counts.available;
                 }
                 Tier {
                     tier_id: t.tier_id,
                     section,
-                    available: t.available,
+                    counts: t.counts,
                 }
             })
             .collect();
@@ -205,10 +215,10 @@ impl LiveMap {
             .insert((section, position), WireSeat::from(state));
     }
 
-    /// GA tier `tier` (its index) now has `available` tickets left.
-    pub fn tier_changed(&mut self, tier: usize, available: u32) {
+    /// GA tier `tier` (its index) now counts `counts`.
+    pub fn tier_changed(&mut self, tier: usize, counts: TierCounts) {
         if tier < self.tiers.len() {
-            self.pending_tiers.insert(tier, available);
+            self.pending_tiers.insert(tier, counts);
         }
     }
 
@@ -241,22 +251,26 @@ impl LiveMap {
             }
         }
         let mut tiers = Vec::new();
-        for (t, available) in std::mem::take(&mut self.pending_tiers) {
+        for (t, counts) in std::mem::take(&mut self.pending_tiers) {
             let tier = &mut self.tiers[t];
-            if tier.available == available {
+            if tier.counts == counts {
                 continue;
             }
-            if let Some(s) = tier.section {
+            if let Some(s) = tier
+                .section
+                .filter(|_| tier.counts.available != counts.available)
+            {
                 let section = &mut self.sections[s];
-                section.available = section.available.saturating_sub(tier.available) + available;
+                section.available =
+                    section.available.saturating_sub(tier.counts.available) + counts.available;
                 if !touched_sections.contains(&s) {
                     touched_sections.push(s);
                 }
             }
-            tier.available = available;
+            tier.counts = counts;
             tiers.push(TierCount {
                 tier_id: tier.tier_id,
-                available,
+                counts,
             });
         }
         if changes.is_empty() && tiers.is_empty() {
@@ -297,7 +311,7 @@ impl LiveMap {
                 .iter()
                 .map(|t| TierCount {
                     tier_id: t.tier_id,
-                    available: t.available,
+                    counts: t.counts,
                 })
                 .collect(),
         }
@@ -308,6 +322,14 @@ impl LiveMap {
 #[allow(clippy::expect_used)]
 mod tests {
     use super::*;
+
+    fn counts(available: u32, held: u32, sold: u32) -> TierCounts {
+        TierCounts {
+            available,
+            held,
+            sold,
+        }
+    }
 
     fn map() -> (LiveMap, Vec<Uuid>, Uuid, Uuid) {
         let seats: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
@@ -331,7 +353,7 @@ mod tests {
             vec![TierStart {
                 tier_id: tier,
                 section_id: ga,
-                available: 50,
+                counts: counts(50, 0, 10),
             }],
         );
         (map, seats, seated, tier)
@@ -351,8 +373,13 @@ mod tests {
             snapshot.tiers,
             vec![TierCount {
                 tier_id: tier,
-                available: 50
+                counts: counts(50, 0, 10)
             }]
+        );
+        let json = serde_json::to_value(&snapshot.tiers[0]).expect("a tier count is JSON");
+        assert_eq!(
+            json,
+            serde_json::json!({"tier_id": tier, "available": 50, "held": 0, "sold": 10})
         );
     }
 
@@ -397,18 +424,26 @@ mod tests {
     #[test]
     fn tier_counts_ride_along_with_their_section() {
         let (mut map, _, _, tier) = map();
-        map.tier_changed(0, 46);
-        map.tier_changed(7, 1);
+        map.tier_changed(0, counts(46, 4, 10));
+        map.tier_changed(7, counts(1, 0, 0));
         let delta = map.cut().expect("a batch");
         assert_eq!(
             delta.tiers,
             vec![TierCount {
                 tier_id: tier,
-                available: 46
+                counts: counts(46, 4, 10)
             }]
         );
         assert_eq!(delta.sections[0].available, 46);
         assert_eq!(map.snapshot().sections[1].available, 46);
+        // Held tickets bought: as many left, the split changed, and that is news.
+        map.tier_changed(0, counts(46, 1, 13));
+        let delta = map.cut().expect("a batch: sold and held counts changed");
+        assert_eq!(delta.tiers[0].counts, counts(46, 1, 13));
+        assert!(
+            delta.sections.is_empty(),
+            "the section's count did not change"
+        );
     }
 
     #[test]

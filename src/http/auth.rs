@@ -45,7 +45,11 @@ fn caller(req: &HttpRequest) -> Result<Option<Caller>, ApiError> {
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("application state is missing")))?;
     let claims = state.tokens.verify(token).map_err(|_| {
-        ApiError::Unauthorized("the token is invalid or has expired; log in again".into())
+        if state.visitors.verify(token).is_ok() {
+            sign_in_required()
+        } else {
+            ApiError::Unauthorized("the token is invalid or has expired; log in again".into())
+        }
     })?;
     Ok(Some(Caller {
         user_id: claims.sub,
@@ -77,6 +81,17 @@ impl Buyer {
             Err(role_not_allowed())
         }
     }
+}
+
+/// 401 `sign_in_required` for a visitor token where an account is needed: a visitor may
+/// wait in the line, but buys signed in (and keeps their place by claiming it:
+/// `POST /api/v1/events/{event_id}/queue/claim` with the account token and the visitor's).
+pub fn sign_in_required() -> ApiError {
+    ApiError::coded(
+        actix_web::http::StatusCode::UNAUTHORIZED,
+        "sign_in_required",
+        "sign in to buy: a visitor token waits in the line but cannot hold or pay; sign in (or sign up) and claim your place in the line with POST /api/v1/events/{event_id}/queue/claim",
+    )
 }
 
 /// 403 for an account whose role may not do this.

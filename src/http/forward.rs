@@ -47,10 +47,20 @@ pub enum Target {
     OwnerIfAny(Uuid),
 }
 
-/// The on-sale a request needs the owner of, if it needs one.
-pub fn owner_target(method: &Method, path: &str) -> Option<Target> {
+/// The on-sale a request (its path and query) needs the owner of, if it needs one.
+pub fn owner_target(method: &Method, path_and_query: &str) -> Option<Target> {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
     let rest = path.strip_prefix("/api/v1/")?;
     let parts: Vec<&str> = rest.split('/').collect();
+    // A buyer's live holds: the owner's hold book has them.
+    if parts == ["me", "holds"] && *method == Method::GET {
+        let id = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("event_id="))?;
+        return Uuid::parse_str(id).ok().map(Target::OwnerIfAny);
+    }
     let is = |m: Method| *method == m;
     let (kind, id) = match parts.as_slice() {
         ["events", id, "holds"] if is(Method::POST) => ("event", *id),
@@ -286,7 +296,12 @@ pub async fn to_owner(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let target = owner_target(req.method(), req.path());
+    let target = owner_target(
+        req.method(),
+        req.uri()
+            .path_and_query()
+            .map_or(req.path(), |p| p.as_str()),
+    );
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let (Some(target), Some(state)) = (target, state) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
@@ -527,6 +542,23 @@ mod tests {
                 None,
             ),
             (Method::POST, format!("/api/v2/events/{id}/holds"), None),
+            (
+                Method::GET,
+                format!("/api/v1/me/holds?event_id={id}"),
+                Some(Target::OwnerIfAny(id)),
+            ),
+            (Method::GET, format!("/api/v1/events/{id}/holds?x=1"), None),
+            (
+                Method::GET,
+                "/api/v1/me/holds?event_id=nope".to_owned(),
+                None,
+            ),
+            (Method::GET, "/api/v1/me/holds".to_owned(), None),
+            (
+                Method::POST,
+                format!("/api/v1/events/{id}/holds?event_id={id}"),
+                Some(Target::Event(id)),
+            ),
         ];
         for (method, path, expected) in cases {
             assert_eq!(owner_target(&method, &path), expected, "{method} {path}");

@@ -1,11 +1,12 @@
 //! Buyer endpoints for holds and checkout.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::auth::Buyer;
+use super::catalog::visible_event;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
 use super::queue::admission_token;
@@ -121,6 +122,43 @@ pub async fn get(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(state.engine.get_hold(*path, caller.user_id).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MineQuery {
+    /// The event whose holds to list.
+    pub event_id: Uuid,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HoldList {
+    /// Live holds (`HELD` or `PAYMENT_PENDING`), soonest deadline first.
+    pub holds: Vec<HoldView>,
+}
+
+/// The caller's live holds in an event, with their deadlines: what a page that was
+/// reloaded (or opened in another tab) shows and counts down.
+#[utoipa::path(get, path = "/api/v1/me/holds", tag = "checkout", security(("bearer" = [])),
+    params(MineQuery),
+    responses((status = 200, body = HoldList), (status = 404, description = "no such event", body = ErrorBody)))]
+#[tracing::instrument(skip(state))]
+pub async fn mine(
+    state: web::Data<AppState>,
+    Buyer(caller): Buyer,
+    query: web::Query<MineQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let event = visible_event(
+        &state,
+        super::auth::MaybeCaller(Some(caller)),
+        query.event_id,
+    )
+    .await?;
+    let holds = state
+        .engine
+        .buyer_holds(event.event_id, caller.user_id)
+        .await?;
+    Ok(HttpResponse::Ok().json(HoldList { holds }))
 }
 
 /// Lets go of a hold: its seats go back on sale at once.

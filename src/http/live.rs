@@ -11,7 +11,9 @@ use super::auth::MaybeCaller;
 use super::catalog::visible_event;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
+use crate::actors::broadcaster::hold_frame;
 use crate::actors::viewer::Viewer;
+use crate::domain::holds::HoldNews;
 
 #[derive(Deserialize, IntoParams)]
 pub struct LiveQuery {
@@ -54,7 +56,21 @@ pub async fn live(
     let event = visible_event(&state, caller, *path).await?;
     let hub = state.engine.live_map(event.event_id).await?;
     let live = &state.settings.live;
-    let viewer = Viewer::new(hub, buyer, query.since, live.viewer_queue, live.idle);
+    // The buyer's holds as they stand (where the engine runs here; a page also asks
+    // `GET /me/holds`, which reaches the owner), then hold news as it happens.
+    let greeting = match buyer {
+        Some(buyer) => state
+            .engine
+            .buyer_holds(event.event_id, buyer)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|hold| hold_frame(&HoldNews::standing(hold)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let viewer =
+        Viewer::new(hub, buyer, query.since, live.viewer_queue, live.idle).with_greeting(greeting);
     ws::start(viewer, &req, stream).map_err(|e| {
         ApiError::malformed(format!("not a WebSocket upgrade: {e}"), Default::default())
     })

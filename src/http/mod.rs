@@ -229,6 +229,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 // Holds and checkout (buyer)
                 .route("/events/{event_id}/holds", web::post().to(holds::create))
                 .route("/holds/{hold_id}", web::get().to(holds::get))
+                .route("/me/holds", web::get().to(holds::mine))
                 .route("/holds/{hold_id}", web::delete().to(holds::release))
                 .route("/holds/{hold_id}/checkout", web::post().to(holds::checkout))
                 // Waitlists and offers (buyer)

@@ -22,7 +22,7 @@ use super::{
         discovery::list, discovery::search, discovery::trending, catalog::get, seatmap::seatmap, live::live,
         queue::new_visitor, queue::visitor_challenge, queue::join_challenge, queue::join, queue::leave, queue::status, queue::claim, queue::live, queue::stats,
         queue::control,
-        holds::create, holds::get, holds::release, holds::checkout,
+        holds::create, holds::get, holds::mine, holds::release, holds::checkout,
         orders::get, orders::mine, orders::resend, tickets::mine, tickets::qr, tickets::transfer, tickets::history,
         doors::create_scanner, doors::list_scanners, doors::revoke_scanner, doors::set_door, doors::checkin, doors::sync, doors::bundle, doors::stats,
         refunds::refund, refunds::set_policy, refunds::get_policy, refunds::cancellation,
@@ -219,6 +219,8 @@ fn complete(doc: &mut serde_json::Value) {
                 .collect::<Vec<_>>()
                 .join("/");
             let verb = actix_web::http::Method::from_bytes(method.to_uppercase().as_bytes());
+            // (A query naming the event, as `GET /me/holds` takes it.)
+            let concrete = format!("{concrete}?event_id=00000000-0000-0000-0000-000000000001");
             if verb.is_ok_and(|verb| super::forward::owner_target(&verb, &concrete).is_some()) {
                 add("503", "owner_unavailable (with Retry-After): the on-sale is changing nodes; nothing was done, retry");
             }

@@ -84,12 +84,12 @@ pub struct SeatsChanged {
     pub changes: Vec<(u32, Seat)>,
 }
 
-/// A GA tier's count changed.
+/// A GA tier's counts changed.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct TierChanged {
     pub tier: usize,
-    pub available: u32,
+    pub counts: crate::domain::live_map::TierCounts,
 }
 
 impl Message for HoldNews {
@@ -108,6 +108,16 @@ enum Frame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         order_id: Option<Uuid>,
     },
+}
+
+/// The `hold` frame telling a buyer where one of their holds stands.
+pub fn hold_frame(news: &HoldNews) -> ByteString {
+    encode(&Frame::Hold {
+        hold_id: news.hold_id,
+        status: news.status,
+        expires_at: news.expires_at,
+        order_id: news.order_id,
+    })
 }
 
 fn encode(frame: &Frame<'_>) -> ByteString {

@@ -6,7 +6,7 @@
 use actix::prelude::*;
 use bytestring::ByteString;
 
-use super::{encode, Broadcaster, Feed, Frame, SeatsChanged, TierChanged};
+use super::{encode, hold_frame, Broadcaster, Feed, Frame, SeatsChanged, TierChanged};
 use crate::domain::holds::HoldNews;
 use crate::domain::live_map::Delta;
 
@@ -70,7 +70,7 @@ impl Handler<TierChanged> for Broadcaster {
 
     fn handle(&mut self, msg: TierChanged, _: &mut Context<Self>) {
         if let Feed::Source(map) = &mut self.feed {
-            map.tier_changed(msg.tier, msg.available);
+            map.tier_changed(msg.tier, msg.counts);
         }
     }
 }
@@ -79,12 +79,7 @@ impl Handler<HoldNews> for Broadcaster {
     type Result = ();
 
     fn handle(&mut self, msg: HoldNews, _: &mut Context<Self>) {
-        let frame = encode(&Frame::Hold {
-            hold_id: msg.hold_id,
-            status: msg.status,
-            expires_at: msg.expires_at,
-            order_id: msg.order_id,
-        });
+        let frame = hold_frame(&msg);
         self.tell_buyer(msg.buyer_id, &frame);
         if let Some(bus) = &self.bus {
             bus.publish_hold(self.event_id, msg.buyer_id, frame);

@@ -20,6 +20,29 @@ use crate::persistence::WriteError;
 use crate::views::{HoldView, OrderView};
 
 impl Engine {
+    /// The order a checkout with this key already made, whatever happened since (the hold
+    /// is gone, the shopping window closed, the sale ended): a retry of a completed
+    /// checkout gets the same order. A key used for another hold is refused.
+    pub async fn replay(
+        &self,
+        hold_id: Uuid,
+        buyer_id: Uuid,
+        idempotency_key: &str,
+    ) -> Result<Option<OrderView>, EngineError> {
+        let Some(order) = orders::find_by_key(&self.pool, buyer_id, idempotency_key).await? else {
+            return Ok(None);
+        };
+        if order.hold_id != Some(hold_id) {
+            return Err(EngineError::Hold(HoldError::Invalid(
+                crate::domain::FieldErrors::single(
+                    "Idempotency-Key",
+                    "this key was used for another hold",
+                ),
+            )));
+        }
+        Ok(Some(self.order_view(order).await?))
+    }
+
     /// Pays for a hold and turns it into an order with tickets. Retrying with the same
     /// idempotency key returns the same order and never charges twice.
     #[tracing::instrument(skip(self, idempotency_key, payment_token))]
@@ -30,17 +53,25 @@ impl Engine {
         idempotency_key: &str,
         payment_token: &str,
     ) -> Result<OrderView, EngineError> {
-        if let Some(order) = orders::find_by_key(&self.pool, buyer_id, idempotency_key).await? {
-            if order.hold_id != Some(hold_id) {
-                return Err(EngineError::Hold(HoldError::Invalid(
-                    crate::domain::FieldErrors::single(
-                        "Idempotency-Key",
-                        "this key was used for another hold",
-                    ),
-                )));
+        match self.replay(hold_id, buyer_id, idempotency_key).await? {
+            Some(order) => Ok(order),
+            None => {
+                self.pay(hold_id, buyer_id, idempotency_key, payment_token)
+                    .await
             }
-            return self.order_view(order).await;
         }
+    }
+
+    /// Pays for a hold no checkout with this key has paid for yet ([`Engine::replay`]
+    /// answered none): [`Engine::checkout`] after its replay.
+    #[tracing::instrument(skip(self, idempotency_key, payment_token))]
+    pub async fn pay(
+        &self,
+        hold_id: Uuid,
+        buyer_id: Uuid,
+        idempotency_key: &str,
+        payment_token: &str,
+    ) -> Result<OrderView, EngineError> {
         let purchased = || async {
             match orders::find_by_hold(&self.pool, hold_id).await? {
                 Some(order) if order.buyer_id == buyer_id => Err(EngineError::Hold(

@@ -140,6 +140,25 @@ impl Engine {
             .await?
     }
 
+    /// The buyer's live holds in an event whose engine runs here (none while it runs
+    /// nowhere: holds live in a running engine, and one that starts takes back the holds
+    /// it mirrored).
+    #[tracing::instrument(skip(self))]
+    pub async fn buyer_holds(
+        &self,
+        event_id: Uuid,
+        buyer_id: Uuid,
+    ) -> Result<Vec<HoldView>, EngineError> {
+        match self.registry.if_running(event_id) {
+            Some(event) => {
+                event
+                    .send(crate::actors::event::BuyerHolds { buyer_id })
+                    .await?
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
     #[tracing::instrument(skip(self))]
     pub async fn release_hold(&self, hold_id: Uuid, buyer_id: Uuid) -> Result<(), EngineError> {
         self.event_of(hold_id)

@@ -480,9 +480,14 @@ impl HoldBook {
     }
 
     fn tier_effect(&self, index: usize) -> Effect {
+        let tier = &self.tiers[index];
         Effect::Tier {
             tier: index,
-            available: self.tiers[index].available(),
+            counts: crate::domain::live_map::TierCounts {
+                available: tier.available(),
+                held: tier.held,
+                sold: tier.sold,
+            },
         }
     }
 

@@ -59,6 +59,22 @@ impl HoldBook {
         }
     }
 
+    /// The buyer's live holds (held or being paid for), soonest deadline first. Most
+    /// callers hold nothing: they are answered without looking at the holds.
+    pub fn holds_of(&self, buyer_id: Uuid) -> Vec<HoldView> {
+        if self.buyers.get(&buyer_id).is_none_or(|b| b.holds == 0) {
+            return Vec::new();
+        }
+        let mut views: Vec<HoldView> = self
+            .holds
+            .iter()
+            .filter(|(_, hold)| hold.buyer_id == buyer_id)
+            .map(|(id, hold)| self.view_of(*id, hold))
+            .collect();
+        views.sort_by_key(|v| (v.expires_at, v.hold_id));
+        views
+    }
+
     /// The live holds as they would be mirrored (tests compare a restore with them).
     pub fn mirrored(&self) -> Vec<MirroredHold> {
         let mut holds: Vec<MirroredHold> = self
@@ -144,6 +160,7 @@ impl HoldBook {
             total_cents,
             currency: self.currency.clone(),
             expires_at: hold.expires_at,
+            offer_id: hold.offer,
             buyer_id: hold.buyer_id,
         }
     }

@@ -63,6 +63,22 @@ pub struct HoldNews {
     pub order_id: Option<Uuid>,
 }
 
+impl HoldNews {
+    /// Where a live hold stands, as news for a socket that just connected.
+    pub fn standing(hold: &crate::views::HoldView) -> HoldNews {
+        HoldNews {
+            buyer_id: hold.buyer_id,
+            hold_id: hold.hold_id,
+            status: match hold.status {
+                HoldStatus::Held => HoldEvent::Held,
+                HoldStatus::PaymentPending => HoldEvent::PaymentPending,
+            },
+            expires_at: hold.expires_at,
+            order_id: None,
+        }
+    }
+}
+
 /// What is kept of a live hold outside the process (Redis), to take it back after a
 /// restart or on the node that takes the on-sale over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,8 +173,11 @@ pub enum Effect {
         positions: Vec<u32>,
         change: SeatChange,
     },
-    /// Tier `tier` (its index) has `available` tickets left.
-    Tier { tier: usize, available: u32 },
+    /// Tier `tier` (its index) now counts `counts` (left, held, sold).
+    Tier {
+        tier: usize,
+        counts: crate::domain::live_map::TierCounts,
+    },
     /// Tell the holder.
     News(HoldNews),
     /// Keep this hold outside the process.

@@ -197,6 +197,19 @@ impl TestApp {
         admission: Option<&str>,
         hold_id: &Value,
     ) -> (StatusCode, Value) {
+        let key = Uuid::new_v4().to_string();
+        self.admitted_checkout_keyed(token, admission, hold_id, &key)
+            .await
+    }
+
+    /// A checkout with an admission token (or none) and the given `Idempotency-Key`.
+    pub async fn admitted_checkout_keyed(
+        &self,
+        token: &str,
+        admission: Option<&str>,
+        hold_id: &Value,
+        key: &str,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .client
             .post(self.url(&format!(
@@ -204,7 +217,7 @@ impl TestApp {
                 hold_id.as_str().unwrap_or_default()
             )))
             .bearer_auth(token)
-            .header("Idempotency-Key", Uuid::new_v4().to_string())
+            .header("Idempotency-Key", key)
             .json(&json!({"payment_token": "tok_ok"}));
         if let Some(admission) = admission {
             request = request.header("X-Admission-Token", admission);

@@ -4,6 +4,7 @@
 mod abuse;
 mod nodes;
 mod order;
+mod reload;
 
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;

@@ -286,3 +286,69 @@ async fn a_buyer_with_many_visitor_tokens_still_gets_one_draw() {
     let (status, body) = app.place(event_id, &late_visitor).await;
     assert_eq!(status, StatusCode::OK, "the visitor keeps waiting: {body}");
 }
+
+#[actix_web::test]
+async fn a_completed_checkout_retried_after_the_shopping_window_closed_gets_its_order() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let event_id = app.room_event(&organizer, ROOM).await;
+    let buyer = app.buyer().await;
+    app.join(event_id, &buyer.token).await;
+    app.start_sale();
+    assert_eq!(app.admit_pass(event_id).await, 1);
+    let pass = app.admission(event_id, &buyer.token).await;
+    let tier = app.general_tier(event_id).await;
+    let two = json!({"tier_id": tier, "quantity": 2});
+    let (status, hold) = app
+        .admitted_hold(&buyer.token, Some(&pass), event_id, &two)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    let key = "retry-after-the-window";
+    let (status, order) = app
+        .admitted_checkout_keyed(&buyer.token, Some(&pass), &hold["hold_id"], key)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+
+    // The page ends the session after paying (and the window would close anyway): the
+    // answer was lost, the client retries with the same key.
+    let (status, body) = app
+        .delete(
+            &format!("/api/v1/events/{event_id}/queue"),
+            Some(&buyer.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    app.clock.advance(Duration::hours(2));
+    for admission in [Some(pass.as_str()), None] {
+        let (status, again) = app
+            .admitted_checkout_keyed(&buyer.token, admission, &hold["hold_id"], key)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{again}");
+        assert_eq!(again["order_id"], order["order_id"]);
+        assert_eq!(again["tickets"], order["tickets"]);
+    }
+    // Another key is a new attempt, and the room asks for an admission again.
+    let (status, body) = app
+        .admitted_checkout_keyed(&buyer.token, None, &hold["hold_id"], "another")
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "admission_required",
+    );
+    // Someone else's key replays nothing of this buyer's.
+    let thief = app.buyer().await;
+    let (status, body) = app
+        .admitted_checkout_keyed(&thief.token, None, &hold["hold_id"], key)
+        .await;
+    assert_ne!(status, StatusCode::CREATED, "{body}");
+    let charges: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM payments p JOIN orders o USING (order_id) WHERE o.hold_id = $1",
+    )
+    .bind(uuid(&hold["hold_id"]))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(charges, 1, "one payment for one order");
+}

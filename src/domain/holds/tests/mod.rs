@@ -22,7 +22,11 @@ fn a_tier_hold_is_held_at_once_and_told() {
     assert_eq!(sale.book.tiers()[0].available(), 7);
     assert!(sale.log.contains(&Effect::Tier {
         tier: 0,
-        available: 7
+        counts: crate::domain::live_map::TierCounts {
+            available: 7,
+            held: 3,
+            sold: 0
+        }
     }));
     assert_eq!(sale.news(), vec![(view.hold_id, HoldEvent::Held)]);
     assert!(
@@ -356,4 +360,50 @@ fn the_memory_of_ended_holds_is_bounded() {
 fn grouping_keeps_the_order_keys_first_appear_in() {
     let groups = group_by([(2, 'a'), (1, 'b'), (2, 'c')]);
     assert_eq!(groups, vec![(2, vec!['a', 'c']), (1, vec!['b'])]);
+}
+
+#[test]
+fn a_buyer_sees_their_own_live_holds_only_while_they_last() {
+    let mut sale = Sale::new();
+    let (buyer, other) = (Uuid::new_v4(), Uuid::new_v4());
+    assert!(sale.book.holds_of(buyer).is_empty());
+    let seats = sale
+        .hold(buyer, best(2), open())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ga = sale
+        .hold(buyer, tier(1), open() + Duration::seconds(1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    sale.hold(other, tier(2), open())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mine: Vec<Uuid> = sale
+        .book
+        .holds_of(buyer)
+        .iter()
+        .map(|h| h.hold_id)
+        .collect();
+    assert_eq!(
+        mine,
+        vec![seats.hold_id, ga.hold_id],
+        "soonest deadline first"
+    );
+    sale.checkout(ga.hold_id, buyer, open() + Duration::seconds(2))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let paying = sale.book.holds_of(buyer);
+    assert_eq!(paying[1].status, HoldStatus::PaymentPending);
+    sale.book
+        .release(seats.hold_id, buyer, open() + Duration::seconds(3))
+        .map(|effects| sale.apply(effects))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let left: Vec<Uuid> = sale
+        .book
+        .holds_of(buyer)
+        .iter()
+        .map(|h| h.hold_id)
+        .collect();
+    assert_eq!(left, vec![ga.hold_id]);
+    sale.sweep(open() + Duration::minutes(30));
+    assert!(
+        sale.book.holds_of(other).is_empty(),
+        "an expired hold is gone"
+    );
 }
