@@ -204,6 +204,62 @@ async function twoBrowsers(browser) {
   await watcherContext.close();
 }
 
+// A buyer holds a seat, reloads the page: the hold and its countdown come back, counting
+// to the deadline the server keeps; a second tab shows the same hold; releasing it there
+// clears it in the first tab.
+async function reloading(browser) {
+  step = 'a hold before a reload';
+  const eventUrl = `${BASE}/event.html?id=${process.env.OPEN_EVENT}`;
+  const context = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
+  const page = await open(context);
+  await signUp(page, 'buyer', 'Reloader');
+  await page.goto(eventUrl);
+  const seats = await seatButtons(page);
+  const seatId = await seats.locator('button[data-state=available]').nth(7).getAttribute('data-seat');
+  await page.click(`#map button[data-seat="${seatId}"]`);
+  await page.getByRole('button', { name: 'Hold chosen seats' }).click();
+  await page.locator('#hold').waitFor({ state: 'visible' });
+  const left = async (p) => {
+    const text = (await p.locator('#countdown').textContent()) ?? '';
+    const [, m, sec] = text.match(/(\d+):(\d\d) left to pay/) ?? [];
+    check(m !== undefined, `a countdown is shown (${text})`);
+    return Number(m) * 60 + Number(sec);
+  };
+  const mine = () => page.evaluate(async (id) => {
+    const token = JSON.parse(localStorage.getItem('boxoffice.session')).token;
+    const r = await fetch(`/api/v1/me/holds?event_id=${id}`, { headers: { Authorization: `Bearer ${token}` } });
+    return r.json();
+  }, process.env.OPEN_EVENT);
+  const before = await mine();
+  check(before.holds.length === 1, `one live hold (${JSON.stringify(before)})`);
+
+  step = 'the page reloaded';
+  await page.waitForTimeout(1500); // (so that a countdown started afresh would show)
+  await page.reload();
+  await page.locator('#hold').waitFor({ state: 'visible' });
+  const expected = (new Date(before.holds[0].expires_at) - Date.now()) / 1000;
+  const shown = await left(page);
+  check(Math.abs(shown - expected) <= 3, `the countdown goes to the server's deadline: ${shown} s shown, ${expected.toFixed(1)} s left`);
+  check((await page.locator('#held-seats li').count()) === 1, 'the held seat is listed again');
+  await seatButtons(page);
+  await page.waitForSelector(`#map button[data-seat="${seatId}"][data-state=held]`, { timeout: 2000 });
+  await page.screenshot({ path: join(SHOTS, 'hold-after-reload-phone.png'), fullPage: true });
+
+  step = 'a second tab';
+  const second = await open(context);
+  await second.goto(eventUrl);
+  await second.locator('#hold').waitFor({ state: 'visible' });
+  check(Math.abs((await left(second)) - (await left(page))) <= 2, 'both tabs count to the same deadline');
+  await second.getByRole('button', { name: 'Release the seats' }).click();
+  await second.locator('#hold').waitFor({ state: 'hidden' });
+  await page.locator('#hold').waitFor({ state: 'hidden', timeout: 5000 });
+  check(/released/i.test(await page.locator('#message').textContent()), 'the first tab says the seats were released elsewhere');
+  const after = await mine();
+  check(after.holds.length === 0, `no live hold left (${JSON.stringify(after)})`);
+  results.reload = { seat_id: seatId, shown_s: shown, expected_s: Math.round(expected) };
+  await context.close();
+}
+
 // After the sale: the organizer lets buyers cancel until a day before (through the API, as
 // the dashboard does); a buyer buys a seat, cancels the order from "my tickets", and the
 // seat is for sale again.
@@ -333,6 +389,7 @@ const browser = await chromium.launch({
 try {
   await buyerJourney(browser);
   await twoBrowsers(browser);
+  await reloading(browser);
   await cancelling(browser);
   await organizerJourney(browser);
   check(!results.page_errors, `no script errors: ${results.page_errors}`);

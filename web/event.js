@@ -19,6 +19,7 @@ let hold = null;
 let holdTimer = null;
 let windowTimer = null;
 let checkoutKey = null;
+let busy = null; // the hold this tab is paying for or releasing (its own news is not news)
 let waiting = null; // the waitlist panel
 
 const currency = () => event?.currency ?? 'USD';
@@ -471,6 +472,7 @@ function showHold() {
 const checkoutKeyOf = (holdId) => `boxoffice.checkout.${holdId}`;
 
 async function holdNews(frame) {
+  if (frame.hold_id === busy) return;
   if (!hold) {
     // A hold the page does not show: placed before a reload or in another tab.
     if (frame.status === 'HELD' || frame.status === 'PAYMENT_PENDING') {
@@ -534,15 +536,17 @@ async function pay() {
   const button = $('pay-button');
   button.disabled = true;
   button.textContent = 'Paying…';
+  const paying = hold;
+  busy = paying.hold_id;
   try {
-    const order = await api(`/holds/${hold.hold_id}/checkout`, {
+    const order = await api(`/holds/${paying.hold_id}/checkout`, {
       method: 'POST',
       body: { payment_token: token },
       headers: { 'Idempotency-Key': checkoutKey, ...admissionHeaders() },
     });
     clearInterval(holdTimer);
     clearInterval(windowTimer);
-    sessionStorage.removeItem(checkoutKeyOf(hold.hold_id));
+    sessionStorage.removeItem(checkoutKeyOf(paying.hold_id));
     hold = null;
     localStorage.removeItem(admissionKey());
     // The page is done shopping: it ends the session so the room lets the next buyer in
@@ -554,11 +558,12 @@ async function pay() {
     // A declined card may try again with another one: a new attempt, a new key.
     if (error.code === 'payment_declined' || error.code === 'payment_failed') {
       checkoutKey = crypto.randomUUID();
-      sessionStorage.setItem(checkoutKeyOf(hold.hold_id), checkoutKey);
+      sessionStorage.setItem(checkoutKeyOf(paying.hold_id), checkoutKey);
     }
     if (error.code === 'hold_expired' || error.code === 'hold_not_found') return holdGone(error.message);
     fail(error);
   } finally {
+    busy = null;
     button.disabled = false;
     button.textContent = 'Pay';
   }
@@ -566,12 +571,18 @@ async function pay() {
 
 async function release() {
   clear();
+  const released = hold;
+  busy = released.hold_id;
   try {
-    await api(`/holds/${hold.hold_id}`, { method: 'DELETE' });
+    await api(`/holds/${released.hold_id}`, { method: 'DELETE' });
   } catch (error) {
     if (error.code !== 'hold_not_found') return fail(error);
+  } finally {
+    busy = null;
   }
-  for (const seat of hold.seats ?? []) map.setState(seat.seat_id, 'available');
+  if (hold !== released) return; // (ended meanwhile)
+  sessionStorage.removeItem(checkoutKeyOf(released.hold_id));
+  for (const seat of released.seats ?? []) map.setState(seat.seat_id, 'available');
   clearInterval(holdTimer);
   hold = null;
   $('hold').hidden = true;

@@ -1,7 +1,8 @@
 //! The web pages in a real browser: headless Chromium driven by Playwright (`e2e/run.mjs`)
 //! against a server of the test's own. A buyer goes from the event list through the
 //! waiting room to a seat, is declined once, pays and sees tickets with QR codes; two
-//! browsers watch one seat be held and released; an organizer creates a venue, an event
+//! browsers watch one seat be held and released; a buyer reloads the page holding a seat
+//! and gets the hold and its countdown back (and in a second tab); an organizer creates a venue, an event
 //! and its on-sale through the pages alone. Then the database is checked for what the
 //! pages claimed. Screenshots (phone and desktop) go to `target/web-screenshots`.
 //!
@@ -107,6 +108,13 @@ async fn buyers_and_organizers_get_through_the_pages_in_a_real_browser() {
     let states = app.seat_states(open_event).await;
     assert_eq!(
         states[&uuid(&results["live"]["seat_id"])],
+        "available",
+        "{results}"
+    );
+
+    // The seat held, reloaded and released from a second tab is free again.
+    assert_eq!(
+        states[&uuid(&results["reload"]["seat_id"])],
         "available",
         "{results}"
     );
