@@ -13,6 +13,7 @@ pub mod domain;
 pub mod doors;
 pub mod http;
 pub mod mail;
+pub mod passwords;
 pub mod payments;
 pub mod persistence;
 pub mod pow;

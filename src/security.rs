@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+    rand_core::OsRng, Output, ParamsString, PasswordHash, Salt, SaltString,
 };
-use argon2::Argon2;
+use argon2::{Algorithm as Argon2Algorithm, Argon2, Params, Version};
 use jsonwebtoken::errors::{Error as JwtError, ErrorKind as JwtErrorKind};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::de::DeserializeOwned;
@@ -17,22 +17,102 @@ use uuid::Uuid;
 use crate::clock::{Clock, SystemClock};
 use crate::domain::account::Role;
 
+/// The memory argon2 works in (19 MiB with the default parameters): a thread that hashes
+/// often keeps one and lends it to every hash, so no hash allocates
+/// (`passwords::PasswordPool`).
+#[derive(Default)]
+pub struct HashMemory(Vec<argon2::Block>);
+
+impl HashMemory {
+    fn blocks(&mut self, params: &Params) -> &mut [argon2::Block] {
+        let count = params.block_count();
+        if self.0.len() < count {
+            self.0.resize(count, argon2::Block::default());
+        }
+        &mut self.0[..count]
+    }
+}
+
+/// The raw argon2 output of `password` with `salt`, computed in `memory`.
+fn argon2_output(
+    argon: &Argon2<'_>,
+    password: &str,
+    salt: Salt<'_>,
+    len: usize,
+    memory: &mut HashMemory,
+) -> anyhow::Result<Output> {
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| anyhow::anyhow!("reading a salt: {e}"))?;
+    Output::init_with(len, |out| {
+        argon
+            .hash_password_into_with_memory(
+                password.as_bytes(),
+                salt_bytes,
+                out,
+                memory.blocks(argon.params()),
+            )
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+}
+
 /// Hashes a password with argon2id and a fresh salt. CPU-heavy: call off the async workers.
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    hash_password_in(password, &mut HashMemory::default())
+}
+
+/// [`hash_password`], working in `memory`.
+pub fn hash_password_in(password: &str, memory: &mut HashMemory) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+    let argon = Argon2::default();
+    let len = argon
+        .params()
+        .output_len()
+        .unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = argon2_output(&argon, password, salt.as_salt(), len, memory)?;
+    let hash = PasswordHash {
+        algorithm: Argon2Algorithm::default().ident(),
+        version: Some(Version::default().into()),
+        params: ParamsString::try_from(argon.params())
+            .map_err(|e| anyhow::anyhow!("writing a hash's parameters: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
 }
 
 /// Checks a password against a stored hash. CPU-heavy: call off the async workers.
 pub fn verify_password(password: &str, stored: &str) -> anyhow::Result<bool> {
-    let parsed =
-        PasswordHash::new(stored).map_err(|e| anyhow::anyhow!("reading a stored hash: {e}"))?;
-    Ok(Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok())
+    verify_password_in(password, stored, &mut HashMemory::default())
+}
+
+/// [`verify_password`], working in `memory` (a hash stored with other parameters gets the
+/// memory it needs).
+pub fn verify_password_in(
+    password: &str,
+    stored: &str,
+    memory: &mut HashMemory,
+) -> anyhow::Result<bool> {
+    let unreadable =
+        |e: argon2::password_hash::Error| anyhow::anyhow!("reading a stored hash: {e}");
+    let parsed = PasswordHash::new(stored).map_err(unreadable)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Ok(false);
+    };
+    let algorithm = Argon2Algorithm::try_from(parsed.algorithm).map_err(unreadable)?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("reading a stored hash's version: {e}"))?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed).map_err(unreadable)?;
+    let argon = Argon2::new(algorithm, version, params);
+    let computed = argon2_output(&argon, password, salt, expected.len(), memory)?;
+    // (`Output` compares in constant time.)
+    Ok(computed == expected)
 }
 
 /// A hash to verify against when the account does not exist, so that a login for an
@@ -204,6 +284,40 @@ mod tests {
         let hash = hash_password("correct horse").unwrap_or_default();
         assert!(verify_password("correct horse", &hash).unwrap_or(false));
         assert!(!verify_password("wrong horse", &hash).unwrap_or(true));
+    }
+
+    #[test]
+    fn hashes_in_lent_memory_are_the_standard_ones_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let mut memory = HashMemory::default();
+        // Stored before (the crate's own hashing), checked in lent memory, and back.
+        let salt = SaltString::generate(&mut OsRng);
+        let before = Argon2::default()
+            .hash_password(b"correct horse", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert!(verify_password_in("correct horse", &before, &mut memory).unwrap_or(false));
+        assert!(!verify_password_in("wrong horse", &before, &mut memory).unwrap_or(true));
+        let ours = hash_password_in("correct horse", &mut memory).unwrap_or_default();
+        let parsed = PasswordHash::new(&ours).unwrap_or_else(|e| panic!("{e}: {ours}"));
+        assert!(Argon2::default()
+            .verify_password(b"correct horse", &parsed)
+            .is_ok());
+        assert!(
+            ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{ours}"
+        );
+        // Other parameters (a cheaper hash stored by an older set-up) get their memory.
+        let cheap = Argon2::new(
+            Argon2Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8_192, 1, 1, None).unwrap_or_else(|e| panic!("{e}")),
+        )
+        .hash_password(b"pw", &salt)
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+        assert!(verify_password_in("pw", &cheap, &mut memory).unwrap_or(false));
+        assert!(verify_password_in("pw", "not a hash", &mut memory).is_err());
     }
 
     #[test]

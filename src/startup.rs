@@ -462,6 +462,7 @@ fn run(
         tokens: TokenKeys::new(&settings.jwt_secret, settings.token_ttl).with_clock(clock.clone()),
         metrics,
         auth_limiter: http::ratelimit::IpLimiter::per_minute(settings.auth_rate_per_minute),
+        passwords: crate::passwords::PasswordPool::new(settings.password_threads),
         login_limiter: http::ratelimit::Limiter::per_minute(settings.login_rate_per_account),
         rooms,
         visitors: VisitorKeys::new(&settings.jwt_secret, settings.visitor_ttl).with_clock(clock),

@@ -29,6 +29,7 @@ pub mod raw_socket;
 pub mod report;
 pub mod search;
 pub mod server;
+pub mod signups;
 pub mod smtp_sink;
 pub mod viewers;
 pub mod waiting_room;

@@ -4,7 +4,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use boxoffice_loadtest::{
-    cancellation, checkout, cluster, doors, flash_sale, hot, search, viewers, waiting_room, Common,
+    cancellation, checkout, cluster, doors, flash_sale, hot, search, signups, viewers,
+    waiting_room, Common,
 };
 
 #[derive(Parser)]
@@ -74,6 +75,14 @@ enum Scenario {
         common: Common,
         #[command(flatten)]
         plan: search::Plan,
+    },
+    /// A burst of `--count` sign-ups at `--clients` at once, and the server's memory after
+    /// it; beside it the same burst with password hashing unbounded (as before).
+    Signups {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        plan: signups::Plan,
     },
     /// Buyers hold one general-admission tier as fast as they can (quantity 1 each).
     HotTier(Common),
@@ -172,6 +181,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Scenario::Cancellation { common, plan } => {
             (cancellation::run(&common, &plan).await?, common.out.clone())
+        }
+        Scenario::Signups { common, plan } => {
+            (signups::run(&common, &plan).await?, common.out.clone())
         }
         Scenario::HotTier(common) => (hot::hot_tier(&common).await?, common.out.clone()),
         Scenario::HotCheckout(common) => {

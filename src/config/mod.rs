@@ -54,6 +54,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// `BOXOFFICE_AUTH_RATE_PER_MINUTE`: sign-up and login attempts allowed per client IP.
     pub auth_rate_per_minute: u32,
+    /// `BOXOFFICE_PASSWORD_THREADS`: threads that hash and check passwords (the cores by
+    /// default; 0 runs them on the runtime's blocking pool, unbounded, to compare against).
+    pub password_threads: usize,
     /// `BOXOFFICE_SHUTDOWN_SECONDS`: how long in-flight requests get on SIGTERM.
     pub shutdown_timeout: Duration,
     /// `BOXOFFICE_WEB_DIR`: the static pages served at `/`.
@@ -246,6 +249,10 @@ impl Settings {
             )? as usize,
             auth_rate_per_minute: bounded(&get, "BOXOFFICE_AUTH_RATE_PER_MINUTE", 30, 1, 1_000_000)?
                 as u32,
+            password_threads: match get("BOXOFFICE_PASSWORD_THREADS") {
+                None => std::thread::available_parallelism().map_or(2, usize::from),
+                Some(_) => bounded(&get, "BOXOFFICE_PASSWORD_THREADS", 2, 0, 64)? as usize,
+            },
             shutdown_timeout: Duration::from_secs(bounded(
                 &get,
                 "BOXOFFICE_SHUTDOWN_SECONDS",

@@ -55,6 +55,8 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub metrics: metrics::Metrics,
     pub auth_limiter: ratelimit::IpLimiter,
+    /// Password hashing and checking, a few at a time on threads of their own.
+    pub passwords: crate::passwords::PasswordPool,
     /// Login attempts per account, from any address.
     pub login_limiter: ratelimit::Limiter<String>,
     pub rooms: Arc<WaitingRooms>,
