@@ -61,9 +61,12 @@ impl RefundPolicy {
             "must be from 0 to 100000000",
         );
         let basis_points = body.fee_percent * 100.0;
-        let whole = basis_points.is_finite()
-            && (0.0..=10_000.0).contains(&basis_points)
-            && (basis_points - basis_points.round()).abs() < 1e-6;
+        // Two decimals as written: the shortest form of the number read (`4.78`, not
+        // `4.779999999999999`, which is no multiple of 0.01 however close).
+        let written = body.fee_percent.to_string();
+        let decimals = written.split_once('.').map_or(0, |(_, d)| d.len());
+        let whole =
+            basis_points.is_finite() && (0.0..=10_000.0).contains(&basis_points) && decimals <= 2;
         errors.check(
             whole,
             "fee_percent",
@@ -177,6 +180,15 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(errors.len(), 3, "{errors:?}");
         assert!(policy(None, 0, 0.001).is_err(), "three decimals");
+        assert!(
+            policy(None, 0, 4.779999999999999).is_err(),
+            "close to 4.78 is not 4.78"
+        );
+        assert_eq!(policy(None, 0, 4.78).map(|p| p.fee_basis_points), Ok(478));
+        assert_eq!(
+            policy(None, 0, 100.0).map(|p| p.fee_basis_points),
+            Ok(10_000)
+        );
         assert!(policy(None, 0, f64::NAN).is_err());
         assert_eq!(
             policy(Some(24), 0, 2.5).map(|p| p.fee_basis_points),

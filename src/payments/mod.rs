@@ -5,6 +5,7 @@
 //! Every call carries an idempotency key: a retried call with the same key returns the
 //! first call's result and never charges twice.
 
+pub mod capturer;
 pub mod reconciler;
 pub mod simulated;
 

@@ -94,6 +94,23 @@ pub async fn set_status(
     Ok(())
 }
 
+/// Marks `payments` CAPTURED, those still AUTHORIZED (a refund that began meanwhile has
+/// moved its payment on), in one statement.
+pub async fn mark_captured(pool: &PgPool, payments: &[Uuid]) -> anyhow::Result<()> {
+    if payments.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE payments SET status = 'CAPTURED', updated_at = now() \
+         WHERE payment_id = ANY($1) AND status = 'AUTHORIZED'",
+    )
+    .bind(payments)
+    .execute(pool)
+    .await
+    .context("recording captures")?;
+    Ok(())
+}
+
 /// Payments that may hold money without an order: PENDING or AUTHORIZED, no order, older
 /// than `before`. Locked (skipping rows another node is handling) until `tx` ends.
 pub async fn lock_orphans(

@@ -92,6 +92,7 @@ async fn buyers_and_organizers_get_through_the_pages_in_a_real_browser() {
     // What the buyer's page showed is what Postgres holds: one confirmed order, one valid
     // ticket for the seat they chose, its payment captured.
     let seat = uuid(&results["buyer"]["seat_id"]);
+    app.settle_captures().await;
     let (orders, tickets, captured): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM orders WHERE event_id = $1 AND status = 'CONFIRMED'), \
                 (SELECT count(*) FROM tickets WHERE event_id = $1 AND seat_id = $2), \

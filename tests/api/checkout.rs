@@ -52,6 +52,8 @@ async fn checkout_confirms_an_order_with_tickets_written_to_postgres() {
     assert_eq!(tickets[0]["label"], "A A-1");
 
     let order_id = uuid(&order["order_id"]);
+    // The answer came once the order was durable; the capture follows it.
+    app.settle_captures().await;
     let (status, tickets_in_db, outbox, payment): (&str, i64, i64, String) = {
         let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE order_id = $1")
             .bind(order_id)
@@ -90,6 +92,7 @@ async fn checkout_confirms_an_order_with_tickets_written_to_postgres() {
         (status, tickets_in_db, outbox, payment.as_str()),
         ("CONFIRMED", 2, 1, "CAPTURED")
     );
+    app.settle_captures().await;
     assert_eq!(app.gateway.captured_cents(), 16000);
 
     let states = app.seat_states(event_id).await;
@@ -208,6 +211,7 @@ async fn a_retry_with_the_same_key_returns_the_same_order_and_charges_once() {
     second_tokens.sort_by_key(|v| v.to_string());
     assert_eq!(sorted_first, second_tokens);
     assert_eq!(app.gateway.charges().len(), 1);
+    app.settle_captures().await;
     assert_eq!(app.gateway.captured_cents(), 16000);
     // Another key for the same, bought hold does not buy it again.
     let (status, body) = app
@@ -259,6 +263,7 @@ async fn a_declined_card_keeps_the_hold_and_takes_no_money() {
         again["expires_at"], hold["expires_at"],
         "the original deadline stands"
     );
+    app.settle_captures().await;
     assert_eq!(app.gateway.captured_cents(), 0);
     let declined: String = sqlx::query_scalar("SELECT status FROM payments")
         .fetch_one(&app.pool)
@@ -270,6 +275,7 @@ async fn a_declined_card_keeps_the_hold_and_takes_no_money() {
         .checkout(&buyer.token, &hold["hold_id"], "try-2", "tok_ok")
         .await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
+    app.settle_captures().await;
     assert_eq!(app.gateway.captured_cents(), 8000);
 }
 
@@ -402,6 +408,7 @@ async fn a_payment_started_a_moment_before_expiry_completes_and_the_hold_cannot_
     };
     let ((status, order), ()) = futures_util::join!(checkout, act);
     assert_eq!(status, StatusCode::CREATED, "{order}");
+    app.settle_captures().await;
     assert_eq!(app.gateway.captured_cents(), 16000);
 }
 

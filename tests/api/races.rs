@@ -176,6 +176,7 @@ async fn check_invariants(app: &TestApp, event_id: Uuid, outcomes: &Outcomes) {
     .await
     .unwrap_or(-1);
     assert_eq!(without_tickets, 0);
+    app.settle_captures().await;
     let captured: i64 =
         sqlx::query_scalar("SELECT count(*) FROM payments WHERE status = 'CAPTURED'")
             .fetch_one(&app.pool)

@@ -137,6 +137,7 @@ async fn the_report_is_what_buyers_paid_and_what_postgres_holds() {
     assert_eq!(sum("by_day", "revenue_cents"), charged);
 
     // And Postgres, counted another way: the payments captured, the tickets issued.
+    app.settle_captures().await;
     let (captured, issued, back): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT COALESCE(sum(amount_cents), 0)::int8 FROM payments WHERE event_id = $1 AND status IN ('CAPTURED', 'REFUNDED', 'PARTIALLY_REFUNDED')), \
                 (SELECT count(*) FROM tickets WHERE event_id = $1), \

@@ -1,7 +1,7 @@
 //! Paying: a held hold through PAYMENT_PENDING, the payment row, the card's authorization,
-//! the order writer's durable commit, then SOLD and the capture — or, on any failure, the
-//! authorization voided and the hold HELD again. Also the reconciler's pass over what a
-//! crash left between those steps. Called by the checkout handler and the start-up loop.
+//! the order writer's durable commit, then SOLD, and the capture queued behind the answer
+//! (`payments::capturer`) — or, on any failure, the authorization voided and the hold HELD
+//! again. Also the reconciler's pass over what a crash left between those steps. Called by the checkout handler and the start-up loop.
 
 use uuid::Uuid;
 
@@ -13,6 +13,7 @@ use crate::actors::orders::{new_order, view_of_new, with_tickets};
 use crate::cluster::LeaseToken;
 use crate::domain::holds::HoldError;
 use crate::domain::orders::PaymentStatus;
+use crate::payments::capturer::Capture;
 use crate::payments::{reconciler, AuthorizeRequest, PaymentError};
 use crate::persistence::orders::{self, NewOrder, OrderRow};
 use crate::persistence::payments::{self, NewPayment};
@@ -104,7 +105,11 @@ impl Engine {
                     hold_id,
                     order_id: order.order_id,
                 });
-                self.capture(&authorization_id, payment_id).await;
+                // The order is durable: the buyer is answered, the money taken after.
+                self.captures.capture(Capture {
+                    authorization_id,
+                    payment_id,
+                });
                 Ok(view_of_new(&order, &hold))
             }
             Err(error) => {
@@ -217,31 +222,6 @@ impl Engine {
             }
             Err(error) => {
                 tracing::warn!(%error, %payment_id, "void failed; the reconciler will retry")
-            }
-        }
-    }
-
-    async fn capture(&self, authorization_id: &str, payment_id: Uuid) {
-        match self
-            .gateway
-            .capture(authorization_id, &format!("capture:{payment_id}"))
-            .await
-        {
-            Ok(()) => {
-                if let Err(error) = payments::set_status(
-                    &self.pool,
-                    payment_id,
-                    PaymentStatus::Captured,
-                    None,
-                    None,
-                )
-                .await
-                {
-                    tracing::error!(?error, %payment_id, "could not record a capture; the reconciler will retry");
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, %payment_id, "capture failed; the reconciler will retry")
             }
         }
     }

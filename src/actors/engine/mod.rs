@@ -30,6 +30,7 @@ use crate::clock::Clock;
 use crate::cluster::invalidate::Change;
 use crate::cluster::Cluster;
 use crate::domain::holds::HoldError;
+use crate::payments::capturer::Capturer;
 use crate::payments::PaymentGateway;
 use crate::persistence::{inbox, onsale};
 
@@ -45,6 +46,8 @@ pub struct Engine {
     followers: Followers,
     live_config: LiveConfig,
     writer: Addr<OrderWriter>,
+    /// Captures, behind the buyer's answer.
+    captures: Capturer,
     gateway: Arc<dyn PaymentGateway>,
     clock: Arc<dyn Clock>,
     payment_timeout: Duration,
@@ -81,6 +84,7 @@ impl Engine {
         let writer = OrderWriter::start_in_arbiter(&actix::Arbiter::current(), move |_| {
             OrderWriter::new(writer_pool, node)
         });
+        let captures = Capturer::start(pool.clone(), gateway.clone());
         Engine {
             pool,
             registry,
@@ -88,6 +92,7 @@ impl Engine {
             followers,
             live_config,
             writer,
+            captures,
             gateway,
             clock,
             payment_timeout,

@@ -147,7 +147,20 @@ async fn pages_are_cached_until_the_catalog_changes_and_revalidated_by_etag() {
     assert_eq!(titles().await, ["Newer Tunes"]);
     assert_eq!(app.found("q=newer%20tunes", None).await, vec![event]);
 
-    // The browser's copy is revalidated by its ETag.
+    // The browser's copy is revalidated by its ETag (once the sale's opening has been
+    // written behind: it changes the page, as it should).
+    let pool = app.pool.clone();
+    app.eventually("the event is written ON_SALE", || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT status FROM events WHERE event_id = $1")
+                .bind(event)
+                .fetch_one(&pool)
+                .await
+                .is_ok_and(|s| s == "ON_SALE")
+        }
+    })
+    .await;
     let url = app.url("/api/v1/events");
     let client = reqwest::Client::new();
     let first = client

@@ -39,8 +39,10 @@ pub async fn visitor_token(client: &reqwest::Client, base: &str) -> String {
 
 /// A time `days` from now, rounded to the hour so that tests read well in logs.
 pub fn days_from_now(days: i64) -> DateTime<Utc> {
+    // Whole hours: two calls a moment apart give the same time (the part of a second they
+    // were made in once made an event "right after" another overlap it by microseconds).
     let t = Utc::now() + Duration::days(days);
-    t - Duration::seconds(t.timestamp() % 3600)
+    chrono::DurationRound::duration_trunc(t, Duration::hours(1)).unwrap_or(t)
 }
 
 /// An on-sale that opened an hour ago and ends when the event `event_days` from now starts;

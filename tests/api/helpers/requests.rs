@@ -352,6 +352,24 @@ impl TestApp {
         self.engine.sweep_now(event_id).await;
     }
 
+    /// Waits until every payment whose order exists has been captured: captures run behind
+    /// the checkout's answer on purpose (`payments::capturer`).
+    pub async fn settle_captures(&self) {
+        let pool = self.pool.clone();
+        self.eventually("every order's payment is captured", || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM payments WHERE status = 'AUTHORIZED' AND order_id IS NOT NULL",
+                )
+                .fetch_one(&pool)
+                .await
+                .is_ok_and(|n| n == 0)
+            }
+        })
+        .await;
+    }
+
     /// Polls until `check` holds, for at most five seconds; panics with `what` otherwise.
     /// Only for work the server does behind an answer on purpose (status and mirror writes,
     /// Redis, a room closing); deadlines are tested with [`TestApp::pass_time`].
