@@ -17,12 +17,13 @@ fn escape(text: &str) -> String {
 }
 
 /// The step a run measured and the system it ran on: the seed design's runs are named
-/// `seed <step>` in a scenario with steps, or `seed-design` in one without.
+/// `seed <step>` in a scenario with steps, or `seed-design` in one without (whose one
+/// step is the whole operation: no name).
 fn step_and_system(name: &str) -> (String, &'static str) {
     match name.strip_prefix("seed ") {
         Some(step) => (step.to_owned(), "seed design"),
-        None if name == "seed-design" => ("all".to_owned(), "seed design"),
-        None if name == "boxoffice" => ("all".to_owned(), "boxoffice"),
+        None if name == "seed-design" => (String::new(), "seed design"),
+        None if name == "boxoffice" => (String::new(), "boxoffice"),
         None => (name.to_owned(), "boxoffice"),
     }
 }
@@ -103,11 +104,15 @@ fn step_chart(step: &str, runs: &[(&'static str, &Summary)]) -> Result<String, S
                             });
                         }
                         chart
-                            .draw_series(std::iter::once(Text::new(
-                                format!("{:.1}", v[j]),
-                                (left, v[j]),
-                                ("sans-serif", 11),
-                            )))
+                            .draw_series(std::iter::once(
+                                // Above the bar: a few pixels up from its top.
+                                EmptyElement::at((left, v[j]))
+                                    + Text::new(
+                                        format!("{:.1}", v[j]),
+                                        (0, -13),
+                                        ("sans-serif", 11),
+                                    ),
+                            ))
                             .map_err(|e| e.to_string())?;
                     }
                 }
@@ -308,6 +313,11 @@ pub fn page(report: &Report) -> String {
     }
     let mut charts = Vec::new();
     for (step, runs) in steps(report) {
+        let step = if step.is_empty() {
+            report.scenario.clone()
+        } else {
+            step
+        };
         charts.push(step_chart(&step, &runs));
     }
     for (key, title) in [
