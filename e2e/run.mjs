@@ -45,9 +45,9 @@ async function shoot(page, name) {
   await page.setViewportSize(DESKTOP);
 }
 
-async function signUp(page, role, name) {
+async function signUp(page, role, name, { here = false } = {}) {
   step = `${role} signs up`;
-  await page.goto(`${BASE}/account.html`);
+  if (!here) await page.goto(`${BASE}/account.html`);
   const form = page.locator('#signup');
   await form.getByLabel('Name').fill(name);
   await form.getByLabel('Email').fill(`${role}-${stamp}-${Math.random().toString(36).slice(2, 8)}@example.test`);
@@ -260,6 +260,44 @@ async function reloading(browser) {
   await context.close();
 }
 
+// Someone not signed in waits in the line as a visitor; let in, they are asked to sign in
+// to buy, sign up from the link, come back to the event with their admission (the place was
+// claimed for the new account), and hold a seat.
+async function visitorJourney(browser) {
+  step = 'a visitor joins the line';
+  const context = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
+  const page = await open(context);
+  await page.goto(`${BASE}/event.html?id=${process.env.ROOM_EVENT_ID}`);
+  await page.getByRole('button', { name: 'Join the line' }).click();
+  // (Two proofs of work: the visitor token's and the join's, on a busy machine.)
+  await Promise.race([
+    page.locator('#place').waitFor({ state: 'visible', timeout: 90_000 }),
+    page.locator('#message.error').waitFor({ timeout: 90_000 }).then(async () => {
+      throw new Error(`the page says: ${await page.locator('#message').textContent()}`);
+    }),
+  ]);
+  step = 'the visitor is let in and asked to sign in';
+  await page.locator('#shop').waitFor({ state: 'visible', timeout: 30_000 });
+  await page.getByText(/Sign in to buy: your place in the line is kept/).waitFor();
+  await page.getByRole('link', { name: 'Sign in or create an account' }).click();
+  await page.waitForURL((url) => url.pathname.startsWith('/account'));
+  await signUp(page, 'buyer', 'Visiting Buyer', { here: true });
+  step = 'back with the claimed admission';
+  await page.waitForURL((url) => url.pathname.startsWith('/event'));
+  await page.locator('#shop').waitFor({ state: 'visible' });
+  check(/shopping time/i.test(await page.locator('#window').textContent()), 'the shopping window (claimed) counts down');
+  const seat = (await seatButtons(page)).locator('button[data-state=available]').last();
+  const seatId = await seat.getAttribute('data-seat');
+  await seat.click();
+  await page.getByRole('button', { name: 'Hold chosen seats' }).click();
+  await page.locator('#hold').waitFor({ state: 'visible' });
+  await page.screenshot({ path: join(SHOTS, 'visitor-claimed-phone.png'), fullPage: true });
+  await page.getByRole('button', { name: 'Release the seats' }).click();
+  await page.locator('#hold').waitFor({ state: 'hidden' });
+  results.visitor = { seat_id: seatId };
+  await context.close();
+}
+
 // After the sale: the organizer lets buyers cancel until a day before (through the API, as
 // the dashboard does); a buyer buys a seat, cancels the order from "my tickets", and the
 // seat is for sale again.
@@ -388,6 +426,7 @@ const browser = await chromium.launch({
 });
 try {
   await buyerJourney(browser);
+  await visitorJourney(browser);
   await twoBrowsers(browser);
   await reloading(browser);
   await cancelling(browser);

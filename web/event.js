@@ -57,6 +57,7 @@ async function start() {
   showCounts(event.sections, event.tiers);
   watchMap();
   setUpShop();
+  await claimVisitorPlace();
   const saved = localStorage.getItem(admissionKey());
   if (saved) admission = JSON.parse(saved);
   if (event.onsale?.waiting_room && !admissionLive()) showRoom();
@@ -189,6 +190,53 @@ function watchMap() {
 
 // ---- the waiting room ----
 
+// Someone not signed in waits in the line as a visitor (a token of their own, kept for this
+// event); signing in to buy claims the place, so it is never lost.
+const visitorKey = () => `boxoffice.visitor.${eventId}`;
+const savedVisitor = () => {
+  const saved = JSON.parse(localStorage.getItem(visitorKey()) ?? 'null');
+  return saved && new Date(saved.expires_at) > new Date() ? saved : null;
+};
+const queueToken = () => (me?.role === 'buyer' ? me.token : savedVisitor()?.token);
+// A call to the line as whoever queues.
+const lineApi = (path, init = {}) => (me?.role === 'buyer'
+  ? api(path, init)
+  : api(path, { ...init, auth: false, headers: { ...(init.headers ?? {}), Authorization: `Bearer ${savedVisitor()?.token}` } }));
+
+async function visitor() {
+  const saved = savedVisitor();
+  if (saved) return saved;
+  let made;
+  try {
+    made = await api('/visitors', { method: 'POST', auth: false });
+  } catch (error) {
+    if (error.code !== 'proof_of_work_required' || !error.details.challenge) throw error;
+    const proof = await solveChallenge(error.details.challenge);
+    made = await api('/visitors', { method: 'POST', auth: false, headers: { 'X-Proof-Of-Work': proof } });
+  }
+  localStorage.setItem(visitorKey(), JSON.stringify(made));
+  return made;
+}
+
+// Signed in after waiting as a visitor: the visitor's place (or admission) becomes the
+// buyer's.
+async function claimVisitorPlace() {
+  const saved = savedVisitor();
+  if (!saved || me?.role !== 'buyer') return;
+  try {
+    const place = await api(`/events/${eventId}/queue/claim`, { method: 'POST', body: { visitor_token: saved.token } });
+    localStorage.removeItem(visitorKey());
+    localStorage.removeItem(`boxoffice.admission.${eventId}.anonymous`);
+    if (place.state === 'admitted') {
+      admission = { token: place.admission_token, expires_at: place.expires_at };
+      localStorage.setItem(admissionKey(), JSON.stringify(admission));
+    }
+  } catch (error) {
+    if (error.code === 'not_in_queue' || error.code === 'claim_too_late') localStorage.removeItem(visitorKey());
+    else fail(error);
+  }
+}
+
 // The admission is the buyer's, not the tab's: every tab of theirs shares it.
 const admissionKey = () => `boxoffice.admission.${eventId}.${me?.user_id ?? 'anonymous'}`;
 const admissionLive = () => admission && new Date(admission.expires_at) > new Date();
@@ -197,7 +245,7 @@ function showRoom() {
   $('room').hidden = false;
   $('shop').hidden = true;
   const join = $('join');
-  if (!me || me.role !== 'buyer') {
+  if (me && me.role !== 'buyer') {
     join.textContent = 'Sign in as a buyer to join the line';
     join.onclick = () => { location.href = `/account.html?next=${encodeURIComponent(location.pathname + location.search)}`; };
     return;
@@ -206,6 +254,7 @@ function showRoom() {
     clear();
     join.disabled = true;
     try {
+      if (!me) await visitor();
       showPlace(await joinLine());
       watchPlace();
     } catch (error) {
@@ -215,7 +264,7 @@ function showRoom() {
   };
   $('leave').onclick = async () => {
     try {
-      await api(`/events/${eventId}/queue`, { method: 'DELETE' });
+      await lineApi(`/events/${eventId}/queue`, { method: 'DELETE' });
     } catch (error) {
       if (error.code !== 'not_in_queue') return fail(error);
     }
@@ -227,7 +276,7 @@ function showRoom() {
     tell('You left the line.');
   };
   // Someone who joined before (another visit of this page) keeps their place.
-  api(`/events/${eventId}/queue`).then((place) => { showPlace(place); watchPlace(); }).catch(() => {});
+  if (queueToken()) lineApi(`/events/${eventId}/queue`).then((place) => { showPlace(place); watchPlace(); }).catch(() => {});
 }
 
 // Joins the line; when the room's door asks for a proof of work (a bot swarm costs the
@@ -235,11 +284,11 @@ function showRoom() {
 // got, and joins again with the solution.
 async function joinLine() {
   try {
-    return await api(`/events/${eventId}/queue`, { method: 'POST' });
+    return await lineApi(`/events/${eventId}/queue`, { method: 'POST' });
   } catch (error) {
     if (error.code !== 'proof_of_work_required' || !error.details.challenge) throw error;
     const proof = await solveChallenge(error.details.challenge);
-    return api(`/events/${eventId}/queue`, { method: 'POST', headers: { 'X-Proof-Of-Work': proof } });
+    return lineApi(`/events/${eventId}/queue`, { method: 'POST', headers: { 'X-Proof-Of-Work': proof } });
   }
 }
 
@@ -274,7 +323,7 @@ function solveChallenge(challenge) {
 let placeSocket = null;
 function watchPlace() {
   if (placeSocket) return;
-  const socket = new WebSocket(socketUrl(`/events/${eventId}/queue/live?token=${encodeURIComponent(me.token)}`));
+  const socket = new WebSocket(socketUrl(`/events/${eventId}/queue/live?token=${encodeURIComponent(queueToken())}`));
   placeSocket = socket;
   socket.onmessage = (e) => {
     const news = JSON.parse(e.data);
@@ -365,7 +414,8 @@ function openShop() {
     tick();
     windowTimer = setInterval(tick, 1000);
   }
-  if (!me) tell('Sign in as a buyer to hold seats.');
+  if (!me && admissionLive()) signInToBuy(new ApiError(401, { error: { code: 'sign_in_required' } }));
+  else if (!me) tell('Sign in as a buyer to hold seats.');
 }
 
 // A standing section tapped on the map: its tickets are chosen in the tier form.
@@ -416,7 +466,7 @@ function admissionHeaders() {
 
 async function makeHold(request) {
   clear();
-  if (!me) return signInToBuy(new ApiError(401, { error: { code: 'unauthorized' } }));
+  if (!me) return signInToBuy(new ApiError(401, { error: { code: savedVisitor() ? 'sign_in_required' : 'unauthorized' } }));
   try {
     hold = await api(`/events/${eventId}/holds`, { method: 'POST', body: request, headers: admissionHeaders() });
     for (const id of chosen) map.mark(id, false);

@@ -1,7 +1,9 @@
 //! The web pages in a real browser: headless Chromium driven by Playwright (`e2e/run.mjs`)
 //! against a server of the test's own. A buyer goes from the event list through the
 //! waiting room to a seat, is declined once, pays and sees tickets with QR codes; two
-//! browsers watch one seat be held and released; a buyer reloads the page holding a seat
+//! browsers watch one seat be held and released; a visitor waits in the line without an
+//! account, is let in, signs up from the page's link and holds with the claimed admission;
+//! a buyer reloads the page holding a seat
 //! and gets the hold and its countdown back (and in a second tab); an organizer creates a venue, an event
 //! and its on-sale through the pages alone. Then the database is checked for what the
 //! pages claimed. Screenshots (phone and desktop) go to `target/web-screenshots`.
