@@ -55,6 +55,8 @@ pub struct Application {
     rooms: Arc<WaitingRooms>,
     cluster: Arc<Cluster>,
     server: Server,
+    /// On SIGTERM: serve this long while `/readyz` says draining, then stop.
+    drain: Duration,
 }
 
 /// What runs the on-sales of this node, as the lease keeper sees it.
@@ -245,6 +247,7 @@ impl Application {
         } else {
             tracing::info!("BOXOFFICE_RELAY=false: this node does not relay the outbox");
         }
+        let drain = settings.drain;
         let server = run(
             listener,
             pool.clone(),
@@ -260,6 +263,7 @@ impl Application {
             rooms,
             cluster,
             server,
+            drain,
         })
     }
 
@@ -283,14 +287,24 @@ impl Application {
         &self.cluster
     }
 
-    /// Serves until SIGINT/SIGTERM, then stops accepting connections and lets in-flight
-    /// requests finish (for up to `BOXOFFICE_SHUTDOWN_SECONDS`).
+    /// Serves until SIGINT/SIGTERM; then drains (`/readyz` says not ready while the node
+    /// still serves, `BOXOFFICE_DRAIN_SECONDS`), stops accepting connections and lets
+    /// in-flight requests finish (for up to `BOXOFFICE_SHUTDOWN_SECONDS`).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let handle = self.server.handle();
+        let (cluster, drain) = (self.cluster.clone(), self.drain);
         actix_web::rt::spawn(async move {
             if let Err(error) = shutdown_signal().await {
                 tracing::error!(%error, "cannot listen for shutdown signals");
                 return;
+            }
+            cluster.drain();
+            if !drain.is_zero() {
+                tracing::info!(
+                    seconds = drain.as_secs(),
+                    "draining: not ready, still serving"
+                );
+                tokio::time::sleep(drain).await;
             }
             tracing::info!("shutting down: finishing in-flight requests");
             handle.stop(true).await;

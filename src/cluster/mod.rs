@@ -119,6 +119,11 @@ pub struct Cluster {
     holder: OnceLock<Arc<dyn LeaseHolder>>,
     /// Set at shutdown: no lease is taken from then on.
     stopping: std::sync::atomic::AtomicBool,
+    /// Set on SIGTERM: the node still serves, but says it is not ready (a load balancer
+    /// moves traffic away before it stops).
+    draining: std::sync::atomic::AtomicBool,
+    /// The last heartbeat or lease renewal failed: the leases held may lapse.
+    renewal_failing: std::sync::atomic::AtomicBool,
     pub metrics: ClusterMetrics,
 }
 
@@ -140,6 +145,8 @@ impl Cluster {
             taking: tokio::sync::Mutex::new(()),
             holder: OnceLock::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            draining: std::sync::atomic::AtomicBool::new(false),
+            renewal_failing: std::sync::atomic::AtomicBool::new(false),
             metrics: ClusterMetrics::new()?,
         })
     }
@@ -355,7 +362,10 @@ impl Cluster {
             return;
         }
         *last_renewal = Some(now);
-        if let Err(error) = leases::heartbeat(&self.pool, &self.node_id, &self.url).await {
+        let beat = leases::heartbeat(&self.pool, &self.node_id, &self.url).await;
+        self.renewal_failing
+            .store(beat.is_err(), std::sync::atomic::Ordering::Release);
+        if let Err(error) = beat {
             tracing::warn!(%error, "could not record this node's heartbeat");
         }
         let (keep, idle) = self.split_idle(now);
@@ -389,6 +399,8 @@ impl Cluster {
                 }
             }
             Err(error) => {
+                self.renewal_failing
+                    .store(true, std::sync::atomic::Ordering::Release);
                 tracing::warn!(%error, "could not renew on-sale leases; they lapse unless the next try works")
             }
         }
@@ -504,6 +516,25 @@ impl Cluster {
         }
         if let Err(error) = leases::stopped(&self.pool, &self.node_id).await {
             tracing::warn!(%error, "could not record this node's stop");
+        }
+    }
+
+    /// From now on the node says it is not ready (SIGTERM: it drains before it stops).
+    pub fn drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Why this node should not be sent traffic now, if it should not: draining or
+    /// stopping, or its leases failing to renew (they would lapse under the buyers).
+    pub fn unready(&self) -> Option<&'static str> {
+        use std::sync::atomic::Ordering::Acquire;
+        if self.draining.load(Acquire) || self.stopping.load(Acquire) {
+            Some("draining")
+        } else if self.renewal_failing.load(Acquire) {
+            Some("leases_failing")
+        } else {
+            None
         }
     }
 

@@ -59,6 +59,9 @@ pub struct Settings {
     pub password_threads: usize,
     /// `BOXOFFICE_SHUTDOWN_SECONDS`: how long in-flight requests get on SIGTERM.
     pub shutdown_timeout: Duration,
+    /// `BOXOFFICE_DRAIN_SECONDS`: on SIGTERM, how long the node keeps serving while
+    /// `/readyz` says not ready, before it stops taking connections (0).
+    pub drain: Duration,
     /// `BOXOFFICE_WEB_DIR`: the static pages served at `/`.
     pub web_dir: PathBuf,
     /// `BOXOFFICE_LOG_FORMAT`: `pretty` or `json`. (`RUST_LOG` sets the levels.)
@@ -260,6 +263,7 @@ impl Settings {
                 0,
                 3600,
             )?),
+            drain: Duration::from_secs(bounded(&get, "BOXOFFICE_DRAIN_SECONDS", 0, 0, 600)?),
             web_dir: get("BOXOFFICE_WEB_DIR").map_or_else(|| PathBuf::from("web"), PathBuf::from),
             log_format,
             max_holds_per_buyer: bounded(&get, "BOXOFFICE_MAX_HOLDS_PER_BUYER", 2, 1, 1_000_000)?

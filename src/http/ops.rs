@@ -18,16 +18,27 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// The process can serve: Postgres answers.
+/// The node can take traffic: not draining (after SIGTERM, for `BOXOFFICE_DRAIN_SECONDS`),
+/// its on-sale leases renewing, and Postgres answering. `/healthz` is about the process
+/// alone.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = Health), (status = 503, description = "not_ready (with `reason`: draining, leases_failing, database)", body = ErrorBody)))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if let Some(reason) = state.engine.cluster().unready() {
+        let message = match reason {
+            "draining" => "this node is stopping: it finishes what it has and takes nothing new",
+            _ => "this node cannot renew its on-sale leases (the database?)",
+        };
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "error": {"code": "not_ready", "reason": reason, "message": message}
+        }));
+    }
     match sqlx::query("SELECT 1").execute(&state.pool).await {
         Ok(_) => HttpResponse::Ok().json(Health { status: "ready" }),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
             HttpResponse::ServiceUnavailable().json(serde_json::json!({
-                "error": {"code": "not_ready", "message": "the database is not reachable"}
+                "error": {"code": "not_ready", "reason": "database", "message": "the database is not reachable"}
             }))
         }
     }

@@ -114,3 +114,65 @@ async fn the_web_pages_are_served_at_the_root() {
         .unwrap_or_default()
         .contains("boxoffice"));
 }
+
+#[actix_web::test]
+async fn on_sigterm_a_node_drains_not_ready_but_still_serving() {
+    use std::time::{Duration, Instant};
+
+    let app = spawn_app().await;
+    let port = crate::process::free_port();
+    let mut server = crate::process::ChildServer::start(
+        &app.database_url(),
+        port,
+        &[("BOXOFFICE_DRAIN_SECONDS", "30")],
+        None,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let get = |path: &str| {
+        let request = client.get(format!("{}{path}", server.address)).send();
+        async move {
+            match request.await {
+                Ok(r) => {
+                    let status = r.status();
+                    (
+                        status,
+                        r.json::<serde_json::Value>().await.unwrap_or_default(),
+                    )
+                }
+                Err(error) => panic!("{error}"),
+            }
+        }
+    };
+    assert_eq!(get("/readyz").await.0, StatusCode::OK);
+    server.signal("TERM");
+    // Draining: not ready (the load balancer moves away), yet alive and serving.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (status, body) = get("/readyz").await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break body;
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(Instant::now() < deadline, "/readyz never said draining");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(body["error"]["code"], "not_ready", "{body}");
+    assert_eq!(body["error"]["reason"], "draining", "{body}");
+    assert_eq!(
+        get("/healthz").await.0,
+        StatusCode::OK,
+        "the process is fine"
+    );
+    let (status, _) = get("/api/v1/events").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "requests are still served while draining"
+    );
+    // (The drain is 30 s; the test does not wait it out: the child is killed when dropped.)
+    assert!(
+        server.child.try_wait().ok().flatten().is_none(),
+        "the node serves until the drain ends"
+    );
+}
