@@ -3,6 +3,7 @@
 import { api, ApiError, clock, count, el, header, money, params, say, session, socketUrl, when, whenAt } from '/app.js';
 import { drawSeatMap } from '/seatmap.js';
 import { ticketCard } from '/tickets.js';
+import { waitingRoom } from '/room.js';
 import { waitlist } from '/waitlist.js';
 
 const $ = (id) => document.getElementById(id);
@@ -14,7 +15,7 @@ let event;
 let map;
 let sections = [];
 let chosen = new Set();
-let admission = null; // {token, expires_at} once the waiting room lets the buyer in
+let room = null; // the waiting room: the line, and the admission once let in
 let hold = null;
 let holdTimer = null;
 let windowTimer = null;
@@ -57,10 +58,9 @@ async function start() {
   showCounts(event.sections, event.tiers);
   watchMap();
   setUpShop();
-  await claimVisitorPlace();
-  const saved = localStorage.getItem(admissionKey());
-  if (saved) admission = JSON.parse(saved);
-  if (event.onsale?.waiting_room && !admissionLive()) showRoom();
+  room = waitingRoom({ eventId, event, me, fail, onAdmitted: openShop });
+  await room.claim();
+  if (event.onsale?.waiting_room && !room.admission()) room.show();
   else openShop();
   await restoreHold();
 }
@@ -188,186 +188,6 @@ function watchMap() {
   connect();
 }
 
-// ---- the waiting room ----
-
-// Someone not signed in waits in the line as a visitor (a token of their own, kept for this
-// event); signing in to buy claims the place, so it is never lost.
-const visitorKey = () => `boxoffice.visitor.${eventId}`;
-const savedVisitor = () => {
-  const saved = JSON.parse(localStorage.getItem(visitorKey()) ?? 'null');
-  return saved && new Date(saved.expires_at) > new Date() ? saved : null;
-};
-const queueToken = () => (me?.role === 'buyer' ? me.token : savedVisitor()?.token);
-// A call to the line as whoever queues.
-const lineApi = (path, init = {}) => (me?.role === 'buyer'
-  ? api(path, init)
-  : api(path, { ...init, auth: false, headers: { ...(init.headers ?? {}), Authorization: `Bearer ${savedVisitor()?.token}` } }));
-
-async function visitor() {
-  const saved = savedVisitor();
-  if (saved) return saved;
-  let made;
-  try {
-    made = await api('/visitors', { method: 'POST', auth: false });
-  } catch (error) {
-    if (error.code !== 'proof_of_work_required' || !error.details.challenge) throw error;
-    const proof = await solveChallenge(error.details.challenge);
-    made = await api('/visitors', { method: 'POST', auth: false, headers: { 'X-Proof-Of-Work': proof } });
-  }
-  localStorage.setItem(visitorKey(), JSON.stringify(made));
-  return made;
-}
-
-// Signed in after waiting as a visitor: the visitor's place (or admission) becomes the
-// buyer's.
-async function claimVisitorPlace() {
-  const saved = savedVisitor();
-  if (!saved || me?.role !== 'buyer') return;
-  try {
-    const place = await api(`/events/${eventId}/queue/claim`, { method: 'POST', body: { visitor_token: saved.token } });
-    localStorage.removeItem(visitorKey());
-    localStorage.removeItem(`boxoffice.admission.${eventId}.anonymous`);
-    if (place.state === 'admitted') {
-      admission = { token: place.admission_token, expires_at: place.expires_at };
-      localStorage.setItem(admissionKey(), JSON.stringify(admission));
-    }
-  } catch (error) {
-    if (error.code === 'not_in_queue' || error.code === 'claim_too_late') localStorage.removeItem(visitorKey());
-    else fail(error);
-  }
-}
-
-// The admission is the buyer's, not the tab's: every tab of theirs shares it.
-const admissionKey = () => `boxoffice.admission.${eventId}.${me?.user_id ?? 'anonymous'}`;
-const admissionLive = () => admission && new Date(admission.expires_at) > new Date();
-
-function showRoom() {
-  $('room').hidden = false;
-  $('shop').hidden = true;
-  const join = $('join');
-  if (me && me.role !== 'buyer') {
-    join.textContent = 'Sign in as a buyer to join the line';
-    join.onclick = () => { location.href = `/account.html?next=${encodeURIComponent(location.pathname + location.search)}`; };
-    return;
-  }
-  join.onclick = async () => {
-    clear();
-    join.disabled = true;
-    try {
-      if (!me) await visitor();
-      showPlace(await joinLine());
-      watchPlace();
-    } catch (error) {
-      join.disabled = false;
-      fail(error);
-    }
-  };
-  $('leave').onclick = async () => {
-    try {
-      await lineApi(`/events/${eventId}/queue`, { method: 'DELETE' });
-    } catch (error) {
-      if (error.code !== 'not_in_queue') return fail(error);
-    }
-    placeSocket?.close(1000);
-    placeSocket = null;
-    $('place').hidden = true;
-    join.hidden = false;
-    join.disabled = false;
-    tell('You left the line.');
-  };
-  // Someone who joined before (another visit of this page) keeps their place.
-  if (queueToken()) lineApi(`/events/${eventId}/queue`).then((place) => { showPlace(place); watchPlace(); }).catch(() => {});
-}
-
-// Joins the line; when the room's door asks for a proof of work (a bot swarm costs the
-// swarm, not the people), solves the challenge it sent in a worker, showing how far it
-// got, and joins again with the solution.
-async function joinLine() {
-  try {
-    return await lineApi(`/events/${eventId}/queue`, { method: 'POST' });
-  } catch (error) {
-    if (error.code !== 'proof_of_work_required' || !error.details.challenge) throw error;
-    const proof = await solveChallenge(error.details.challenge);
-    return lineApi(`/events/${eventId}/queue`, { method: 'POST', headers: { 'X-Proof-Of-Work': proof } });
-  }
-}
-
-function solveChallenge(challenge) {
-  const door = $('door');
-  const bar = $('door-progress');
-  door.hidden = false;
-  bar.value = 0;
-  return new Promise((resolve, reject) => {
-    const worker = new Worker('/pow-worker.js');
-    worker.onmessage = ({ data }) => {
-      if (data.progress !== undefined) {
-        bar.value = data.progress;
-        return;
-      }
-      worker.terminate();
-      door.hidden = true;
-      if (data.failed) return reject(new Error('This browser could not finish the check. Reload the page and try again.'));
-      door.dataset.took = data.took;
-      const { algorithm, challenge: hash, salt, signature } = challenge;
-      resolve(btoa(JSON.stringify({ algorithm, challenge: hash, number: data.number, salt, signature, took: data.took })));
-    };
-    worker.onerror = () => {
-      worker.terminate();
-      door.hidden = true;
-      reject(new Error('This browser could not run the check (are scripts blocked?).'));
-    };
-    worker.postMessage(challenge);
-  });
-}
-
-let placeSocket = null;
-function watchPlace() {
-  if (placeSocket) return;
-  const socket = new WebSocket(socketUrl(`/events/${eventId}/queue/live?token=${encodeURIComponent(queueToken())}`));
-  placeSocket = socket;
-  socket.onmessage = (e) => {
-    const news = JSON.parse(e.data);
-    if (news.type === 'queue') showPlace(news);
-    else if (news.type === 'error') fail(new ApiError(400, news));
-  };
-  socket.onclose = () => {
-    if (placeSocket !== socket) return;
-    placeSocket = null;
-    // Keep the place by asking now and then until the socket is back.
-    if (!admissionLive()) setTimeout(() => { if (!admissionLive() && !$('place').hidden) watchPlace(); }, 2000);
-  };
-}
-
-function showPlace(place) {
-  $('join').hidden = true;
-  $('place').hidden = false;
-  if (place.state === 'admitted') {
-    admission = { token: place.admission_token, expires_at: place.expires_at };
-    localStorage.setItem(admissionKey(), JSON.stringify(admission));
-    placeSocket?.close(1000);
-    placeSocket = null;
-    tell("It's your turn! Choose your seats.");
-    $('room').hidden = true;
-    openShop();
-  } else if (place.state === 'sold_out') {
-    $('position-text').textContent = 'Sold out.';
-    $('ahead-text').textContent = 'Every seat has been sold. Sorry!';
-    $('eta-text').textContent = '';
-  } else if (place.state === 'closed') {
-    $('position-text').textContent = 'The sale is closed.';
-    $('ahead-text').textContent = '';
-    $('eta-text').textContent = '';
-  } else if (place.phase === 'pre_queue') {
-    $('position-text').textContent = "You're in the line.";
-    $('ahead-text').textContent = `The sale opens ${when(place.sale_starts_at ?? event.onsale.sale_starts_at)}; places are then drawn at random among everyone here (${place.waiting ?? 'many'} waiting).`;
-    $('eta-text').textContent = 'Keep this page open: it moves you to the shop by itself.';
-  } else {
-    $('position-text').textContent = `Your place in line: ${place.position}`;
-    $('ahead-text').textContent = place.ahead === 0 ? "You're next." : `${place.ahead} ${place.ahead === 1 ? 'person is' : 'people are'} ahead of you.`;
-    $('eta-text').textContent = place.eta_seconds != null ? `Estimated wait: about ${clock(place.eta_seconds)}.` : 'Admission is paused for the moment.';
-  }
-}
-
 // ---- shopping ----
 
 function setUpShop() {
@@ -400,21 +220,21 @@ function openShop() {
   if (!event.onsale) return;
   $('shop').hidden = false;
   clearInterval(windowTimer);
-  if (admissionLive()) {
+  const admission = room.admission();
+  if (admission) {
     const tick = () => {
       const left = (new Date(admission.expires_at) - Date.now()) / 1000;
       $('window').textContent = left > 0 ? `Your shopping time: ${clock(left)} left.` : 'Your shopping time is over.';
       if (left <= 0) {
         clearInterval(windowTimer);
-        localStorage.removeItem(admissionKey());
-        admission = null;
-        if (!hold) { $('shop').hidden = true; showRoom(); fail(new Error('Your shopping time ran out. Join the line again.')); }
+        room.forget();
+        if (!hold) { $('shop').hidden = true; room.show(); fail(new Error('Your shopping time ran out. Join the line again.')); }
       }
     };
     tick();
     windowTimer = setInterval(tick, 1000);
   }
-  if (!me && admissionLive()) signInToBuy(new ApiError(401, { error: { code: 'sign_in_required' } }));
+  if (!me && admission) signInToBuy(new ApiError(401, { error: { code: 'sign_in_required' } }));
   else if (!me) tell('Sign in as a buyer to hold seats.');
 }
 
@@ -460,13 +280,11 @@ function refreshChosen() {
   $('hold-chosen').disabled = labels.length === 0 || hold != null;
 }
 
-function admissionHeaders() {
-  return admissionLive() ? { 'X-Admission-Token': admission.token } : {};
-}
+const admissionHeaders = () => room.headers();
 
 async function makeHold(request) {
   clear();
-  if (!me) return signInToBuy(new ApiError(401, { error: { code: savedVisitor() ? 'sign_in_required' : 'unauthorized' } }));
+  if (!me) return signInToBuy(new ApiError(401, { error: { code: room.visiting() ? 'sign_in_required' : 'unauthorized' } }));
   try {
     hold = await api(`/events/${eventId}/holds`, { method: 'POST', body: request, headers: admissionHeaders() });
     for (const id of chosen) map.mark(id, false);
@@ -475,9 +293,8 @@ async function makeHold(request) {
     showHold();
   } catch (error) {
     if (error.code === 'admission_invalid' || error.code === 'admission_required') {
-      localStorage.removeItem(admissionKey());
-      admission = null;
-      if (event.onsale?.waiting_room) { $('shop').hidden = true; showRoom(); }
+      room.forget();
+      if (event.onsale?.waiting_room) { $('shop').hidden = true; room.show(); }
     }
     if (error.code === 'unauthorized' || error.code === 'sign_in_required') return signInToBuy(error);
     if (error.code === 'seat_unavailable') {
@@ -598,11 +415,10 @@ async function pay() {
     clearInterval(windowTimer);
     sessionStorage.removeItem(checkoutKeyOf(paying.hold_id));
     hold = null;
-    localStorage.removeItem(admissionKey());
     // The page is done shopping: it ends the session so the room lets the next buyer in
     // (a session counts against the tickets left until its buyer leaves).
+    room.forget();
     if (event.onsale?.waiting_room) api(`/events/${eventId}/queue`, { method: 'DELETE' }).catch(() => {});
-    admission = null;
     showOrder(order);
   } catch (error) {
     // A declined card may try again with another one: a new attempt, a new key.
