@@ -306,8 +306,9 @@ async function makeHold(request) {
 }
 
 // The sign-in step, from where the buyer was: back here afterwards, in the same place.
+// (A next step, not a failure: said as a plain notice.)
 function signInToBuy(error) {
-  fail(error);
+  say(message, error.message);
   const next = encodeURIComponent(location.pathname + location.search);
   message.append(' ', el('a', { href: `/account.html?next=${next}` }, 'Sign in or create an account'));
 }

@@ -3,8 +3,10 @@
 //! gateway is asked with a key made from that row, and `settle` writes the outcome and
 //! confirms the booking in one transaction. A retry after a crash between the two finds
 //! the PENDING row and asks the gateway again with the same key, which answers as the first
-//! time: a deposit is never paid twice. While an attempt is PENDING the booking neither
-//! lapses nor can be cancelled, so a captured deposit always finds it REQUESTED.
+//! time: a deposit is never paid twice. A retry while the first request is still asking
+//! (its row touched less than `in_flight` ago) is told the payment is under way instead, so
+//! one attempt is never asked twice at once. While an attempt is PENDING the booking
+//! neither lapses nor can be cancelled, so a captured deposit always finds it REQUESTED.
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -24,11 +26,11 @@ pub struct DepositRow {
 
 /// What an attempt to pay comes to before the gateway is asked.
 pub enum Start {
-    /// Ask the gateway (again, for a PENDING attempt being retried).
+    /// Ask the gateway (again, for a PENDING attempt whose request was lost).
     Pay(DepositRow),
     /// This key's attempt has its outcome already: answer it again.
     Done(DepositRow),
-    /// Another attempt is being paid right now.
+    /// This attempt or another is being paid right now.
     InProgress,
     /// Nothing to pay: the booking is confirmed or cancelled already.
     Closed(BookingStatus),
@@ -42,6 +44,7 @@ pub async fn begin(
     key: &str,
     gateway: &str,
     now: DateTime<Utc>,
+    in_flight: chrono::Duration,
 ) -> anyhow::Result<Start> {
     let mut tx = pool.begin().await.context("starting a deposit")?;
     let booking: Option<(BookingStatus, i64, String, Option<DateTime<Utc>>)> = sqlx::query_as(
@@ -54,8 +57,9 @@ pub async fn begin(
     let Some((status, amount, currency, requested_until)) = booking else {
         return Ok(Start::Closed(BookingStatus::Cancelled));
     };
-    let attempts: Vec<(String, DepositRow)> = sqlx::query_as::<_, DepositRowWithKey>(
-        "SELECT idempotency_key, deposit_id, amount_cents, currency, status, decline_reason \
+    type Attempt = (DepositRow, DateTime<Utc>);
+    let attempts: Vec<(String, Attempt)> = sqlx::query_as::<_, DepositRowWithKey>(
+        "SELECT idempotency_key, deposit_id, amount_cents, currency, status, decline_reason, updated_at \
          FROM booking_deposits WHERE booking_id = $1",
     )
     .bind(booking_id)
@@ -63,15 +67,24 @@ pub async fn begin(
     .await
     .context("reading a booking's deposits")?
     .into_iter()
-    .map(|r| (r.idempotency_key.clone(), r.into()))
+    .map(|r| (r.idempotency_key.clone(), (r.row(), r.updated_at)))
     .collect();
-    if let Some((_, mine)) = attempts.iter().find(|(k, _)| k == key) {
-        let mine = mine.clone();
-        return Ok(if mine.status == "PENDING" {
-            Start::Pay(mine)
-        } else {
-            Start::Done(mine)
-        });
+    if let Some((_, (mine, touched))) = attempts.iter().find(|(k, _)| k == key) {
+        if mine.status != "PENDING" {
+            return Ok(Start::Done(mine.clone()));
+        }
+        if *touched > now - in_flight {
+            return Ok(Start::InProgress);
+        }
+        // Its request was lost (a crash, a dropped connection): this one asks again.
+        sqlx::query("UPDATE booking_deposits SET updated_at = $2 WHERE deposit_id = $1")
+            .bind(mine.deposit_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .context("taking over a deposit attempt")?;
+        tx.commit().await.context("committing a deposit attempt")?;
+        return Ok(Start::Pay(mine.clone()));
     }
     if status != BookingStatus::Requested {
         return Ok(Start::Closed(status));
@@ -79,7 +92,7 @@ pub async fn begin(
     if requested_until.is_some_and(|t| t <= now) {
         return Ok(Start::Lapsed);
     }
-    if attempts.iter().any(|(_, d)| d.status == "PENDING") {
+    if attempts.iter().any(|(_, (d, _))| d.status == "PENDING") {
         return Ok(Start::InProgress);
     }
     let row = DepositRow {
@@ -90,8 +103,8 @@ pub async fn begin(
         decline_reason: None,
     };
     sqlx::query(
-        "INSERT INTO booking_deposits (deposit_id, booking_id, idempotency_key, gateway, amount_cents, currency, status) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'PENDING')",
+        "INSERT INTO booking_deposits (deposit_id, booking_id, idempotency_key, gateway, amount_cents, currency, status, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7)",
     )
     .bind(row.deposit_id)
     .bind(booking_id)
@@ -99,6 +112,7 @@ pub async fn begin(
     .bind(gateway)
     .bind(row.amount_cents)
     .bind(&row.currency)
+    .bind(now)
     .execute(&mut *tx)
     .await
     .context("writing a deposit attempt")?;
@@ -114,16 +128,17 @@ struct DepositRowWithKey {
     currency: String,
     status: String,
     decline_reason: Option<String>,
+    updated_at: DateTime<Utc>,
 }
 
-impl From<DepositRowWithKey> for DepositRow {
-    fn from(r: DepositRowWithKey) -> Self {
+impl DepositRowWithKey {
+    fn row(&self) -> DepositRow {
         DepositRow {
-            deposit_id: r.deposit_id,
-            amount_cents: r.amount_cents,
-            currency: r.currency,
-            status: r.status,
-            decline_reason: r.decline_reason,
+            deposit_id: self.deposit_id,
+            amount_cents: self.amount_cents,
+            currency: self.currency.clone(),
+            status: self.status.clone(),
+            decline_reason: self.decline_reason.clone(),
         }
     }
 }

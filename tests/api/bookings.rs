@@ -9,6 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use boxoffice::payments::simulated::GatewayCall;
+
 use crate::helpers::*;
 
 /// A day rate of 2,500.00, a deposit of a quarter of it, two add-ons, requests held `hours`.
@@ -111,9 +113,13 @@ async fn a_deposit_confirms_the_booking_once_and_publishing_waits_for_it() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
-    // A good card, asked three times at once and once more after: one payment.
+    // A good card, asked three times at once (the processor slow, so they overlap) and once
+    // more after: one payment, asked of the processor once.
+    app.gateway
+        .set_latency(std::time::Duration::from_millis(300));
     let paid =
         join_all((0..3).map(|_| app.deposit(&organizer.token, &booking, "second", "tok_ok"))).await;
+    app.gateway.set_latency(std::time::Duration::ZERO);
     let confirmed: Vec<_> = paid.iter().filter(|(s, _)| *s == StatusCode::OK).collect();
     assert!(!confirmed.is_empty(), "{paid:?}");
     for (status, body) in &paid {
@@ -143,6 +149,13 @@ async fn a_deposit_confirms_the_booking_once_and_publishing_waits_for_it() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((captured, charged), (1, 1), "one deposit taken, once");
+    let authorized = app
+        .gateway
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, GatewayCall::Authorize { idempotency_key, .. } if idempotency_key.starts_with("deposit:")))
+        .count();
+    assert_eq!(authorized, 2, "the declined attempt and the paid one");
 
     let (status, body) = app.publish(&organizer.token, event).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -167,6 +180,55 @@ async fn a_deposit_confirms_the_booking_once_and_publishing_waits_for_it() {
         let (status, body) = app.get(&path, Some(&other.token)).await;
         assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
     }
+}
+
+#[actix_web::test]
+async fn an_attempt_left_pending_is_in_progress_until_its_request_is_surely_gone() {
+    let app = spawn_app().await;
+    let organizer = app.organizer().await;
+    let venue = app.standard_venue(&organizer.token).await;
+    let path = format!("/api/v1/venues/{}/terms", venue.venue_id);
+    let (status, set) = app.put(&path, Some(&organizer.token), &terms(48)).await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    let event = app.ready_event(&organizer.token, &venue, 20).await;
+    let booking = app.booking_of(&organizer.token, event).await;
+    let booking_id = uuid(&booking["booking_id"]);
+    // What a server that died while asking the processor leaves behind: a PENDING attempt.
+    let deposit_id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO booking_deposits (deposit_id, booking_id, idempotency_key, gateway, amount_cents, currency, status) \
+         VALUES ($1, $2, 'lost', 'simulated', 62500, 'EUR', 'PENDING')",
+    )
+    .bind(deposit_id)
+    .bind(booking_id)
+    .execute(&app.pool)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // Just written, it may still be under way: its own key and any other are told so.
+    for key in ["lost", "other"] {
+        let (status, body) = app.deposit(&organizer.token, &booking, key, "tok_ok").await;
+        assert_error(status, &body, StatusCode::CONFLICT, "deposit_in_progress");
+    }
+    assert!(
+        app.gateway.calls().is_empty(),
+        "nothing asked of the processor"
+    );
+
+    // Long after any live request would have ended, its key's retry pays it, once.
+    app.clock.advance(Duration::minutes(5));
+    let (status, paid) = app
+        .deposit(&organizer.token, &booking, "lost", "tok_ok")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{paid}");
+    assert_eq!(paid["status"], "CONFIRMED", "{paid}");
+    let (status, again) = app
+        .deposit(&organizer.token, &booking, "lost", "tok_ok")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    let charges = app.gateway.charges();
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    assert_eq!(charges[0].idempotency_key, format!("deposit:{deposit_id}"));
 }
 
 #[actix_web::test]

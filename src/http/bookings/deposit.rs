@@ -48,6 +48,7 @@ pub async fn pay_deposit(
         key,
         gateway.name(),
         state.now(),
+        in_flight(state.settings.payment_timeout),
     )
     .await?
     {
@@ -86,14 +87,19 @@ pub async fn pay_deposit(
         currency: attempt.currency.clone(),
         idempotency_key: authorize_key.clone(),
     };
-    let paid = match gateway.authorize(&request).await {
-        Ok(authorization) => gateway
-            .capture(
+    // Each call is bounded, so an attempt is never PENDING longer than `in_flight` while
+    // its request is alive.
+    let limit = state.settings.payment_timeout;
+    let paid = match bounded(limit, gateway.authorize(&request)).await {
+        Ok(authorization) => bounded(
+            limit,
+            gateway.capture(
                 &authorization.authorization_id,
                 &format!("{authorize_key}:capture"),
-            )
-            .await
-            .map(|()| authorization.authorization_id),
+            ),
+        )
+        .await
+        .map(|()| authorization.authorization_id),
         Err(error) => Err(error),
     };
     let outcome = match &paid {
@@ -134,6 +140,22 @@ pub async fn pay_deposit(
             Err(failed())
         }
     }
+}
+
+/// How long a PENDING attempt counts as being asked by a live request: its two gateway
+/// calls, each bounded by the payment timeout, and the writes around them.
+fn in_flight(payment_timeout: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(payment_timeout * 2).unwrap_or(chrono::Duration::MAX)
+        + chrono::Duration::seconds(5)
+}
+
+async fn bounded<T>(
+    limit: std::time::Duration,
+    call: impl std::future::Future<Output = Result<T, PaymentError>>,
+) -> Result<T, PaymentError> {
+    tokio::time::timeout(limit, call)
+        .await
+        .unwrap_or(Err(PaymentError::Timeout))
 }
 
 fn declined(reason: &str) -> ApiError {

@@ -102,6 +102,10 @@ pub enum GatewayCall {
     },
 }
 
+fn micros(latency: Duration) -> u64 {
+    u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)
+}
+
 #[derive(Default)]
 struct Ledger {
     /// By authorize idempotency key: the first outcome, replayed for retries.
@@ -113,7 +117,8 @@ struct Ledger {
 }
 
 pub struct SimulatedGateway {
-    latency: Duration,
+    /// How long each call takes, in microseconds; changed at run time by `set_latency`.
+    latency_micros: std::sync::atomic::AtomicU64,
     /// How long `tok_timeout` keeps the caller waiting (longer than any sane timeout).
     hang: Duration,
     ledger: Mutex<Ledger>,
@@ -124,7 +129,7 @@ pub struct SimulatedGateway {
 impl SimulatedGateway {
     pub fn new(latency: Duration) -> SimulatedGateway {
         SimulatedGateway {
-            latency,
+            latency_micros: std::sync::atomic::AtomicU64::new(micros(latency)),
             hang: Duration::from_secs(3600),
             ledger: Mutex::new(Ledger::default()),
             store: OnceLock::new(),
@@ -175,9 +180,23 @@ impl SimulatedGateway {
             .sum()
     }
 
+    /// Every call from now on takes this long (a processor slowing down or recovering).
+    pub fn set_latency(&self, latency: Duration) {
+        self.latency_micros
+            .store(micros(latency), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn latency(&self) -> Duration {
+        Duration::from_micros(
+            self.latency_micros
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
     async fn pause(&self) {
-        if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
+        let latency = self.latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
         }
     }
 
