@@ -101,6 +101,18 @@ ensure_browser_tests() {
   fi
 }
 
+# promtool (from the distribution's prometheus package) checks the alert rules in
+# deploy/prometheus and lints the /metrics text in the tests. The package's own server is
+# not wanted running here: it is stopped again if installing started it.
+ensure_promtool() {
+  command -v promtool >/dev/null 2>&1 && return 0
+  say "installing prometheus (for promtool) from the distribution's packages"
+  apt_install prometheus
+  if command -v systemctl >/dev/null 2>&1; then
+    as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+}
+
 # schemathesis for the contract test, in a virtualenv of its own (target/schemathesis), at
 # the versions tests/contract/requirements.txt pins; installed again when that file changes.
 ensure_contract_tests() {

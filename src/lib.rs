@@ -13,6 +13,7 @@ pub mod domain;
 pub mod doors;
 pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod passwords;
 pub mod payments;
 pub mod persistence;

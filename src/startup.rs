@@ -132,14 +132,20 @@ impl Application {
             }
             None => None,
         };
+        // The processor behind its breaker, every call timed (`payments::breaker`).
+        let gateway: Arc<dyn crate::payments::PaymentGateway> = Arc::new(
+            crate::payments::breaker::Guarded::new(dependencies.gateway, &settings.degrade)?,
+        );
         let engine = Arc::new(Engine::new(
             pool.clone(),
             dependencies.clock.clone(),
-            dependencies.gateway,
+            gateway,
             EngineConfig {
                 max_holds_per_buyer: settings.max_holds_per_buyer,
                 threads: settings.engine_threads,
                 live: settings.live.clone(),
+                order_queue: settings.order_queue,
+                degraded_hold_extension: settings.degrade.hold_extension,
             },
             settings.payment_timeout,
             mirror,
@@ -167,6 +173,7 @@ impl Application {
                 abandon_after: chrono::Duration::from_std(settings.queue_abandon_after)
                     .unwrap_or(chrono::Duration::minutes(2)),
                 tick: settings.queue_tick,
+                degraded_admission_percent: settings.degrade.admission_percent,
             },
             queues,
             dependencies.queue_seed,
@@ -462,6 +469,10 @@ fn run(
     let metrics = http::metrics::Metrics::new()?;
     engine.cluster().metrics.register(&metrics.registry)?;
     relay.metrics.register(&metrics.registry)?;
+    crate::metrics::figures().register(&metrics.registry)?;
+    for collector in engine.gateway().collectors() {
+        metrics.registry.register(collector)?;
+    }
     let forwarder = forward::Forwarder::new(
         &settings.jwt_secret,
         settings.forward_timeout,

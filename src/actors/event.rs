@@ -451,18 +451,22 @@ impl Handler<BeginCheckout> for EventActor {
 }
 
 /// The payment did not go through: PAYMENT_PENDING → HELD until the original deadline
-/// (expiring at the next sweep if that has passed).
+/// (expiring at the next sweep if that has passed), or `extend` later, once per hold.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CancelCheckout {
     pub hold_id: Uuid,
+    pub extend: Option<chrono::Duration>,
 }
 
 impl Handler<CancelCheckout> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: CancelCheckout, _: &mut Context<Self>) {
-        let effects = self.book.cancel_checkout(msg.hold_id);
+        let (effects, extended) = self.book.cancel_checkout(msg.hold_id, msg.extend);
+        if extended {
+            crate::metrics::figures().holds_extended.inc();
+        }
         self.apply(effects);
     }
 }

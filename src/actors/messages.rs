@@ -12,6 +12,14 @@ pub enum EngineError {
     PaymentDeclined(String),
     #[error("payment failed: {0}")]
     PaymentFailed(String),
+    /// The card processor is degraded (its breaker is open): nothing was asked or charged,
+    /// the hold is kept; worth retrying after this long.
+    #[error("payments are degraded; retry in {0:?}")]
+    PaymentUnavailable(std::time::Duration),
+    /// The order writer's queue is full (Postgres is slow): nothing was charged, the hold
+    /// is kept; retry shortly.
+    #[error("the order writer is saturated")]
+    OrdersBusy,
     #[error("the engine is busy or stopped")]
     Unavailable,
     /// This node does not (or no longer) own the on-sale, and it could not be handed to

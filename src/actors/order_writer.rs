@@ -7,6 +7,11 @@
 //! the next batch. If a batch fails, its orders are retried one by one, so one bad order
 //! (say, a unique-constraint refusal) cannot sink the others.
 //!
+//! The queue of orders waiting for a batch is bounded (`BOXOFFICE_ORDER_QUEUE`): when
+//! Postgres is too slow to keep up, a new order is refused at once as `Busy` (the buyer is
+//! answered 503 with `Retry-After`, nothing charged, the hold kept) instead of queueing
+//! without end.
+//!
 //! Each transaction checks the lease of every order's on-sale (`write_batch`): an order
 //! sold under a stale epoch is refused as `Fenced` and nothing of it is written.
 
@@ -15,6 +20,7 @@ use futures_util::future::BoxFuture;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 
+use crate::metrics::figures;
 use crate::persistence::orders::{self, NewOrder};
 use crate::persistence::violated_constraint;
 
@@ -32,6 +38,9 @@ pub enum OrderWriteError {
     /// This node's lease epoch on the on-sale is stale: another node owns it now.
     #[error("refused: this node no longer owns the on-sale")]
     Fenced,
+    /// The queue is full: not written, nothing waits.
+    #[error("the order writer's queue is full")]
+    Busy,
 }
 
 type Reply = oneshot::Sender<Result<(), OrderWriteError>>;
@@ -41,15 +50,18 @@ pub struct OrderWriter {
     /// This node's id, whose leases the orders must be written under.
     node: std::sync::Arc<str>,
     waiting: Vec<(NewOrder, Reply)>,
+    /// At most this many orders wait (beyond those being written).
+    max_waiting: usize,
     in_flight: usize,
 }
 
 impl OrderWriter {
-    pub fn new(pool: PgPool, node: String) -> OrderWriter {
+    pub fn new(pool: PgPool, node: String, max_waiting: usize) -> OrderWriter {
         OrderWriter {
             pool,
             node: node.into(),
             waiting: Vec::new(),
+            max_waiting,
             in_flight: 0,
         }
     }
@@ -60,6 +72,7 @@ impl OrderWriter {
             let batch: Vec<(NewOrder, Reply)> = self.waiting.drain(..take).collect();
             self.in_flight += 1;
             let (pool, node) = (self.pool.clone(), self.node.clone());
+            figures().order_batch_size.observe(batch.len() as f64);
             ctx.spawn(
                 write(pool, node, batch)
                     .into_actor(self)
@@ -69,12 +82,20 @@ impl OrderWriter {
                     }),
             );
         }
+        figures()
+            .order_writer_waiting
+            .set(self.waiting.len() as i64);
     }
 }
 
 async fn write(pool: PgPool, node: std::sync::Arc<str>, batch: Vec<(NewOrder, Reply)>) {
     let (orders, replies): (Vec<NewOrder>, Vec<Reply>) = batch.into_iter().unzip();
-    match orders::write_batch(&pool, &node, &orders).await {
+    let started = std::time::Instant::now();
+    let written = orders::write_batch(&pool, &node, &orders).await;
+    figures()
+        .order_commit_duration
+        .observe(started.elapsed().as_secs_f64());
+    match written {
         Ok(fenced) => {
             for (order, reply) in orders.iter().zip(replies) {
                 let outcome = if fenced.contains(&order.order_id) {
@@ -136,6 +157,10 @@ impl Handler<WriteOrder> for OrderWriter {
     type Result = ResponseFuture<Result<(), OrderWriteError>>;
 
     fn handle(&mut self, msg: WriteOrder, ctx: &mut Context<Self>) -> Self::Result {
+        if self.waiting.len() >= self.max_waiting {
+            figures().order_writer_refused.inc();
+            return Box::pin(async { Err(OrderWriteError::Busy) });
+        }
         let (tx, rx) = oneshot::channel();
         self.waiting.push((msg.0, tx));
         self.flush(ctx);

@@ -48,6 +48,12 @@ pub struct EngineConfig {
     pub threads: usize,
     /// The live seat map's settings.
     pub live: LiveConfig,
+    /// `BOXOFFICE_ORDER_QUEUE`: orders that may wait for the order writer before new ones
+    /// are refused (503 `orders_busy`).
+    pub order_queue: usize,
+    /// How much longer a hold lasts, once, after its checkout failed because payments were
+    /// degraded (zero: never).
+    pub degraded_hold_extension: std::time::Duration,
 }
 
 /// An event's running actors.

@@ -68,11 +68,14 @@ pub struct ClusterMetrics {
     pub leases: IntCounterVec,
     pub forwarded: IntCounterVec,
     pub fenced: IntCounterVec,
+    /// Leases held now, and whether the last heartbeat or renewal failed.
+    pub held: prometheus::IntGauge,
+    pub renewal_failing: prometheus::IntGauge,
 }
 
 impl ClusterMetrics {
     fn new() -> anyhow::Result<ClusterMetrics> {
-        Ok(ClusterMetrics {
+        let metrics = ClusterMetrics {
             leases: IntCounterVec::new(
                 Opts::new(
                     "lease_changes_total",
@@ -94,7 +97,23 @@ impl ClusterMetrics {
                 ),
                 &["store"],
             )?,
-        })
+            held: prometheus::IntGauge::new("leases_held", "On-sale leases this node holds")?,
+            renewal_failing: prometheus::IntGauge::new(
+                "lease_renewal_failing",
+                "1 while this node's last heartbeat or lease renewal failed (its leases may lapse)",
+            )?,
+        };
+        // Every series exists from the start, at zero (alerts and rates see it).
+        for change in ["acquired", "lost", "lapsed", "released"] {
+            metrics.leases.with_label_values(&[change]);
+        }
+        for outcome in ["answered", "no_answer"] {
+            metrics.forwarded.with_label_values(&[outcome]);
+        }
+        for store in ["orders", "redis_holds", "redis_queue"] {
+            metrics.fenced.with_label_values(&[store]);
+        }
+        Ok(metrics)
     }
 
     /// Registers the counters with the server's registry.
@@ -102,6 +121,8 @@ impl ClusterMetrics {
         registry.register(Box::new(self.leases.clone()))?;
         registry.register(Box::new(self.forwarded.clone()))?;
         registry.register(Box::new(self.fenced.clone()))?;
+        registry.register(Box::new(self.held.clone()))?;
+        registry.register(Box::new(self.renewal_failing.clone()))?;
         Ok(())
     }
 }
@@ -356,6 +377,11 @@ impl Cluster {
     async fn keep(&self, last_renewal: &mut Option<u64>) {
         let now = self.clock.now_ms();
         self.drop_lapsed(now);
+        self.metrics.held.set(self.held().len() as i64);
+        self.metrics.renewal_failing.set(i64::from(
+            self.renewal_failing
+                .load(std::sync::atomic::Ordering::Acquire),
+        ));
         let due = last_renewal
             .is_none_or(|at| now.saturating_sub(at) >= self.timing.renew_every.as_millis() as u64);
         if !due {

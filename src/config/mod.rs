@@ -157,6 +157,12 @@ pub struct Settings {
     /// `BOXOFFICE_LIVE_SLOW_SECONDS` (a socket behind this long is dropped, 30),
     /// `BOXOFFICE_HOLD_WARNING_SECONDS` (holders are warned this long before expiry, 60).
     pub live: crate::actors::broadcaster::LiveConfig,
+    /// Graceful degradation (`BOXOFFICE_BREAKER*`, `BOXOFFICE_DEGRADED_*`): see
+    /// [`crate::payments::breaker::DegradeSettings`].
+    pub degrade: crate::payments::breaker::DegradeSettings,
+    /// `BOXOFFICE_ORDER_QUEUE`: orders waiting for the order writer before new ones are
+    /// refused with 503 `orders_busy` (4,096).
+    pub order_queue: usize,
 }
 
 impl Settings {
@@ -406,6 +412,8 @@ impl Settings {
                 }
             },
             relay: parse_or(&get, "BOXOFFICE_RELAY", Some(true), "must be true or false")?,
+            degrade: degrade::degrade(&get)?,
+            order_queue: degrade::order_queue(&get)?,
             outbox_claim: Duration::from_secs(bounded(
                 &get,
                 "BOXOFFICE_OUTBOX_CLAIM_SECONDS",
@@ -593,5 +601,6 @@ fn bounded(
     }
 }
 
+mod degrade;
 #[cfg(test)]
 mod tests;

@@ -166,7 +166,14 @@ impl ResponseError for ApiError {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
         }
         if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from(1u32)));
+            let seconds = match self {
+                ApiError::Other { details, .. } => details
+                    .get("retry_after_seconds")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(1),
+                _ => 1,
+            };
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
         }
         let mut answer = response.json(serde_json::json!({ "error": self.body() }));
         answer
@@ -242,6 +249,19 @@ impl From<crate::actors::EngineError> for ApiError {
                 "unavailable",
                 "the on-sale engine is restarting; retry",
             ),
+            E::PaymentUnavailable(retry_after) => ApiError::coded(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "payment_unavailable",
+                "card payments are slow right now; nothing was charged and your seats stay held: try again in a moment",
+            )
+            .with("retryable", true)
+            .with("retry_after_seconds", retry_after.as_secs().max(1)),
+            E::OrdersBusy => ApiError::coded(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "orders_busy",
+                "too many orders are being written right now; nothing was charged and your seats stay held: try again in a moment",
+            )
+            .with("retryable", true),
             E::OwnerUnavailable => ApiError::owner_unavailable(),
             E::Unexpected(error) => ApiError::Unexpected(error),
         }

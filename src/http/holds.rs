@@ -201,7 +201,7 @@ pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<&str, ApiError> {
     params(("hold_id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "unique per purchase attempt (1 to 200 characters)", pattern = r"\S", max_length = 200),
            ("X-Admission-Token" = Option<String>, Header, description = "required when the on-sale has a waiting room")),
     request_body = CheckoutBody,
-    responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry", body = ErrorBody), (status = 201, body = OrderView), (status = 402, description = "payment_declined", body = ErrorBody),
+    responses((status = 503, description = "owner_unavailable (with Retry-After): the on-sale is changing nodes; retry. payment_unavailable (with Retry-After, retryable): the card processor is degraded, nothing was asked, the hold is kept (and given more time once). orders_busy (with Retry-After): the order writer is saturated, nothing charged, the hold kept", body = ErrorBody), (status = 201, body = OrderView), (status = 402, description = "payment_declined", body = ErrorBody),
               (status = 401, description = "unauthorized, admission_required", body = ErrorBody),
               (status = 403, description = "admission_invalid (with reason), role_not_allowed (not a buyer account)", body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "hold_expired, checkout_in_progress, hold_purchased", body = ErrorBody),

@@ -107,6 +107,7 @@ pub async fn record(
 
 /// `GET /metrics` in the Prometheus text format.
 pub async fn export(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    crate::metrics::figures().sample();
     let mut buffer = Vec::new();
     TextEncoder::new()
         .encode(&state.metrics.registry.gather(), &mut buffer)

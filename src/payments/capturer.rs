@@ -75,6 +75,13 @@ pub async fn capture_batch(pool: &PgPool, gateway: &dyn PaymentGateway, batch: V
             }
         }
     }
+    let f = crate::metrics::figures();
+    f.captures
+        .with_label_values(&["captured"])
+        .inc_by(captured.len() as u64);
+    f.captures
+        .with_label_values(&["failed"])
+        .inc_by((batch.len() - captured.len()) as u64);
     if let Err(error) = payments::mark_captured(pool, &captured).await {
         tracing::error!(
             ?error,

@@ -5,6 +5,7 @@
 //! Every call carries an idempotency key: a retried call with the same key returns the
 //! first call's result and never charges twice.
 
+pub mod breaker;
 pub mod capturer;
 pub mod reconciler;
 pub mod simulated;
@@ -40,6 +41,10 @@ pub enum PaymentError {
     /// No answer in time: the card may or may not have been authorized (void it by key).
     #[error("the processor did not answer in time")]
     Timeout,
+    /// Not asked: the processor is degraded and the breaker is open (nothing was sent, so
+    /// nothing can be charged); worth asking again after `retry_after`.
+    #[error("the processor is degraded; retry in {retry_after:?}")]
+    Unavailable { retry_after: std::time::Duration },
 }
 
 #[async_trait]
@@ -50,6 +55,23 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// Offered the server's database at start-up: a processor that keeps its own records
     /// there (the simulator) takes it; a real one has its own and ignores it.
     fn use_database(&self, _pool: &sqlx::PgPool) {}
+
+    /// Whether a new authorization would be refused without asking the processor (a
+    /// breaker is open), and for how long: checkouts fail fast instead of queueing.
+    fn unavailable(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Whether payments are degraded (a breaker is open or probing): the waiting rooms
+    /// slow their admission meanwhile.
+    fn degraded(&self) -> bool {
+        false
+    }
+
+    /// Figures of its own for `/metrics` (the breaker's state), registered per server.
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        Vec::new()
+    }
 
     async fn authorize(&self, request: &AuthorizeRequest) -> Result<Authorization, PaymentError>;
 

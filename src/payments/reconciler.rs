@@ -32,6 +32,10 @@ pub async fn run_once(
                 report.voided += 1;
             }
             Err(error) => {
+                crate::metrics::figures()
+                    .reconciler_actions
+                    .with_label_values(&["failed"])
+                    .inc();
                 tracing::warn!(payment_id = %payment.payment_id, %error, "could not void; will retry")
             }
         }
@@ -50,11 +54,22 @@ pub async fn run_once(
                 report.captured += 1;
             }
             Err(error) => {
+                crate::metrics::figures()
+                    .reconciler_actions
+                    .with_label_values(&["failed"])
+                    .inc();
                 tracing::warn!(payment_id = %payment.payment_id, %error, "could not capture; will retry")
             }
         }
     }
     tx.commit().await.context("committing reconciliation")?;
+    let f = crate::metrics::figures();
+    f.reconciler_actions
+        .with_label_values(&["voided"])
+        .inc_by(report.voided as u64);
+    f.reconciler_actions
+        .with_label_values(&["captured"])
+        .inc_by(report.captured as u64);
     if report != Report::default() {
         tracing::info!(
             voided = report.voided,

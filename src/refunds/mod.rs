@@ -292,6 +292,12 @@ impl Refunds {
                     .await?;
                 Ok("PENDING".into())
             }
+            // (Refunds are never held back by the breaker; kept PENDING if one ever is.)
+            Err(PaymentError::Unavailable { .. }) => {
+                refunds::attempted(self.pool(), refund.refund_id, "the gateway is degraded")
+                    .await?;
+                Ok("PENDING".into())
+            }
             Err(PaymentError::Declined { reason } | PaymentError::Failed(reason)) => {
                 refunds::fail(self.pool(), refund.refund_id, &reason, now).await?;
                 Err(RefundError::Failed(reason))

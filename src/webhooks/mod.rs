@@ -162,7 +162,7 @@ pub struct RelayMetrics {
 impl RelayMetrics {
     fn new() -> anyhow::Result<RelayMetrics> {
         use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts};
-        Ok(RelayMetrics {
+        let metrics = RelayMetrics {
             rows: IntCounterVec::new(
                 Opts::new(
                     "outbox_rows_total",
@@ -186,7 +186,15 @@ impl RelayMetrics {
                     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0,
                 ]),
             )?,
-        })
+        };
+        // Every series exists from the start, at zero.
+        for outcome in ["relayed", "retried", "dead"] {
+            metrics.rows.with_label_values(&[outcome]);
+        }
+        for outcome in ["delivered", "gone", "failed"] {
+            metrics.deliveries.with_label_values(&[outcome]);
+        }
+        Ok(metrics)
     }
 
     pub fn register(&self, registry: &prometheus::Registry) -> anyhow::Result<()> {

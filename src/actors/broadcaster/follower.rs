@@ -133,6 +133,7 @@ impl Broadcaster {
                     Place::Next => {
                         self.remember(seq, relayed.frame.clone());
                         self.stats.batches += 1;
+                        crate::metrics::figures().live_batches.inc();
                         self.fan_out(&relayed.frame);
                     }
                     Place::Gap => {

@@ -35,6 +35,7 @@ use crate::domain::holds::{HoldEvent, HoldNews};
 use crate::domain::live_map::{Delta, LiveMap, Snapshot};
 use crate::domain::live_ring::Ring;
 use crate::domain::seat_board::Seat;
+use crate::metrics::figures;
 
 /// Settings of the live seat map.
 #[derive(Debug, Clone)]
@@ -216,6 +217,11 @@ pub struct Broadcaster {
     stats: LiveStats,
     /// Whether a source stored its first snapshot in Redis yet.
     snapshot_stored: bool,
+    /// Viewers and viewers behind as last added to `/metrics` (the node-wide gauges are
+    /// moved by each broadcaster's change since).
+    reported: (i64, i64),
+    /// When the first change since the last batch came (for the delta-delay histogram).
+    pub(super) changed_since: Option<Instant>,
 }
 
 /// A follower with no viewer for this long stops.
@@ -264,6 +270,8 @@ impl Broadcaster {
             closed: None,
             stats: LiveStats::default(),
             snapshot_stored: false,
+            reported: (0, 0),
+            changed_since: None,
         }
     }
 
@@ -300,15 +308,17 @@ impl Broadcaster {
     fn fan_out(&mut self, frame: &ByteString) {
         let now = Instant::now();
         let mut gone = Vec::new();
+        let (mut sent, mut dropped) = (0u64, 0u64);
         for (id, viewer) in &mut self.viewers {
             if viewer.behind_since.is_some() {
                 continue;
             }
             match viewer.recipient.try_send(Push::Frame(frame.clone())) {
-                Ok(()) => {}
+                Ok(()) => sent += 1,
                 Err(SendError::Full(_)) => {
                     viewer.behind_since = Some(now);
                     self.stats.frames_dropped += 1;
+                    dropped += 1;
                 }
                 Err(SendError::Closed(_)) => gone.push(*id),
             }
@@ -316,6 +326,24 @@ impl Broadcaster {
         for id in gone {
             self.remove(id);
         }
+        let f = figures();
+        f.live_frames_sent.inc_by(sent);
+        f.live_bytes_sent.inc_by(sent * frame.len() as u64);
+        f.live_frames_dropped.inc_by(dropped);
+    }
+
+    /// Moves the node's viewer gauges by this broadcaster's change since the last report.
+    fn report(&mut self) {
+        let viewers = self.viewers.len() as i64;
+        let behind = self
+            .viewers
+            .values()
+            .filter(|v| v.behind_since.is_some())
+            .count() as i64;
+        let f = figures();
+        f.live_viewers.add(viewers - self.reported.0);
+        f.live_viewers_behind.add(behind - self.reported.1);
+        self.reported = (viewers, behind);
     }
 
     /// Viewers owed a snapshot get one when they have room; those behind too long go.
@@ -360,10 +388,12 @@ impl Broadcaster {
             if sent {
                 viewer.behind_since = None;
                 self.stats.resyncs += 1;
+                figures().live_resyncs.inc();
             } else if now.duration_since(since) > self.config.slow_limit {
                 viewer.recipient.do_send(Push::Close("too_slow"));
                 self.remove(id);
                 self.stats.disconnected_slow += 1;
+                figures().live_disconnected_slow.inc();
             }
         }
     }
@@ -406,6 +436,7 @@ impl Broadcaster {
             self.store_first_snapshot();
         }
         self.tend_behind();
+        self.report();
         if let Feed::Follower {
             idle_since: Some(since),
             ..
@@ -434,6 +465,12 @@ impl Actor for Broadcaster {
                 .do_send(Push::Close(self.closed.unwrap_or("restarting")));
         }
         Running::Stop
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        // Its viewers are gone with it.
+        self.viewers.clear();
+        self.report();
     }
 }
 

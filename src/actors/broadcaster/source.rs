@@ -28,6 +28,11 @@ impl Broadcaster {
     pub(super) fn send_batch(&mut self, delta: &Delta) {
         let frame = encode(&Frame::Delta(delta));
         self.stats.batches += 1;
+        let f = crate::metrics::figures();
+        f.live_batches.inc();
+        if let Some(since) = self.changed_since.take() {
+            f.live_delta_delay.observe(since.elapsed().as_secs_f64());
+        }
         self.remember(delta.seq, frame.clone());
         self.fan_out(&frame);
         if let Some(bus) = self.bus.clone() {
@@ -57,6 +62,8 @@ impl Handler<SeatsChanged> for Broadcaster {
     type Result = ();
 
     fn handle(&mut self, msg: SeatsChanged, _: &mut Context<Self>) {
+        self.changed_since
+            .get_or_insert_with(std::time::Instant::now);
         if let Feed::Source(map) = &mut self.feed {
             for (position, state) in msg.changes {
                 map.seat_changed(msg.section, position, state);
@@ -69,6 +76,8 @@ impl Handler<TierChanged> for Broadcaster {
     type Result = ();
 
     fn handle(&mut self, msg: TierChanged, _: &mut Context<Self>) {
+        self.changed_since
+            .get_or_insert_with(std::time::Instant::now);
         if let Feed::Source(map) = &mut self.feed {
             map.tier_changed(msg.tier, msg.counts);
         }

@@ -13,6 +13,7 @@ use crate::actors::orders::{new_order, view_of_new, with_tickets};
 use crate::cluster::LeaseToken;
 use crate::domain::holds::HoldError;
 use crate::domain::orders::PaymentStatus;
+use crate::metrics::{figures, outcome_of};
 use crate::payments::capturer::Capture;
 use crate::payments::{reconciler, AuthorizeRequest, PaymentError};
 use crate::persistence::orders::{self, NewOrder, OrderRow};
@@ -64,9 +65,32 @@ impl Engine {
     }
 
     /// Pays for a hold no checkout with this key has paid for yet ([`Engine::replay`]
-    /// answered none): [`Engine::checkout`] after its replay.
+    /// answered none): [`Engine::checkout`] after its replay. Counted and timed on
+    /// `/metrics` by outcome.
     #[tracing::instrument(skip(self, idempotency_key, payment_token))]
     pub async fn pay(
+        &self,
+        hold_id: Uuid,
+        buyer_id: Uuid,
+        idempotency_key: &str,
+        payment_token: &str,
+    ) -> Result<OrderView, EngineError> {
+        let started = std::time::Instant::now();
+        let paid = self
+            .pay_for(hold_id, buyer_id, idempotency_key, payment_token)
+            .await;
+        let f = figures();
+        f.checkout_duration.observe(started.elapsed().as_secs_f64());
+        let outcome = match &paid {
+            Ok(_) => "confirmed",
+            Err(EngineError::Hold(_)) => "refused",
+            Err(error) => outcome_of(error),
+        };
+        f.checkouts.with_label_values(&[outcome]).inc();
+        paid
+    }
+
+    async fn pay_for(
         &self,
         hold_id: Uuid,
         buyer_id: Uuid,
@@ -113,7 +137,13 @@ impl Engine {
                 Ok(view_of_new(&order, &hold))
             }
             Err(error) => {
-                event.do_send(CancelCheckout { hold_id });
+                // Refused because payments are degraded: the buyer gets the time back, once.
+                let degraded = matches!(error, EngineError::PaymentUnavailable(_))
+                    || (matches!(error, EngineError::PaymentFailed(_)) && self.payments_degraded());
+                event.do_send(CancelCheckout {
+                    hold_id,
+                    extend: self.degraded_extension.filter(|_| degraded),
+                });
                 Err(error)
             }
         }
@@ -128,6 +158,11 @@ impl Engine {
         idempotency_key: &str,
         payment_token: &str,
     ) -> Result<(NewOrder, String, Uuid), EngineError> {
+        // A degraded processor is not asked (nor a payment row written): the buyer hears
+        // at once, and keeps the hold.
+        if let Some(retry_after) = self.gateway.unavailable() {
+            return Err(EngineError::PaymentUnavailable(retry_after));
+        }
         // The epoch keeps two owners' attempts at one checkout apart at the processor: a
         // stale owner voids its own authorization, never the one the new owner used.
         let gateway_key = format!("{}:{}:{}", hold.hold_id, lease.epoch, idempotency_key);
@@ -174,6 +209,11 @@ impl Engine {
                 .await?;
                 return Err(EngineError::PaymentDeclined(reason));
             }
+            Err(PaymentError::Unavailable { retry_after }) => {
+                // Nothing was asked: the row is closed as voided.
+                self.void(&gateway_key, payment_id).await;
+                return Err(EngineError::PaymentUnavailable(retry_after));
+            }
             Err(error) => {
                 self.void(&gateway_key, payment_id).await;
                 return Err(EngineError::PaymentFailed(error.to_string()));
@@ -205,6 +245,7 @@ impl Engine {
                     self.cluster.fenced(hold.event_id, "orders");
                     EngineError::OwnerUnavailable
                 }
+                OrderWriteError::Busy => EngineError::OrdersBusy,
             });
         }
         Ok((order, authorization.authorization_id, payment_id))

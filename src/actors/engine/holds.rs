@@ -17,8 +17,28 @@ use crate::views::HoldView;
 impl Engine {
     /// Holds seats or tickets for a buyer, all or nothing; the hold lasts the on-sale's
     /// hold time, or until `not_after` if that comes first (the buyer's shopping window).
+    /// Counted and timed on `/metrics` by outcome.
     #[tracing::instrument(skip(self))]
     pub async fn place_hold(
+        &self,
+        event_id: Uuid,
+        buyer_id: Uuid,
+        request: HoldRequest,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<HoldView, EngineError> {
+        let started = std::time::Instant::now();
+        let held = self.hold(event_id, buyer_id, request, not_after).await;
+        let f = crate::metrics::figures();
+        f.hold_duration.observe(started.elapsed().as_secs_f64());
+        let outcome = match &held {
+            Ok(_) => "placed",
+            Err(error) => crate::metrics::outcome_of(error),
+        };
+        f.holds.with_label_values(&[outcome]).inc();
+        held
+    }
+
+    async fn hold(
         &self,
         event_id: Uuid,
         buyer_id: Uuid,

@@ -51,6 +51,9 @@ pub struct Engine {
     gateway: Arc<dyn PaymentGateway>,
     clock: Arc<dyn Clock>,
     payment_timeout: Duration,
+    /// A hold whose checkout failed because payments were degraded gets this much more
+    /// time, once (None: never).
+    degraded_extension: Option<chrono::Duration>,
     cluster: Arc<Cluster>,
 }
 
@@ -68,6 +71,7 @@ impl Engine {
         cluster: Arc<Cluster>,
     ) -> Engine {
         let live_config = config.live.clone();
+        let (order_queue, extension) = (config.order_queue, config.degraded_hold_extension);
         let registry = Registry::new(
             pool.clone(),
             clock.clone(),
@@ -82,7 +86,7 @@ impl Engine {
         }
         let (writer_pool, node) = (pool.clone(), cluster.node_id().to_owned());
         let writer = OrderWriter::start_in_arbiter(&actix::Arbiter::current(), move |_| {
-            OrderWriter::new(writer_pool, node)
+            OrderWriter::new(writer_pool, node, order_queue)
         });
         let captures = Capturer::start(pool.clone(), gateway.clone());
         Engine {
@@ -96,8 +100,17 @@ impl Engine {
             gateway,
             clock,
             payment_timeout,
+            degraded_extension: chrono::Duration::from_std(extension)
+                .ok()
+                .filter(|d| *d > chrono::Duration::zero()),
             cluster,
         }
+    }
+
+    /// Whether card payments are degraded on this node (the processor's breaker is open
+    /// or probing): the waiting rooms admit slower meanwhile.
+    pub fn payments_degraded(&self) -> bool {
+        self.gateway.degraded()
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {

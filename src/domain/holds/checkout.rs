@@ -43,18 +43,39 @@ impl HoldBook {
     }
 
     /// The payment did not go through: PAYMENT_PENDING → HELD until the original deadline
-    /// (expiring at the next sweep if that has passed).
-    pub fn cancel_checkout(&mut self, hold_id: Uuid) -> Effects {
+    /// (expiring at the next sweep if that has passed) — or `extend` later, if given and
+    /// the hold was never extended before (payments were degraded: the buyer gets the time
+    /// back once). Returns whether it was extended.
+    pub fn cancel_checkout(
+        &mut self,
+        hold_id: Uuid,
+        extend: Option<chrono::Duration>,
+    ) -> (Effects, bool) {
         let mut effects = Effects::new();
         let Some(hold) = self.holds.get_mut(&hold_id) else {
-            return effects;
+            return (effects, false);
         };
         if hold.status != HoldStatus::PaymentPending {
-            return effects;
+            return (effects, false);
         }
         hold.status = HoldStatus::Held;
+        let extended = match extend {
+            Some(by) if !hold.extended && by > chrono::Duration::zero() => {
+                hold.expires_at += by;
+                hold.extended = true;
+                true
+            }
+            _ => false,
+        };
         self.deadlines.insert((hold.expires_at, hold_id));
+        if extended && self.rules.hold_warning > chrono::Duration::zero() {
+            self.warnings
+                .insert((hold.expires_at - self.rules.hold_warning, hold_id));
+        }
         let hold = &self.holds[&hold_id];
+        if extended {
+            effects.push(Effect::Mirror(self.mirrored_of(hold_id, hold)));
+        }
         seat_effects(
             hold_id,
             &hold.lines,
@@ -62,7 +83,7 @@ impl HoldBook {
             &mut effects,
         );
         effects.push(news(hold_id, hold, HoldEvent::Held, None));
-        effects
+        (effects, extended)
     }
 
     /// The order is durable: the hold's seats and tickets are sold.

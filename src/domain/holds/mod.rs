@@ -81,6 +81,8 @@ struct Hold {
     status: HoldStatus,
     /// The waitlist entry this hold was offered to.
     offer: Option<Uuid>,
+    /// It was given more time once already (a checkout failed while payments were degraded).
+    extended: bool,
 }
 
 /// A seat hold `reserve` counted whose seats are being placed.
@@ -241,6 +243,7 @@ impl HoldBook {
                     expires_at: saved.expires_at,
                     status: HoldStatus::Held,
                     offer: saved.offer,
+                    extended: false,
                 },
             );
         }
@@ -306,6 +309,7 @@ impl HoldBook {
                     expires_at: self.deadline(now, not_after),
                     status: HoldStatus::Held,
                     offer: None,
+                    extended: false,
                 };
                 let view = self.view_of(hold_id, &hold);
                 self.start_clock(hold_id, hold, now, &mut effects);
@@ -395,6 +399,7 @@ impl HoldBook {
             expires_at: self.deadline(now, pending.not_after),
             status: HoldStatus::Held,
             offer: None,
+            extended: false,
         };
         let view = self.view_of(hold_id, &hold);
         let mut effects = Effects::new();
@@ -446,7 +451,10 @@ impl HoldBook {
         }
         for (_, hold_id) in take_due(&mut self.warnings, now) {
             if let Some(hold) = self.holds.get(&hold_id) {
-                if hold.status == HoldStatus::Held {
+                // (A hold given more time since has a later warning of its own.)
+                if hold.status == HoldStatus::Held
+                    && hold.expires_at - self.rules.hold_warning <= now
+                {
                     effects.push(news(hold_id, hold, HoldEvent::ExpiringSoon, None));
                 }
             }

@@ -309,6 +309,7 @@ impl HoldBook {
             expires_at,
             status: HoldStatus::Held,
             offer: Some(waiter.entry_id),
+            extended: false,
         };
         self.start_clock(hold_id, hold, now, effects);
     }

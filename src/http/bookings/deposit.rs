@@ -23,7 +23,8 @@ use crate::persistence::deposits::{self, Outcome, Start};
     responses((status = 200, body = BookingView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 402, description = "payment_declined", body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "booking_confirmed, booking_cancelled, booking_lapsed, deposit_in_progress", body = ErrorBody),
-              (status = 422, body = ErrorBody), (status = 502, description = "payment_failed", body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 502, description = "payment_failed", body = ErrorBody),
+              (status = 503, description = "payment_unavailable: the card processor is degraded; nothing was asked, retry after Retry-After", body = ErrorBody)))]
 pub async fn pay_deposit(
     state: web::Data<AppState>,
     organizer: Organizer,
@@ -135,6 +136,9 @@ pub async fn pay_deposit(
             .await
         }
         Err(PaymentError::Declined { reason }) => Err(declined(&reason)),
+        Err(PaymentError::Unavailable { retry_after }) => {
+            Err(crate::actors::EngineError::PaymentUnavailable(retry_after).into())
+        }
         Err(error) => {
             tracing::warn!(?error, "a deposit payment failed");
             Err(failed())

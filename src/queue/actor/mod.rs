@@ -34,6 +34,7 @@ use crate::actors::Engine;
 use crate::clock::Clock;
 use crate::domain::holds::HoldError;
 use crate::domain::onsale::Door;
+use crate::metrics::figures;
 use crate::views::RoomStats;
 
 /// The organizer's schedule and controls for one waiting room.
@@ -58,6 +59,8 @@ pub struct RoomConfig {
     pub abandon_after: Duration,
     /// How often admission runs.
     pub tick: std::time::Duration,
+    /// The share of its admission rate a room keeps while payments are degraded.
+    pub degraded_admission_percent: u32,
 }
 
 /// Where a buyer stands, as the room tells it.
@@ -200,11 +203,51 @@ impl QueueActor {
         }
     }
 
+    /// The rate admission paces by: the organizer's, cut to a share of it while card
+    /// payments are degraded (buyers let in now could not pay).
     fn rate(&self) -> Rate {
+        let set = self.schedule.admission_per_minute;
+        let admission_per_minute = if self.engine.payments_degraded() {
+            (u64::from(set) * u64::from(self.config.degraded_admission_percent) / 100) as u32
+        } else {
+            set
+        };
         Rate {
-            admission_per_minute: self.schedule.admission_per_minute,
+            admission_per_minute,
             paused: self.schedule.paused,
         }
+    }
+
+    /// The room's series on `/metrics`, after each admission pass.
+    fn publish(&self, now: DateTime<Utc>) {
+        let f = figures();
+        let label = self.event_id.to_string();
+        let labels = [label.as_str()];
+        let rate = self.rate();
+        f.room_waiting
+            .with_label_values(&labels)
+            .set(self.line.waiting() as i64);
+        f.room_shopping
+            .with_label_values(&labels)
+            .set(self.line.shopping() as i64);
+        f.room_admission_measured
+            .with_label_values(&labels)
+            .set(self.pace.measured_per_minute(rate, now));
+        f.room_admission_target
+            .with_label_values(&labels)
+            .set(if rate.paused {
+                0
+            } else {
+                i64::from(rate.admission_per_minute)
+            });
+        f.room_drain_eta.with_label_values(&labels).set(
+            self.pace
+                .rate_per_second(rate, now)
+                .map_or(-1, |r| (self.line.waiting() as f64 / r).ceil() as i64),
+        );
+        f.room_slowed.with_label_values(&labels).set(i64::from(
+            rate.admission_per_minute < self.schedule.admission_per_minute,
+        ));
     }
 
     fn standing(&mut self, buyer: Uuid, now: DateTime<Utc>) -> Standing {
@@ -321,6 +364,7 @@ impl QueueActor {
         ctx.spawn(self.count().map(|available, act, _| {
             act.counting = false;
             act.admit(available);
+            act.publish(act.clock.now());
         }));
     }
 
@@ -369,6 +413,10 @@ impl QueueActor {
         });
         let count = let_in.len() as u64;
         self.pace.admitted(count, now);
+        figures()
+            .room_admitted
+            .with_label_values(&[self.event_id.to_string().as_str()])
+            .inc_by(count);
         for (buyer, admission) in let_in {
             if let Some(store) = &self.store {
                 store.admit(buyer, admission);
@@ -427,5 +475,9 @@ impl Actor for QueueActor {
         let every = self.config.tick;
         ctx.run_interval(every, |act, ctx| act.tick(ctx));
         self.tick(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        figures().forget_room(self.event_id);
     }
 }

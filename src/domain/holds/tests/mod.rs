@@ -215,7 +215,7 @@ fn a_hold_being_paid_for_does_not_expire_until_the_payment_ends() {
         sale.book.release(view.hold_id, buyer, open()),
         Err(HoldError::CheckoutInProgress)
     );
-    let effects = sale.book.cancel_checkout(view.hold_id);
+    let effects = sale.book.cancel_checkout(view.hold_id, None).0;
     sale.apply(effects);
     sale.sweep(late);
     assert_eq!(
@@ -223,6 +223,37 @@ fn a_hold_being_paid_for_does_not_expire_until_the_payment_ends() {
         0,
         "a failed payment past the deadline expires"
     );
+    sale.assert_adds_up();
+}
+
+#[test]
+fn a_checkout_failed_for_degraded_payments_extends_the_hold_once() {
+    let mut sale = Sale::new();
+    let buyer = Uuid::new_v4();
+    let view = sale
+        .hold(buyer, best(2), open())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let two = Some(Duration::minutes(2));
+    sale.checkout(view.hold_id, buyer, open())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (effects, extended) = sale.book.cancel_checkout(view.hold_id, two);
+    assert!(extended);
+    sale.apply(effects);
+    // Once: a second degraded failure gives no more.
+    sale.checkout(view.hold_id, buyer, open())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (effects, extended) = sale.book.cancel_checkout(view.hold_id, two);
+    assert!(!extended);
+    sale.apply(effects);
+    // It lives past its first deadline, and ends at the extended one.
+    sale.sweep(view.expires_at + Duration::minutes(1));
+    assert_eq!(
+        sale.book.counts().active_holds,
+        1,
+        "extended by two minutes"
+    );
+    sale.sweep(view.expires_at + Duration::minutes(2));
+    assert_eq!(sale.book.counts().active_holds, 0, "and no more");
     sale.assert_adds_up();
 }
 

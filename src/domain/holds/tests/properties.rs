@@ -76,7 +76,7 @@ fn run(ops: Vec<Op>) -> (Sale, DateTime<Utc>) {
             }
             Op::Fail(b) => {
                 if let Some(hold_id) = holds[b as usize].last().copied() {
-                    let effects = sale.book.cancel_checkout(hold_id);
+                    let effects = sale.book.cancel_checkout(hold_id, None).0;
                     sale.apply(effects);
                 }
             }
@@ -131,7 +131,7 @@ proptest! {
             .map(|(id, _)| *id)
             .collect();
         for hold_id in paying {
-            let effects = sale.book.cancel_checkout(hold_id);
+            let effects = sale.book.cancel_checkout(hold_id, None).0;
             sale.apply(effects);
         }
         let saved = sale.book.mirrored();
