@@ -55,6 +55,8 @@ const MESSAGES = {
   already_purchased: () => 'You already paid for this hold.',
   payment_declined: (e) => `Your card was declined${e.reason ? ` (${e.reason.replaceAll('_', ' ')})` : ''}. Try another card.`,
   payment_failed: () => 'The payment could not be processed. Nothing was charged; please try again.',
+  payment_unavailable: (e) => `Card payments are slow right now. Nothing was charged and your seats stay held${e.retry_after_seconds ? `: try again in ${e.retry_after_seconds} s` : ''}.`,
+  orders_busy: () => 'We are taking a great many orders right now. Nothing was charged and your seats stay held: try again in a moment.',
   admission_required: () => 'This sale has a waiting room: join the line first.',
   admission_invalid: (e) => e.reason === 'expired'
     ? 'Your shopping time ran out. Join the line again.'

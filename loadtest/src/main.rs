@@ -171,6 +171,10 @@ async fn main() -> anyhow::Result<()> {
                     release_share: 0.05,
                     hold_minutes: 1,
                     admission_window_minutes: 2,
+                    slow_payments_at: 0,
+                    slow_payments_for: 30,
+                    slow_payments_ms: 2_000,
+                    no_breaker: false,
                 },
             };
             (cluster::run(&common, &plan).await?, common.out.clone())

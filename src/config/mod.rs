@@ -412,7 +412,7 @@ impl Settings {
                 }
             },
             relay: parse_or(&get, "BOXOFFICE_RELAY", Some(true), "must be true or false")?,
-            degrade: degrade::degrade(&get)?,
+            degrade: degrade::degrade(&get, payment_timeout_ms)?,
             order_queue: degrade::order_queue(&get)?,
             outbox_claim: Duration::from_secs(bounded(
                 &get,

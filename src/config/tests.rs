@@ -38,6 +38,11 @@ fn malformed_values_name_their_variable() {
         ("BOXOFFICE_TRUSTED_PROXIES", "10.0.0.0/99"),
         ("BOXOFFICE_TRUSTED_PROXIES", "nginx"),
         ("BOXOFFICE_RELAY", "sometimes"),
+        ("BOXOFFICE_BREAKER", "maybe"),
+        ("BOXOFFICE_BREAKER_FAILURE_PERCENT", "0"),
+        ("BOXOFFICE_BREAKER_FAILURE_PERCENT", "101"),
+        ("BOXOFFICE_DEGRADED_ADMISSION_PERCENT", "200"),
+        ("BOXOFFICE_ORDER_QUEUE", "0"),
         ("BOXOFFICE_OUTBOX_CLAIM_SECONDS", "1"),
     ] {
         let error = settings(&[(name, value)]).err();
@@ -70,4 +75,22 @@ fn another_database_on_the_same_server() {
         s.with_database("other").database_url,
         "postgres://u:p@h:1/other"
     );
+}
+
+#[test]
+fn the_breaker_counts_a_call_slow_at_half_the_payment_timeout_unless_told() {
+    let s = settings(&[]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.degrade.enabled);
+    assert_eq!(s.degrade.slow_call, Duration::from_secs(5));
+    assert_eq!(s.order_queue, 4_096);
+    let s = settings(&[("BOXOFFICE_PAYMENT_TIMEOUT_MS", "3000")]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.degrade.slow_call, Duration::from_millis(1_500));
+    let s = settings(&[
+        ("BOXOFFICE_PAYMENT_TIMEOUT_MS", "3000"),
+        ("BOXOFFICE_BREAKER_SLOW_MS", "800"),
+        ("BOXOFFICE_BREAKER", "false"),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.degrade.slow_call, Duration::from_millis(800));
+    assert!(!s.degrade.enabled);
 }

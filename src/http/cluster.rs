@@ -116,3 +116,59 @@ pub async fn view(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
             onsales,
         }))
 }
+
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyBody {
+    /// How long each call to the simulated processor takes from now on, 0 to 60,000 ms.
+    #[schema(minimum = 0, maximum = 60000)]
+    pub latency_ms: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LatencyView {
+    pub latency_ms: u64,
+    /// What it was before.
+    pub previous_ms: u64,
+}
+
+/// Slows (or speeds up again) the simulated card processor on this node, to rehearse
+/// degraded payments: the breaker, the retryable answers, the room slowing down (operator
+/// token; a real processor answers 409).
+#[utoipa::path(put, path = "/api/v1/operator/payment-latency", tag = "operations", security(("operator" = [])),
+    request_body = LatencyBody,
+    responses((status = 200, body = LatencyView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, description = "no operator token configured", body = ErrorBody),
+              (status = 409, description = "not_simulated: the processor is a real one", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn payment_latency(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: super::extract::Json<LatencyBody>,
+) -> Result<HttpResponse, ApiError> {
+    operator(&state, &req)?;
+    let latency_ms = body.0.latency_ms;
+    if latency_ms > 60_000 {
+        return Err(ApiError::invalid_field(
+            "latency_ms",
+            "must be from 0 to 60000",
+        ));
+    }
+    let latency = std::time::Duration::from_millis(latency_ms);
+    let Some(previous) = state.engine.gateway().simulate_latency(latency) else {
+        return Err(ApiError::conflict(
+            "not_simulated",
+            "the card processor is a real one: it cannot be slowed",
+        ));
+    };
+    tracing::warn!(
+        latency_ms,
+        "the simulated card processor's latency was changed by the operator"
+    );
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(LatencyView {
+            latency_ms,
+            previous_ms: u64::try_from(previous.as_millis()).unwrap_or(u64::MAX),
+        }))
+}

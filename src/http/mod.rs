@@ -111,6 +111,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/auth/login", web::post().to(accounts::login))
                 // Operator
                 .route("/cluster", web::get().to(cluster::view))
+                .route(
+                    "/operator/payment-latency",
+                    web::put().to(cluster::payment_latency),
+                )
                 .route("/outbox", web::get().to(outbox::view))
                 .route("/outbox/{id}/retry", web::post().to(outbox::retry))
                 // Organizer: venues

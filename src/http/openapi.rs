@@ -14,7 +14,7 @@ use super::{
     info(title = "boxoffice", description = "Ticketing for high-demand on-sales. Errors are always \
         `{\"error\": {\"code\", \"message\", ...}}`; see API.md for the codes clients rely on."),
     paths(
-        ops::healthz, ops::readyz, cluster::view, outbox::view, outbox::retry,
+        ops::healthz, ops::readyz, cluster::view, cluster::payment_latency, outbox::view, outbox::retry,
         accounts::signup, accounts::login,
         venues::create, venues::preview, venues::list, venues::get, venues::update, venues::deactivate, venues::activate,
         events::create, events::list_own, events::update, events::set_pricing, events::set_onsale,

@@ -34,7 +34,8 @@ pub struct DegradeSettings {
     pub min_calls: u32,
     /// `BOXOFFICE_BREAKER_FAILURE_PERCENT` (50): the share of bad outcomes that opens it.
     pub failure_percent: u32,
-    /// `BOXOFFICE_BREAKER_SLOW_MS` (1,000): an authorization slower than this counts as bad.
+    /// `BOXOFFICE_BREAKER_SLOW_MS` (half the payment timeout, 5,000): an authorization
+    /// slower than this counts as bad.
     pub slow_call: Duration,
     /// `BOXOFFICE_BREAKER_OPEN_MS` (5,000): how long it stays open before probing.
     pub open_for: Duration,
@@ -55,7 +56,7 @@ impl Default for DegradeSettings {
             window: Duration::from_secs(10),
             min_calls: 10,
             failure_percent: 50,
-            slow_call: Duration::from_secs(1),
+            slow_call: Duration::from_secs(5),
             open_for: Duration::from_secs(5),
             probes: 3,
             admission_percent: 10,
@@ -327,6 +328,10 @@ impl PaymentGateway for Guarded {
 
     fn use_database(&self, pool: &sqlx::PgPool) {
         self.inner.use_database(pool);
+    }
+
+    fn simulate_latency(&self, latency: Duration) -> Option<Duration> {
+        self.inner.simulate_latency(latency)
     }
 
     fn unavailable(&self) -> Option<Duration> {

@@ -68,6 +68,13 @@ pub trait PaymentGateway: Send + Sync + 'static {
         false
     }
 
+    /// A simulator only: every call from now on takes `latency` (an operator slowing the
+    /// processor on purpose to rehearse degradation). Returns the latency it had, or None
+    /// for a real processor, which cannot be slowed.
+    fn simulate_latency(&self, _latency: std::time::Duration) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Figures of its own for `/metrics` (the breaker's state), registered per server.
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
         Vec::new()

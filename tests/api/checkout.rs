@@ -307,13 +307,21 @@ async fn a_failed_or_timed_out_payment_is_502_and_its_authorization_is_voided() 
         1,
         "the timed-out authorization happened at the processor"
     );
-    assert_eq!(charges[0].status, ChargeStatus::Voided, "…and was voided");
-    let statuses: Vec<String> =
-        sqlx::query_scalar("SELECT status FROM payments ORDER BY created_at")
-            .fetch_all(&app.pool)
-            .await
-            .unwrap_or_default();
-    assert_eq!(statuses, vec!["VOIDED".to_owned(), "VOIDED".to_owned()]);
+    // Both are voided behind the answers (the buyer is not kept waiting for it).
+    app.eventually("both authorizations are voided", || async {
+        let statuses: Vec<String> =
+            sqlx::query_scalar("SELECT status FROM payments ORDER BY created_at")
+                .fetch_all(&app.pool)
+                .await
+                .unwrap_or_default();
+        statuses == ["VOIDED", "VOIDED"]
+    })
+    .await;
+    assert_eq!(
+        app.gateway.charges()[0].status,
+        ChargeStatus::Voided,
+        "…and was voided"
+    );
     let (status, held) = app
         .get(
             &format!(

@@ -44,6 +44,10 @@ async fn a_short_flash_sale_keeps_every_invariant() {
         release_share: 0.05,
         hold_minutes: 1,
         admission_window_minutes: 15,
+        slow_payments_at: 0,
+        slow_payments_for: 30,
+        slow_payments_ms: 2_000,
+        no_breaker: false,
     };
     let sale = run_sale(&common, &plan)
         .await

@@ -5,6 +5,7 @@
 //! polls its place, watches the live map over a socket (and times the delta of its own
 //! hold), and holds, pays, releases and leaves with the API.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -221,12 +222,23 @@ impl Shop for BoxofficeShop {
             .header("X-Admission-Token", &self.admission)
             .header("Idempotency-Key", format!("{hold_id}-{attempt}"))
             .json(&json!({"payment_token": card}));
-        let (code, status, _, took) = send(&self.gate, request).await;
-        let paid = if status == 201 {
-            let seats = self.hold["seats"].as_array().map_or(0, Vec::len) as u64;
-            Payment::Paid { seats }
-        } else {
-            Payment::Declined
+        let (code, status, body, took) = send(&self.gate, request).await;
+        let paid = match status {
+            201 => {
+                let seats = self.hold["seats"].as_array().map_or(0, Vec::len) as u64;
+                Payment::Paid { seats }
+            }
+            // Payments degraded (the breaker) or the order queue full: nothing charged, the
+            // hold kept; the page waits as told and tries again.
+            503 => Payment::Retry(Duration::from_secs(
+                body["error"]["retry_after_seconds"]
+                    .as_u64()
+                    .unwrap_or(1)
+                    .clamp(1, 10),
+            )),
+            // The processor failed or timed out: nothing charged, the hold kept.
+            502 => Payment::Retry(Duration::from_secs(1)),
+            _ => Payment::Declined,
         };
         (paid, code, took)
     }
@@ -283,7 +295,11 @@ struct SetUp {
     venue: Arc<Venue>,
     capacity: usize,
     inbox: crate::smtp_sink::Inbox,
+    sale_starts: DateTime<Utc>,
 }
+
+/// The operator token of a server the harness starts to slow its processor.
+const OPERATOR: &str = "loadtest-operator-token";
 
 /// Starts (or finds) the server and puts a seated event on sale with a waiting room that
 /// opened a minute ago and a sale that starts `lead_seconds` from now.
@@ -297,14 +313,17 @@ async fn set_up(common: &Common, plan: &Plan) -> anyhow::Result<SetUp> {
     // The server's e-mail (a confirmation with a PDF per order) goes to a sink on loopback.
     let (smtp_port, inbox) = crate::smtp_sink::start().await;
     let smtp = format!("smtp://127.0.0.1:{smtp_port}");
-    let server = crate::start_with(
-        common,
-        &[
-            ("BOXOFFICE_ADMISSION_WINDOW_MINUTES", &window),
-            ("BOXOFFICE_SMTP_URL", &smtp),
-        ],
-    )
-    .await?;
+    let mut env = vec![
+        ("BOXOFFICE_ADMISSION_WINDOW_MINUTES", window.as_str()),
+        ("BOXOFFICE_SMTP_URL", smtp.as_str()),
+    ];
+    if plan.slow_payments_at > 0 {
+        env.push(("BOXOFFICE_OPERATOR_TOKEN", OPERATOR));
+    }
+    if plan.no_breaker {
+        env.push(("BOXOFFICE_BREAKER", "false"));
+    }
+    let server = crate::start_with(common, &env).await?;
     let api = Api::new(&server.url);
     let organizer = api.signup("organizer").await?;
     let sections: Vec<Value> = (0..plan.sections)
@@ -354,7 +373,46 @@ async fn set_up(common: &Common, plan: &Plan) -> anyhow::Result<SetUp> {
         venue: Arc::new(Venue::new(seat_ids, popular)),
         capacity,
         inbox,
+        sale_starts,
     })
+}
+
+/// Slows the server's simulated processor `at` seconds into the sale for `for` seconds;
+/// returns the window it was slow in, in seconds of the run (from `started`).
+async fn slow_payments(
+    base: String,
+    plan: Plan,
+    sale_starts: DateTime<Utc>,
+    started: Instant,
+) -> anyhow::Result<(f64, f64)> {
+    let client = reqwest::Client::new();
+    let set = |ms: u64| {
+        client
+            .put(format!("{base}/api/v1/operator/payment-latency"))
+            .bearer_auth(OPERATOR)
+            .json(&json!({"latency_ms": ms}))
+            .send()
+    };
+    let wait = (sale_starts + chrono::Duration::seconds(plan.slow_payments_at as i64) - Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(wait).await;
+    let answer: Value = set(plan.slow_payments_ms)
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let from = started.elapsed().as_secs_f64();
+    println!(
+        "flash-sale: the card processor slows to {} ms a call",
+        plan.slow_payments_ms
+    );
+    tokio::time::sleep(Duration::from_secs(plan.slow_payments_for)).await;
+    set(answer["previous_ms"].as_u64().unwrap_or(0))
+        .await?
+        .error_for_status()?;
+    println!("flash-sale: the card processor is back");
+    Ok((from, started.elapsed().as_secs_f64()))
 }
 
 /// Sets up the event, runs the browsers to the end (or the time limit), and reports.
@@ -375,6 +433,14 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
         started,
         deadline: started + Duration::from_secs(common.seconds.max(plan.lead_seconds + 10)),
     };
+    let slowing = (plan.slow_payments_at > 0).then(|| {
+        tokio::spawn(slow_payments(
+            sale.server.url.clone(),
+            plan.clone(),
+            sale.sale_starts,
+            started,
+        ))
+    });
     let gate = Arc::new(Semaphore::new(common.clients.max(1)));
     let blank: Vec<Vec<u8>> = sale
         .venue
@@ -404,13 +470,24 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
         .collect();
     browser::drive(shops, plan, &at).await;
     let elapsed = started.elapsed();
-    let report = report(
+    let mut report = report(
         plan,
         &at.steps,
         elapsed,
         sale.capacity,
         sale.server.peak_rss_mib(),
     );
+    if let Some(slowing) = slowing {
+        let window = match slowing.await {
+            Ok(Ok(window)) => window,
+            Ok(Err(error)) => bail!("slowing the card processor: {error:#}"),
+            Err(error) => bail!("slowing the card processor: {error}"),
+        };
+        report.extra.insert(
+            "slow_payments".into(),
+            degraded_figures(plan, window, &copy(&at.steps.sold)),
+        );
+    }
     Ok(Sale {
         report,
         event_id: sale.event_id,
@@ -420,6 +497,24 @@ pub async fn run_sale(common: &Common, plan: &Plan) -> anyhow::Result<Sale> {
         deadline: at.deadline,
         inbox: sale.inbox,
     })
+}
+
+/// The slow window and how sales came back after it: the rate of sales in the ten
+/// seconds before it, and the first second after it from which three seconds in a row
+/// sold at least half that rate again.
+fn degraded_figures(plan: &Plan, (from, to): (f64, f64), sold: &BTreeMap<u64, u64>) -> Value {
+    let at = |s: u64| sold.get(&s).copied().unwrap_or(0) as f64;
+    let start = from.floor() as u64;
+    let before = (start.saturating_sub(10)..start).map(at).sum::<f64>() / 10.0;
+    let end = to.ceil() as u64;
+    let last = sold.keys().next_back().copied().unwrap_or(end);
+    let recovered = (end..=last)
+        .find(|s| (*s..s + 3).all(|t| at(t) >= before / 2.0))
+        .map(|s| s as f64 - to);
+    let during = (start..end).map(at).sum::<f64>() / (to - from).max(1.0);
+    json!({"latency_ms": plan.slow_payments_ms, "from_s": from, "to_s": to,
+           "breaker": !plan.no_breaker, "sold_per_second_before": before,
+           "sold_per_second_during": during, "seconds_to_recover": recovered})
 }
 
 /// The sale's report: a summary per step, the endings, the timelines and the time to

@@ -43,6 +43,9 @@ pub(super) enum Payment {
     },
     /// Not paid; the next card may be tried.
     Declined,
+    /// Not paid for now (payments degraded, or the processor failed): the same card again
+    /// after this long, as the page does.
+    Retry(Duration),
     /// Not paid, and no card will help (the hold is gone).
     Refused,
 }
@@ -160,25 +163,35 @@ async fn shop_once_in(shop: &mut impl Shop, wish: Wish, rng: &mut StdRng, at: &C
         Intent::DeclinedThenPay => &["tok_decline", "tok_ok"],
         Intent::Pay => &["tok_ok"],
     };
-    for (attempt, card) in cards.iter().enumerate() {
-        let (answer, outcome, took) = shop.pay(card, attempt).await;
-        record(
-            &at.steps.checkout,
-            took,
-            &outcome,
-            matches!(answer, Payment::Paid { .. }),
-        );
-        match answer {
-            Payment::Paid { seats } => {
-                count(&at.steps.sold, at.started, seats);
-                return Ending::Bought;
+    let mut attempt = 0;
+    for card in cards {
+        for _ in 0..RETRIES {
+            let (answer, outcome, took) = shop.pay(card, attempt).await;
+            attempt += 1;
+            record(
+                &at.steps.checkout,
+                took,
+                &outcome,
+                matches!(answer, Payment::Paid { .. }),
+            );
+            match answer {
+                Payment::Paid { seats } => {
+                    count(&at.steps.sold, at.started, seats);
+                    return Ending::Bought;
+                }
+                Payment::Declined => break,
+                Payment::Retry(after) if Instant::now() + after < at.deadline => {
+                    tokio::time::sleep(after).await;
+                }
+                Payment::Retry(_) | Payment::Refused => return Ending::PaymentFailed,
             }
-            Payment::Declined => {}
-            Payment::Refused => return Ending::PaymentFailed,
         }
     }
     Ending::PaymentFailed
 }
+
+/// Tries of one card whose payment is answered "retry later" before the buyer gives up.
+const RETRIES: usize = 10;
 
 /// Up to `quantity` of the `free` block positions, at random.
 fn pick(free: Vec<usize>, quantity: u32, rng: &mut impl Rng) -> Vec<usize> {

@@ -65,6 +65,20 @@ pub struct Plan {
     /// buying hold back admission until theirs closes).
     #[arg(long, default_value_t = 2)]
     pub admission_window_minutes: u32,
+    /// Seconds after the sale opens at which the simulated card processor slows down, on a
+    /// server the harness starts (0: it never does).
+    #[arg(long, default_value_t = 0)]
+    pub slow_payments_at: u64,
+    /// For how many seconds it stays slow.
+    #[arg(long, default_value_t = 30)]
+    pub slow_payments_for: u64,
+    /// How long each of its calls takes meanwhile.
+    #[arg(long, default_value_t = 2_000)]
+    pub slow_payments_ms: u64,
+    /// Starts the server without its payment breaker (`BOXOFFICE_BREAKER=false`), for the
+    /// same run without it.
+    #[arg(long)]
+    pub no_breaker: bool,
 }
 
 /// How a browser's visit ended.

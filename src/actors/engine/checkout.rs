@@ -211,11 +211,11 @@ impl Engine {
             }
             Err(PaymentError::Unavailable { retry_after }) => {
                 // Nothing was asked: the row is closed as voided.
-                self.void(&gateway_key, payment_id).await;
+                self.void(&gateway_key, payment_id);
                 return Err(EngineError::PaymentUnavailable(retry_after));
             }
             Err(error) => {
-                self.void(&gateway_key, payment_id).await;
+                self.void(&gateway_key, payment_id);
                 return Err(EngineError::PaymentFailed(error.to_string()));
             }
         };
@@ -234,7 +234,7 @@ impl Engine {
             .await
             .map_err(EngineError::from)?;
         if let Err(error) = written {
-            self.void(&gateway_key, payment_id).await;
+            self.void(&gateway_key, payment_id);
             return Err(match error {
                 OrderWriteError::Refused(constraint) => {
                     tracing::error!(hold_id = %hold.hold_id, %constraint, "Postgres refused an order the actors allowed");
@@ -251,20 +251,31 @@ impl Engine {
         Ok((order, authorization.authorization_id, payment_id))
     }
 
-    async fn void(&self, gateway_key: &str, payment_id: Uuid) {
-        match self.gateway.void(gateway_key).await {
-            Ok(()) => {
-                if let Err(error) =
-                    payments::set_status(&self.pool, payment_id, PaymentStatus::Voided, None, None)
-                        .await
-                {
-                    tracing::error!(?error, %payment_id, "could not record a void; the reconciler will retry");
+    /// Voids an authorization that will not become an order, behind the buyer's answer:
+    /// a processor slow enough to fail the checkout would make the void slow too, and the
+    /// buyer (who keeps the hold) should hear at once. Whatever this misses, the
+    /// reconciler voids.
+    fn void(&self, gateway_key: &str, payment_id: Uuid) {
+        let (gateway, pool, key) = (
+            self.gateway.clone(),
+            self.pool.clone(),
+            gateway_key.to_owned(),
+        );
+        tokio::spawn(async move {
+            match gateway.void(&key).await {
+                Ok(()) => {
+                    if let Err(error) =
+                        payments::set_status(&pool, payment_id, PaymentStatus::Voided, None, None)
+                            .await
+                    {
+                        tracing::error!(?error, %payment_id, "could not record a void; the reconciler will retry");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, %payment_id, "void failed; the reconciler will retry")
                 }
             }
-            Err(error) => {
-                tracing::warn!(%error, %payment_id, "void failed; the reconciler will retry")
-            }
-        }
+        });
     }
 
     async fn order_view(&self, order: OrderRow) -> Result<OrderView, EngineError> {

@@ -254,6 +254,12 @@ impl PaymentGateway for SimulatedGateway {
         self.record_in(pool.clone());
     }
 
+    fn simulate_latency(&self, latency: Duration) -> Option<Duration> {
+        let before = self.latency();
+        self.set_latency(latency);
+        Some(before)
+    }
+
     async fn authorize(&self, request: &AuthorizeRequest) -> Result<Authorization, PaymentError> {
         let replay = {
             let mut ledger = self.ledger();
