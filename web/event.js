@@ -429,6 +429,12 @@ async function pay() {
     }
     if (error.code === 'hold_expired' || error.code === 'hold_not_found') return holdGone(error.message);
     fail(error);
+    // Payments degraded or orders piling up: nothing was asked or charged and the hold is
+    // kept (with more time, once). The page tries again when told, with the same key.
+    if (error.code === 'payment_unavailable' || error.code === 'orders_busy') {
+      const seconds = Math.min(Math.max(Number(error.details.retry_after_seconds) || 2, 1), 10);
+      setTimeout(() => { if (hold?.hold_id === paying.hold_id && !busy) pay(); }, seconds * 1000);
+    }
   } finally {
     busy = null;
     button.disabled = false;

@@ -190,8 +190,10 @@ async fn shop_once_in(shop: &mut impl Shop, wish: Wish, rng: &mut StdRng, at: &C
     Ending::PaymentFailed
 }
 
-/// Tries of one card whose payment is answered "retry later" before the buyer gives up.
-const RETRIES: usize = 10;
+/// Tries of one card answered "retry later" before the buyer gives up; a page waits as
+/// told and tries again while the hold lives, as the event page does (a processor that
+/// fails for half a minute with 5 s pauses between tries is a dozen tries).
+const RETRIES: usize = 60;
 
 /// Up to `quantity` of the `free` block positions, at random.
 fn pick(free: Vec<usize>, quantity: u32, rng: &mut impl Rng) -> Vec<usize> {
