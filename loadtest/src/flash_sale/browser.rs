@@ -348,6 +348,29 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_payment_told_to_wait_is_tried_again_with_the_same_card() {
+        let plan = plan();
+        let (seed, _) = seed_for(&plan, |w| w.intent == Intent::Pay);
+        let later = Payment::Retry(Duration::from_secs(3));
+        let mut shop = Scripted {
+            holds: [Hold::Held { seats: 2 }].into(),
+            payments: [later, later, Payment::Paid { seats: 2 }].into(),
+            ..Scripted::default()
+        };
+        let at = clock();
+        let started = tokio::time::Instant::now();
+        assert_eq!(visit(&mut shop, &plan, seed, &at).await, Ending::Bought);
+        let paid: Vec<_> = shop.asked.iter().filter(|a| a.starts_with("pay")).collect();
+        assert_eq!(paid, ["pay tok_ok #0", "pay tok_ok #1", "pay tok_ok #2"]);
+        assert!(
+            started.elapsed() >= Duration::from_secs(6),
+            "it waited as told"
+        );
+        let checkout = take(&at.steps.checkout);
+        assert_eq!((checkout.latency.len(), checkout.successes), (3, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_declined_card_is_followed_by_a_good_one_and_a_hold_gone_stops_the_visit() {
         let plan = plan();
         let (seed, _) = seed_for(&plan, |w| w.intent == Intent::DeclinedThenPay);

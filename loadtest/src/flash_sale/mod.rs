@@ -299,6 +299,10 @@ pub(crate) mod tests {
             release_share: 0.3,
             hold_minutes: 1,
             admission_window_minutes: 2,
+            slow_payments_at: 0,
+            slow_payments_for: 30,
+            slow_payments_ms: 2_000,
+            no_breaker: false,
         }
     }
 
