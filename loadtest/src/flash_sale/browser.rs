@@ -142,7 +142,7 @@ async fn shop_once_in(shop: &mut impl Shop, wish: Wish, rng: &mut StdRng, at: &C
                 held = Some(seats);
                 break;
             }
-            Hold::SoldOut => return Ending::SoldOut,
+            Hold::SoldOut => return Ending::SoldOutAtHold,
             // A person looks at the map again (the next deltas arrive) and picks again.
             Hold::Taken => tokio::time::sleep(Duration::from_millis(rng.gen_range(100..300))).await,
             Hold::Failed => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -425,7 +425,8 @@ mod tests {
         };
         assert_eq!(
             visit(&mut sold_out, &plan, 1, &clock()).await,
-            Ending::SoldOut
+            Ending::SoldOutAtHold,
+            "let in, and found nothing left"
         );
 
         let mut unlucky = Scripted::default();

@@ -87,7 +87,11 @@ pub enum Ending {
     Bought,
     Released,
     Abandoned,
+    /// Told so in the line (or at the door): never let in to shop.
     SoldOut,
+    /// Let in (or, without a room, at the shop), and found nothing left to hold: the
+    /// buyers a room's pace should keep few.
+    SoldOutAtHold,
     /// Still waiting (for admission, or to try for seats again) when the run's time ran out.
     NotAdmitted,
     /// Every hold attempt was refused (seats taken under the browser's nose).
@@ -105,6 +109,7 @@ impl Ending {
             Ending::Released => "released",
             Ending::Abandoned => "abandoned",
             Ending::SoldOut => "sold_out",
+            Ending::SoldOutAtHold => "sold_out_at_hold",
             Ending::NotAdmitted => "not_admitted",
             Ending::NoSeats => "no_seats",
             Ending::PaymentFailed => "payment_failed",
