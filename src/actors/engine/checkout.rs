@@ -81,12 +81,11 @@ impl Engine {
             .await;
         let f = figures();
         f.checkout_duration.observe(started.elapsed().as_secs_f64());
-        let outcome = match &paid {
-            Ok(_) => "confirmed",
-            Err(EngineError::Hold(_)) => "refused",
-            Err(error) => outcome_of(error),
-        };
-        f.checkouts.with_label_values(&[outcome]).inc();
+        match &paid {
+            Ok(_) => f.checkouts_confirmed.inc(),
+            Err(EngineError::Hold(_)) => f.checkouts.with_label_values(&["refused"]).inc(),
+            Err(error) => f.checkouts.with_label_values(&[outcome_of(error)]).inc(),
+        }
         paid
     }
 

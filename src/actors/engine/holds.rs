@@ -30,11 +30,13 @@ impl Engine {
         let held = self.hold(event_id, buyer_id, request, not_after).await;
         let f = crate::metrics::figures();
         f.hold_duration.observe(started.elapsed().as_secs_f64());
-        let outcome = match &held {
-            Ok(_) => "placed",
-            Err(error) => crate::metrics::outcome_of(error),
-        };
-        f.holds.with_label_values(&[outcome]).inc();
+        match &held {
+            Ok(_) => f.holds_placed.inc(),
+            Err(error) => f
+                .holds
+                .with_label_values(&[crate::metrics::outcome_of(error)])
+                .inc(),
+        }
         held
     }
 
