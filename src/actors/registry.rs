@@ -11,8 +11,9 @@
 //! makes, and must not queue behind one mailbox. Starting an event is rare and is done
 //! under an async mutex so that two requests never start the same event twice.
 
+mod rows;
+
 use std::collections::HashMap;
-use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -30,7 +31,6 @@ use super::section::SectionActor;
 use crate::clock::Clock;
 use crate::cluster::{Cluster, ClusterError, LeaseToken};
 use crate::domain::holds::HoldError;
-use crate::domain::holds::SeatInfo;
 use crate::domain::holds::{
     self, group_by, BookSection, BookTier, HoldBook, MirroredHold, SaleRules,
 };
@@ -201,7 +201,7 @@ impl Registry {
             .iter()
             .map(|s| {
                 (s.kind == SectionKind::Seated)
-                    .then(|| SeatBoard::new(rows(&s.seats), &s.sold, &s.blocked))
+                    .then(|| SeatBoard::new(rows::rows(&s.seats), &s.sold, &s.blocked))
             })
             .collect();
         let mut restored = self
@@ -556,47 +556,5 @@ impl Drop for Registry {
         {
             arbiter.stop();
         }
-    }
-}
-
-/// Position ranges of the rows: runs of seats with the same row label, in seat-map order.
-fn rows(seats: &[SeatInfo]) -> Vec<Range<u32>> {
-    let mut rows: Vec<Range<u32>> = Vec::new();
-    for (i, seat) in seats.iter().enumerate() {
-        let i = i as u32;
-        match rows.last_mut() {
-            Some(row) if i > 0 && seats[(i - 1) as usize].row_label == seat.row_label => {
-                row.end = i + 1
-            }
-            _ => rows.push(i..i + 1),
-        }
-    }
-    rows
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seat(row: &str, n: i32) -> SeatInfo {
-        SeatInfo {
-            seat_id: Uuid::new_v4(),
-            row_label: row.into(),
-            seat_number: n,
-        }
-    }
-
-    #[test]
-    fn rows_are_runs_of_one_label() {
-        let seats = [
-            seat("A", 1),
-            seat("A", 2),
-            seat("B", 1),
-            seat("C", 1),
-            seat("C", 2),
-            seat("C", 3),
-        ];
-        assert_eq!(rows(&seats), vec![0..2, 2..3, 3..6]);
-        assert!(rows(&[]).is_empty());
     }
 }

@@ -29,6 +29,19 @@ fn event_at(venue: Uuid, title: &str, start: chrono::DateTime<chrono::Utc>, hour
 }
 
 impl TestApp {
+    /// A venue whose terms ask a deposit of 625.00, and an event there whose booking is
+    /// REQUESTED: (the venue, the event, its booking).
+    async fn requested_booking(&self, token: &str) -> (VenueFixture, Uuid, Value) {
+        let venue = self.standard_venue(token).await;
+        let path = format!("/api/v1/venues/{}/terms", venue.venue_id);
+        let (status, set) = self.put(&path, Some(token), &terms(48)).await;
+        assert_eq!(status, StatusCode::OK, "{set}");
+        assert_eq!(set["deposit_due_cents"], 62_500, "{set}");
+        let event = self.ready_event(token, &venue, 20).await;
+        let booking = self.booking_of(token, event).await;
+        (venue, event, booking)
+    }
+
     async fn booking_of(&self, token: &str, event: Uuid) -> Value {
         let (status, booking) = self
             .get(&format!("/api/v1/events/{event}/booking"), Some(token))
@@ -65,14 +78,7 @@ impl TestApp {
 async fn a_deposit_confirms_the_booking_once_and_publishing_waits_for_it() {
     let app = spawn_app().await;
     let organizer = app.organizer().await;
-    let venue = app.standard_venue(&organizer.token).await;
-    let path = format!("/api/v1/venues/{}/terms", venue.venue_id);
-    let (status, set) = app.put(&path, Some(&organizer.token), &terms(48)).await;
-    assert_eq!(status, StatusCode::OK, "{set}");
-    assert_eq!(set["deposit_due_cents"], 62_500, "{set}");
-
-    let event = app.ready_event(&organizer.token, &venue, 20).await;
-    let booking = app.booking_of(&organizer.token, event).await;
+    let (venue, event, booking) = app.requested_booking(&organizer.token).await;
     assert_eq!(booking["status"], "REQUESTED", "{booking}");
     assert_eq!(booking["deposit_due_cents"], 62_500);
     assert!(booking["requested_until"].is_string(), "{booking}");
@@ -186,12 +192,7 @@ async fn a_deposit_confirms_the_booking_once_and_publishing_waits_for_it() {
 async fn an_attempt_left_pending_is_in_progress_until_its_request_is_surely_gone() {
     let app = spawn_app().await;
     let organizer = app.organizer().await;
-    let venue = app.standard_venue(&organizer.token).await;
-    let path = format!("/api/v1/venues/{}/terms", venue.venue_id);
-    let (status, set) = app.put(&path, Some(&organizer.token), &terms(48)).await;
-    assert_eq!(status, StatusCode::OK, "{set}");
-    let event = app.ready_event(&organizer.token, &venue, 20).await;
-    let booking = app.booking_of(&organizer.token, event).await;
+    let (_, _, booking) = app.requested_booking(&organizer.token).await;
     let booking_id = uuid(&booking["booking_id"]);
     // What a server that died while asking the processor leaves behind: a PENDING attempt.
     let deposit_id = Uuid::new_v4();

@@ -69,19 +69,7 @@ async fn a_slow_processor_opens_the_breaker_checkouts_fail_fast_and_the_room_slo
     .await;
     let organizer = app.organizer().await;
     let (_, event) = app.on_sale_event(&organizer.token).await;
-    // An on-sale with a waiting room admitting 500 a minute.
-    let venue = app.standard_venue(&organizer.token).await;
-    let room_event = app.draft_event(&organizer.token, venue.venue_id, 9).await;
-    let (status, body) = app
-        .set_pricing(&organizer.token, room_event, &standard_pricing(&venue))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = app
-        .set_onsale(&organizer.token, room_event, &onsale_body(-1, 9))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = app.publish(&organizer.token, room_event).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let room_event = app.room_event(&organizer, ROOM).await;
     app.rooms
         .stats(room_event)
         .await
@@ -98,7 +86,7 @@ async fn a_slow_processor_opens_the_breaker_checkouts_fail_fast_and_the_room_slo
             }
         }
     };
-    app.eventually("the room paces at its full rate", at_rate(500.0, 0.0))
+    app.eventually("the room paces at its full rate", at_rate(600.0, 0.0))
         .await;
     assert_eq!(
         app.series("boxoffice_payment_breaker_state").await,
@@ -190,7 +178,7 @@ async fn a_slow_processor_opens_the_breaker_checkouts_fail_fast_and_the_room_slo
     assert_eq!(rows, 0, "no payment was started");
 
     // Meanwhile the room lets buyers in at a tenth of its rate.
-    app.eventually("the room slows to a tenth", at_rate(50.0, 1.0))
+    app.eventually("the room slows to a tenth", at_rate(60.0, 1.0))
         .await;
 
     // The processor recovers: after the pause a probe goes through, the breaker closes,
@@ -209,18 +197,12 @@ async fn a_slow_processor_opens_the_breaker_checkouts_fail_fast_and_the_room_slo
         app.series("boxoffice_payment_breaker_state").await,
         Some(0.0)
     );
-    app.eventually("the room is back to its rate", at_rate(500.0, 0.0))
+    app.eventually("the room is back to its rate", at_rate(600.0, 0.0))
         .await;
 
     // No money without an order: four orders, four captured charges, nothing else kept.
     app.settle_captures().await;
-    let orders: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM orders WHERE event_id = $1 AND status = 'CONFIRMED'",
-    )
-    .bind(event)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let orders = app.confirmed_orders(event).await;
     assert_eq!(orders, 4);
     assert_eq!(app.gateway.captured_cents(), paid_total(&app, event).await);
     let text = app.metrics_text().await;
@@ -316,13 +298,53 @@ async fn a_full_order_queue_answers_orders_busy_and_charges_nothing() {
         }
     }
     app.settle_captures().await;
-    let orders: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM orders WHERE event_id = $1 AND status = 'CONFIRMED'",
-    )
-    .bind(event)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let orders = app.confirmed_orders(event).await;
     assert_eq!(orders, 6);
     assert_eq!(app.gateway.captured_cents(), paid_total(&app, event).await);
+}
+
+#[actix_web::test]
+async fn the_processor_is_slowed_only_by_the_operator_and_only_within_bounds() {
+    let closed = spawn_app().await;
+    let (status, body) = closed
+        .put(
+            "/api/v1/operator/payment-latency",
+            None,
+            &json!({"latency_ms": 10}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+
+    let app = spawn_app_with(|s| s.operator_token = Some("operator-token-for-tests".into())).await;
+    let path = "/api/v1/operator/payment-latency";
+    let (status, body) = app.put(path, None, &json!({"latency_ms": 10})).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    let buyer = app.buyer().await;
+    let (status, body) = app
+        .put(path, Some(&buyer.token), &json!({"latency_ms": 10}))
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+    let operator = Some("operator-token-for-tests");
+    for odd in [
+        json!({"latency_ms": -1}),
+        json!({"latency_ms": 60_001}),
+        json!({"latency_ms": "slow"}),
+        json!({}),
+        json!({"latency_ms": 10, "also": 1}),
+    ] {
+        let (status, body) = app.put(path, operator, &odd).await;
+        assert!(
+            status.is_client_error() && status != StatusCode::NOT_FOUND,
+            "{odd}: {status} {body}"
+        );
+        assert!(body["error"]["code"].is_string(), "{odd}: {body}");
+    }
+    assert_eq!(app.gateway.latency(), StdDuration::ZERO, "nothing changed");
+    let (status, body) = app.put(path, operator, &json!({"latency_ms": 250})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["latency_ms"].as_u64(), body["previous_ms"].as_u64()),
+        (Some(250), Some(0))
+    );
+    assert_eq!(app.gateway.latency(), StdDuration::from_millis(250));
 }

@@ -99,18 +99,7 @@ async fn metrics_scraped_during_a_sale_parse_and_carry_what_the_dashboard_and_al
     let app = spawn_app_with(|s| s.queue_tick = std::time::Duration::from_millis(50)).await;
     let organizer = app.organizer().await;
     let (_, event) = app.on_sale_event(&organizer.token).await;
-    let venue = app.standard_venue(&organizer.token).await;
-    let room_event = app.draft_event(&organizer.token, venue.venue_id, 9).await;
-    let (status, body) = app
-        .set_pricing(&organizer.token, room_event, &standard_pricing(&venue))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = app
-        .set_onsale(&organizer.token, room_event, &onsale_body(-1, 9))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = app.publish(&organizer.token, room_event).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let room_event = app.room_event(&organizer, ROOM).await;
     app.rooms
         .stats(room_event)
         .await
@@ -187,7 +176,7 @@ async fn metrics_scraped_during_a_sale_parse_and_carry_what_the_dashboard_and_al
         "boxoffice_live_bytes_sent_total",
         "boxoffice_live_delta_delay_seconds_bucket",
         &format!("boxoffice_room_waiting{{{room}}}"),
-        &format!("boxoffice_room_admission_target_per_minute{{{room}}} 500"),
+        &format!("boxoffice_room_admission_target_per_minute{{{room}}} 600"),
         &format!("boxoffice_room_drain_eta_seconds{{{room}}}"),
         "boxoffice_leases_held",
         "boxoffice_lease_changes_total",

@@ -357,7 +357,12 @@ impl QueueActor {
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        if !self.prepare() || self.counting {
+        if !self.prepare() {
+            // (Before the sale too: the line grows while nobody is let in.)
+            self.publish(self.clock.now());
+            return;
+        }
+        if self.counting {
             return;
         }
         self.counting = true;

@@ -279,6 +279,17 @@ impl TestApp {
         (venue, event_id)
     }
 
+    /// Confirmed orders of an event, in Postgres.
+    pub async fn confirmed_orders(&self, event_id: Uuid) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM orders WHERE event_id = $1 AND status = 'CONFIRMED'",
+        )
+        .bind(event_id)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     pub async fn hold(&self, token: &str, event_id: Uuid, body: &Value) -> (StatusCode, Value) {
         self.post(
             &format!("/api/v1/events/{event_id}/holds"),
